@@ -1,0 +1,1 @@
+"""segment_pipeline: predictive / intent-based segments on your own event data."""

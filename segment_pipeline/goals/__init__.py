@@ -1,0 +1,1 @@
+"""Goals: target groups, control assignment, models, forecasts and intent buckets."""

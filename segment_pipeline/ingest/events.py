@@ -1,0 +1,226 @@
+"""Loading events into ``analytics.event_snapshots``: incremental, idempotent, all or nothing.
+
+A load for day D takes every source row with ``ts`` before D+1 00:00 that is not in
+the snapshot yet. Rows that break the contract (section 3) go to
+``analytics.rejected_events`` with a reason; if too many do, the whole load is
+refused and nothing of it is kept.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import date, datetime, time, timedelta
+
+import duckdb
+
+from segment_pipeline.ingest.sources import SourceFile
+from segment_pipeline.ingest.staging import STAGED_TABLE_DDL, stage_file
+from segment_pipeline.storage.schema import ensure_tables
+from segment_pipeline.storage.warehouse import ANALYTICS, STATE, transaction
+
+SNAPSHOT = (ANALYTICS, "event_snapshots")
+REJECTED = (ANALYTICS, "rejected_events")
+SOURCE_FILES = (STATE, "source_files")
+
+
+
+# One statement decides every row's fate, whatever format it came from.
+_CLASSIFY = """
+CREATE OR REPLACE TEMP TABLE _classified AS
+WITH typed AS (
+    SELECT file_idx, row_no, source, raw_json,
+           nullif(trim(event_id_raw), '') AS given_id,
+           nullif(trim(user_id_raw), '') AS user_id,
+           nullif(trim(event_name_raw), '') AS event_name,
+           timezone('UTC', ts_value) AS ts,
+           CASE WHEN props_text IS NULL THEN '{}'
+                WHEN json_valid(props_text) THEN
+                    CASE WHEN json_type(CAST(props_text AS JSON)) = 'OBJECT'
+                         THEN CAST(json(props_text) AS VARCHAR) END
+           END AS properties,
+           ts_present, malformed
+    FROM _staged
+), reasoned AS (
+    SELECT *,
+           CASE WHEN malformed IS NOT NULL THEN malformed
+                WHEN user_id IS NULL THEN 'empty user_id'
+                WHEN event_name IS NULL THEN 'empty event_name'
+                WHEN NOT ts_present THEN 'missing ts'
+                WHEN ts IS NULL THEN 'unparseable ts'
+                WHEN properties IS NULL THEN 'properties is not a JSON object'
+           END AS reason
+    FROM typed
+)
+SELECT *,
+       -- Rows without an event_id get one from their content; identical rows stay
+       -- distinct by their order of appearance, so a re-read derives the same ids.
+       coalesce(given_id, 'derived-' || md5(concat_ws(chr(31), user_id, event_name,
+                strftime(ts, '%Y-%m-%dT%H:%M:%S.%f'), properties))
+                || CASE WHEN occurrence > 1 THEN '-' || CAST(occurrence AS VARCHAR) ELSE '' END
+       ) AS event_id
+FROM (
+    SELECT *, row_number() OVER (
+        PARTITION BY given_id IS NULL, user_id, event_name, ts, properties
+        ORDER BY file_idx, row_no) AS occurrence
+    FROM reasoned
+)
+"""
+
+_CANDIDATES = """
+CREATE OR REPLACE TEMP TABLE _new_events AS
+SELECT event_id, user_id, event_name, ts, properties FROM (
+    SELECT *, row_number() OVER (PARTITION BY event_id ORDER BY file_idx, row_no) AS id_rank
+    FROM _classified WHERE reason IS NULL AND ts < ?
+) AS c
+WHERE id_rank = 1
+  AND NOT EXISTS (SELECT 1 FROM analytics.event_snapshots s WHERE s.event_id = c.event_id)
+"""
+
+_NEW_REJECTS = """
+CREATE OR REPLACE TEMP TABLE _new_rejects AS
+SELECT file_idx, row_no, source, reason, raw_json AS raw FROM _classified c
+WHERE reason IS NOT NULL
+  AND NOT EXISTS (SELECT 1 FROM analytics.rejected_events r
+                  WHERE r.source = c.source AND r.raw IS NOT DISTINCT FROM c.raw_json)
+"""
+
+
+class LoadRefused(ValueError):
+    """Too many bad rows: the load is refused and the warehouse is left as it was."""
+
+
+@dataclass(frozen=True)
+class LoadReport:
+    """What one load did, for the run's metadata."""
+
+    snapshot_date: date
+    cutoff: datetime
+    files_read: int
+    files_skipped: int
+    rows_read: int
+    loaded: int
+    rejected: int
+    duplicates_skipped: int
+    already_loaded: int
+    deferred: int
+    reject_reasons: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def reject_rate(self) -> float:
+        considered = self.loaded + self.rejected
+        return self.rejected / considered if considered else 0.0
+
+
+def day_cutoff(day: date) -> datetime:
+    """The first instant after day D: 'as of D' means every event before it."""
+    return datetime.combine(day + timedelta(days=1), time())
+
+
+def _files_to_read(con: duckdb.DuckDBPyConnection, files: list[SourceFile], cutoff: datetime) -> list[SourceFile]:
+    """Skip files unchanged since a load that already took in every row they can give."""
+    done = {
+        path: (size, modified, max_ts, through)
+        for path, size, modified, max_ts, through in con.execute(
+            "SELECT path, size_bytes, modified_ns, max_ts, loaded_through FROM pipeline_state.source_files"
+        ).fetchall()
+    }
+    to_read = []
+    for f in files:
+        seen = done.get(str(f.path))
+        if seen and seen[0] == f.size_bytes and seen[1] == f.modified_ns:
+            _, _, max_ts, through = seen
+            if cutoff <= through or max_ts is None or max_ts < through:
+                continue
+        to_read.append(f)
+    return to_read
+
+
+def _refusal_message(con: duckdb.DuckDBPyConnection, files: list[SourceFile], report: LoadReport, max_rate: float) -> str:
+    worst = con.execute(
+        """SELECT file_idx, count(*) AS n, mode(reason) AS reason, min(row_no) AS first_row
+           FROM _new_rejects GROUP BY file_idx ORDER BY n DESC, file_idx LIMIT 3"""
+    ).fetchall()
+    lines = [
+        f"Refused the event load as of {report.snapshot_date}: {report.rejected:,} of "
+        f"{report.loaded + report.rejected:,} new rows ({report.reject_rate:.1%}) are bad, above "
+        f"SEGMENT_PIPELINE_MAX_REJECT_RATE={max_rate:g}. Nothing of this load was kept."
+    ]
+    for file_idx, n, reason, first_row in worst:
+        lines.append(f"  {files[file_idx].path}: {n:,} bad rows, commonest reason '{reason}' (first at row {first_row})")
+    lines.append("Fix those rows at the source, or raise SEGMENT_PIPELINE_MAX_REJECT_RATE if they are expected.")
+    return "\n".join(lines)
+
+
+def load_events(
+    con: duckdb.DuckDBPyConnection,
+    files: list[SourceFile],
+    *,
+    snapshot_date: date,
+    max_reject_rate: float,
+) -> LoadReport:
+    """Bring ``event_snapshots`` up to date as of ``snapshot_date``, in one transaction."""
+    cutoff = day_cutoff(snapshot_date)
+    ensure_tables(con, SNAPSHOT, REJECTED, SOURCE_FILES)
+    with transaction(con):
+        to_read = _files_to_read(con, files, cutoff)
+        con.execute(f"CREATE OR REPLACE TEMP TABLE _staged ({STAGED_TABLE_DDL})")
+        for f in to_read:
+            stage_file(con, f, "_staged")
+            con.execute("UPDATE _staged SET file_idx = ? WHERE file_idx IS NULL", [files.index(f)])
+        # file_idx indexes ``files`` (not ``to_read``) so messages can name the file.
+        con.execute(_CLASSIFY)
+        con.execute(_CANDIDATES, [cutoff])
+        con.execute(_NEW_REJECTS)
+
+        rows_read, valid_before_cutoff, distinct_before_cutoff, deferred = con.execute(
+            """SELECT count(*),
+                      count(*) FILTER (WHERE reason IS NULL AND ts < ?),
+                      count(DISTINCT event_id) FILTER (WHERE reason IS NULL AND ts < ?),
+                      count(*) FILTER (WHERE reason IS NULL AND ts >= ?)
+               FROM _classified""",
+            [cutoff, cutoff, cutoff],
+        ).fetchone()
+        loaded = con.execute("SELECT count(*) FROM _new_events").fetchone()[0]
+        reasons = dict(con.execute("SELECT reason, count(*) FROM _new_rejects GROUP BY 1 ORDER BY 2 DESC").fetchall())
+        report = LoadReport(
+            snapshot_date=snapshot_date,
+            cutoff=cutoff,
+            files_read=len(to_read),
+            files_skipped=len(files) - len(to_read),
+            rows_read=rows_read,
+            loaded=loaded,
+            rejected=sum(reasons.values()),
+            duplicates_skipped=valid_before_cutoff - distinct_before_cutoff,
+            already_loaded=distinct_before_cutoff - loaded,
+            deferred=deferred,
+            reject_reasons=dict(Counter(reasons).most_common()),
+        )
+        if report.reject_rate > max_reject_rate:
+            raise LoadRefused(_refusal_message(con, files, report, max_reject_rate))
+
+        con.execute(
+            "INSERT INTO analytics.event_snapshots SELECT event_id, user_id, event_name, ts, properties, ? FROM _new_events ORDER BY ts",
+            [snapshot_date],
+        )
+        con.execute(
+            "INSERT INTO analytics.rejected_events SELECT ?, source, reason, raw FROM _new_rejects ORDER BY file_idx, row_no",
+            [snapshot_date],
+        )
+        max_ts_by_file = dict(
+            con.execute("SELECT file_idx, max(ts) FILTER (WHERE reason IS NULL) FROM _classified GROUP BY 1").fetchall()
+        )
+        for f in to_read:
+            con.execute(
+                """INSERT INTO pipeline_state.source_files VALUES (?, ?, ?, ?, ?)
+                   ON CONFLICT (path) DO UPDATE SET size_bytes = excluded.size_bytes,
+                       modified_ns = excluded.modified_ns, max_ts = excluded.max_ts,
+                       loaded_through = CASE WHEN source_files.size_bytes = excluded.size_bytes
+                                              AND source_files.modified_ns = excluded.modified_ns
+                                         THEN greatest(source_files.loaded_through, excluded.loaded_through)
+                                         ELSE excluded.loaded_through END""",
+                [str(f.path), f.size_bytes, f.modified_ns, max_ts_by_file.get(files.index(f)), cutoff],
+            )
+        for table in ("_staged", "_classified", "_new_events", "_new_rejects"):
+            con.execute(f"DROP TABLE {table}")
+    return report

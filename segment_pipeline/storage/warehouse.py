@@ -1,0 +1,62 @@
+"""DuckDB access: one file holds every table; writes happen in transactions.
+
+DuckDB allows one writing process at a time, so the Dagster job runs its steps in
+one process and the run queue lets one run at a time touch the warehouse.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import duckdb
+
+ANALYTICS = "analytics"
+STATE = "pipeline_state"
+
+
+def quote_ident(name: str) -> str:
+    """Quote an identifier (table, column) so any user-given name is inert."""
+    return '"' + name.replace('"', '""') + '"'
+
+
+def table_ref(schema: str, table: str) -> str:
+    return f"{quote_ident(schema)}.{quote_ident(table)}"
+
+
+@contextmanager
+def connect(path: Path | str, *, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
+    """Open the warehouse with the settings every query here assumes (UTC times)."""
+    path = Path(path)
+    if not read_only:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    con = duckdb.connect(str(path), read_only=read_only)
+    try:
+        con.execute("SET TimeZone = 'UTC'")
+        if not read_only:
+            con.execute(f"CREATE SCHEMA IF NOT EXISTS {quote_ident(ANALYTICS)}")
+            con.execute(f"CREATE SCHEMA IF NOT EXISTS {quote_ident(STATE)}")
+        yield con
+    finally:
+        con.close()
+
+
+@contextmanager
+def transaction(con: duckdb.DuckDBPyConnection) -> Iterator[duckdb.DuckDBPyConnection]:
+    """All or nothing: an exception (or a crash) leaves the warehouse as it was."""
+    con.execute("BEGIN TRANSACTION")
+    try:
+        yield con
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
+    con.execute("COMMIT")
+
+
+def table_exists(con: duckdb.DuckDBPyConnection, schema: str, table: str) -> bool:
+    row = con.execute(
+        "SELECT count(*) FROM information_schema.tables WHERE table_schema = ? AND table_name = ?",
+        [schema, table],
+    ).fetchone()
+    return bool(row and row[0])
