@@ -1,0 +1,123 @@
+"""The door of the pipeline: events and profiles loaded into the warehouse, bad rows kept aside."""
+
+
+import dagster as dg
+
+from segment_pipeline.defs.constants import DUCKDB_KIND, INGEST_GROUP, KEY_PREFIX
+from segment_pipeline.defs.partitions import daily_partitions, run_days
+from segment_pipeline.defs.previews import table_preview
+from segment_pipeline.defs.resources import EventSourcesResource, WarehouseResource
+from segment_pipeline.ingest.events import load_events
+from segment_pipeline.ingest.profiles import load_profiles
+
+EVENT_SNAPSHOTS = dg.AssetKey([KEY_PREFIX, "event_snapshots"])
+REJECTED_EVENTS = dg.AssetKey([KEY_PREFIX, "rejected_events"])
+PROFILES = dg.AssetKey([KEY_PREFIX, "profiles"])
+
+
+@dg.multi_asset(
+    specs=[
+        dg.AssetSpec(
+            EVENT_SNAPSHOTS,
+            description=(
+                "Every valid event with ts before the end of the partition's day, loaded once "
+                "(by event_id) from SEGMENT_PIPELINE_EVENTS or the demo generator. "
+                "snapshot_date is the day of the run that loaded the row."
+            ),
+            group_name=INGEST_GROUP,
+            kinds={"duckdb"},
+        ),
+        dg.AssetSpec(
+            REJECTED_EVENTS,
+            description=(
+                "Source rows that broke the input contract (empty user_id or event_name, "
+                "missing or unparseable ts, properties not a JSON object, malformed lines), "
+                "each with its file:row and reason. Never silently dropped."
+            ),
+            group_name=INGEST_GROUP,
+            kinds={"duckdb"},
+        ),
+    ],
+    partitions_def=daily_partitions,
+    backfill_policy=dg.BackfillPolicy.single_run(),
+    can_subset=False,
+)
+def event_snapshots(
+    context: dg.AssetExecutionContext, warehouse: WarehouseResource, sources: EventSourcesResource
+):
+    as_of = run_days(context)[-1]
+    files = sources.event_files()
+    with warehouse.connect() as con:
+        report = load_events(con, files, snapshot_date=as_of, max_reject_rate=sources.max_reject_rate)
+        total, users = con.execute(
+            "SELECT count(*), count(DISTINCT user_id) FROM analytics.event_snapshots"
+        ).fetchone()
+        total_rejected = con.execute("SELECT count(*) FROM analytics.rejected_events").fetchone()[0]
+        preview = table_preview(
+            con, "SELECT * FROM analytics.event_snapshots WHERE snapshot_date = ? ORDER BY ts DESC LIMIT 10", [as_of]
+        )
+        rejects_preview = table_preview(
+            con, "SELECT * FROM analytics.rejected_events WHERE snapshot_date = ? LIMIT 10", [as_of]
+        )
+    context.log.info(
+        f"Loaded {report.loaded:,} events as of {as_of}, rejected {report.rejected:,} "
+        f"({report.reject_rate:.3%}); skipped {report.files_skipped} unchanged files"
+    )
+    yield dg.MaterializeResult(
+        asset_key=EVENT_SNAPSHOTS,
+        metadata={
+            "as_of": str(as_of),
+            "loaded_rows": report.loaded,
+            "dagster/row_count": total,
+            "users": users,
+            "files_read": report.files_read,
+            "files_skipped_unchanged": report.files_skipped,
+            "rows_read": report.rows_read,
+            "duplicate_event_ids_skipped": report.duplicates_skipped,
+            "already_loaded": report.already_loaded,
+            "deferred_after_day": report.deferred,
+            "source": "demo generator" if sources.uses_demo else str(sources.events),
+            "preview": dg.MetadataValue.md(preview),
+        },
+    )
+    yield dg.MaterializeResult(
+        asset_key=REJECTED_EVENTS,
+        metadata={
+            "rejected_rows": report.rejected,
+            "reject_rate": round(report.reject_rate, 6),
+            "max_reject_rate": sources.max_reject_rate,
+            "reasons": dg.MetadataValue.json(report.reject_reasons),
+            "dagster/row_count": total_rejected,
+            "preview": dg.MetadataValue.md(rejects_preview),
+        },
+    )
+
+
+@dg.asset(
+    key=PROFILES,
+    group_name=INGEST_GROUP,
+    kinds={"duckdb"},
+    partitions_def=daily_partitions,
+    backfill_policy=dg.BackfillPolicy.single_run(),
+)
+def profiles(
+    context: dg.AssetExecutionContext, warehouse: WarehouseResource, sources: EventSourcesResource
+) -> dg.MaterializeResult:
+    """User profiles as they are now (one row per user_id, one column per property), replacing
+    the previous state; segments test their properties. Rows without a user_id are rejected."""
+    as_of = run_days(context)[-1]
+    files = sources.profile_files()
+    with warehouse.connect() as con:
+        report = load_profiles(con, files, snapshot_date=as_of)
+        preview = table_preview(con, "SELECT * FROM analytics.profiles LIMIT 10")
+    return dg.MaterializeResult(
+        metadata={
+            "dagster/row_count": report.profiles,
+            "properties": dg.MetadataValue.json(report.properties),
+            "rows_read": report.rows_read,
+            "duplicate_user_rows": report.duplicate_rows,
+            "rejected_rows": report.rejected,
+            "files": dg.MetadataValue.json([str(f.path) for f in files]),
+            "preview": dg.MetadataValue.md(preview),
+        }
+    )

@@ -1,0 +1,75 @@
+"""Resources: the warehouse and the event sources, chosen from the environment in one place."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import dagster as dg
+import duckdb
+
+from segment_pipeline.demo.generator import DemoSpec, generate_demo
+from segment_pipeline.ingest.sources import SourceFile, discover
+from segment_pipeline.settings import load_settings
+from segment_pipeline.storage import warehouse
+
+
+class WarehouseResource(dg.ConfigurableResource):
+    """The DuckDB file that holds every ``analytics`` table."""
+
+    path: str
+
+    @contextmanager
+    def connect(self, *, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
+        with warehouse.connect(Path(self.path), read_only=read_only) as con:
+            yield con
+
+
+class EventSourcesResource(dg.ConfigurableResource):
+    """Where events and profiles come from: your files, or the built-in demo generator."""
+
+    events: str | None = None
+    profiles: str | None = None
+    demo_dir: str
+    demo_users: int = DemoSpec().users
+    demo_days: int = DemoSpec().days
+    max_reject_rate: float = 0.01
+
+    @property
+    def uses_demo(self) -> bool:
+        return self.events is None
+
+    def _demo(self):
+        spec = DemoSpec(users=self.demo_users, days=self.demo_days)
+        return generate_demo(Path(self.demo_dir), spec)
+
+    def event_files(self) -> list[SourceFile]:
+        if self.uses_demo:
+            return discover(self._demo().events_glob, env_var="SEGMENT_PIPELINE_EVENTS (demo)")
+        return discover(self.events, env_var="SEGMENT_PIPELINE_EVENTS")
+
+    def profile_files(self) -> list[SourceFile]:
+        if self.profiles is not None:
+            return discover(self.profiles, env_var="SEGMENT_PIPELINE_PROFILES")
+        if self.uses_demo:
+            return discover(str(self._demo().profiles_path), env_var="SEGMENT_PIPELINE_PROFILES (demo)")
+        return []
+
+
+def default_resources() -> dict[str, dg.ConfigurableResource]:
+    settings = load_settings()
+    return {
+        "warehouse": WarehouseResource(path=str(settings.warehouse)),
+        "sources": EventSourcesResource(
+            events=settings.events,
+            profiles=settings.profiles,
+            demo_dir=str(settings.demo_dir),
+            max_reject_rate=settings.max_reject_rate,
+        ),
+    }
+
+
+@dg.definitions
+def resources() -> dg.Definitions:
+    return dg.Definitions(resources=default_resources())
