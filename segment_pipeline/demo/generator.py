@@ -30,7 +30,11 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from segment_pipeline.demo.behaviour import SessionPlan, plan_daily_sessions, session_events
+from segment_pipeline.demo.behaviour import (
+    SessionPlan,
+    plan_daily_sessions,
+    session_events,
+)
 from segment_pipeline.demo.frames import RAW_SCHEMA, labels
 from segment_pipeline.demo.lifecycle import GOAL_CAMPAIGN_DAY, build_lifecycle
 from segment_pipeline.demo.population import CITIES, OSES, PLANS, build_population

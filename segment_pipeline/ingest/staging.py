@@ -139,7 +139,7 @@ def _stage_csv(con: duckdb.DuckDBPyConnection, source: SourceFile, target: str) 
     )
     # Lines the CSV reader could not split are rejects too, never silently skipped.
     con.execute(
-        _INSERT.format(target=target) + f"""
+        _INSERT.format(target=target) + """
         SELECT ? || ':' || CAST(line AS VARCHAR), line, any_value(csv_line),
                NULL, NULL, NULL, false, NULL, NULL,
                'malformed csv line: ' || lower(any_value(error_type))

@@ -3,7 +3,8 @@
 
 import dagster as dg
 
-from segment_pipeline.defs.constants import DUCKDB_KIND, INGEST_GROUP, KEY_PREFIX
+from segment_pipeline.defs.constants import INGEST_GROUP, KEY_PREFIX
+from segment_pipeline.defs.failures import input_errors_as_failures
 from segment_pipeline.defs.partitions import daily_partitions, run_days
 from segment_pipeline.defs.previews import table_preview
 from segment_pipeline.defs.resources import EventSourcesResource, WarehouseResource
@@ -46,8 +47,8 @@ def event_snapshots(
     context: dg.AssetExecutionContext, warehouse: WarehouseResource, sources: EventSourcesResource
 ):
     as_of = run_days(context)[-1]
-    files = sources.event_files()
-    with warehouse.connect() as con:
+    with warehouse.connect() as con, input_errors_as_failures():
+        files = sources.event_files()
         report = load_events(con, files, snapshot_date=as_of, max_reject_rate=sources.max_reject_rate)
         total, users = con.execute(
             "SELECT count(*), count(DISTINCT user_id) FROM analytics.event_snapshots"
@@ -106,8 +107,8 @@ def profiles(
     """User profiles as they are now (one row per user_id, one column per property), replacing
     the previous state; segments test their properties. Rows without a user_id are rejected."""
     as_of = run_days(context)[-1]
-    files = sources.profile_files()
-    with warehouse.connect() as con:
+    with warehouse.connect() as con, input_errors_as_failures():
+        files = sources.profile_files()
         report = load_profiles(con, files, snapshot_date=as_of)
         preview = table_preview(con, "SELECT * FROM analytics.profiles LIMIT 10")
     return dg.MaterializeResult(

@@ -1,0 +1,24 @@
+"""Fixtures for running the real Dagster graph on a small demo in a temp folder."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from segment_pipeline.defs.resources import EventSourcesResource, WarehouseResource
+
+SMALL_DEMO = {"demo_users": 400, "demo_days": 60}
+SMALL_DEMO_DAY = "2026-02-27"
+
+
+def small_demo_resources(tmp: Path, **sources) -> dict:
+    return {
+        "warehouse": WarehouseResource(path=str(tmp / "warehouse.duckdb")),
+        "sources": EventSourcesResource(demo_dir=str(tmp / "demo"), **{**SMALL_DEMO, **sources}),
+    }
+
+
+@pytest.fixture
+def demo_resources(tmp_path: Path) -> dict:
+    return small_demo_resources(tmp_path)

@@ -1,0 +1,89 @@
+"""The whole graph, materialized for real on a small demo (and on bad files) in a temp folder."""
+
+from __future__ import annotations
+
+import json
+
+import dagster as dg
+import duckdb
+import pytest
+
+from segment_pipeline.definitions import defs
+from segment_pipeline_tests.conftest import make_events, write_events
+from segment_pipeline_tests.defs.conftest import SMALL_DEMO_DAY, small_demo_resources
+
+ASSETS = list(defs.assets or [])
+CHECKS = list(defs.asset_checks or [])
+
+
+def table_dump(path) -> dict[str, list]:
+    with duckdb.connect(str(path), read_only=True) as con:
+        tables = [r[0] for r in con.execute(
+            "SELECT table_name FROM information_schema.tables WHERE table_schema = 'analytics' ORDER BY 1").fetchall()]
+        return {t: sorted(map(repr, con.execute(f'SELECT * FROM analytics."{t}"').fetchall())) for t in tables}
+
+
+def run(resources: dict, day: str = SMALL_DEMO_DAY, raise_on_error: bool = True) -> dg.ExecuteInProcessResult:
+    return dg.materialize(ASSETS + CHECKS, resources=resources, partition_key=day, raise_on_error=raise_on_error)
+
+
+def test_full_graph_on_the_demo_is_complete_and_rerunning_the_day_changes_nothing(tmp_path):
+    resources = small_demo_resources(tmp_path)
+    result = run(resources)
+    assert result.success
+    warehouse = tmp_path / "warehouse.duckdb"
+    first = table_dump(warehouse)
+    assert {"event_snapshots", "rejected_events", "profiles"} <= set(first)
+    assert len(first["event_snapshots"]) > 5_000 and len(first["profiles"]) > 300
+    with duckdb.connect(str(warehouse), read_only=True) as con:
+        max_ts = con.execute("SELECT max(ts) FROM analytics.event_snapshots").fetchone()[0]
+    assert max_ts.isoformat() < "2026-02-28"  # nothing after the partition's day
+
+    meta = result.asset_materializations_for_node("event_snapshots")[0].metadata
+    assert meta["loaded_rows"].value == len(first["event_snapshots"])
+    assert "| event_id |" in meta["preview"].value
+
+    assert run(resources).success
+    assert table_dump(warehouse) == first
+
+
+def test_the_next_day_loads_only_that_day(tmp_path):
+    resources = small_demo_resources(tmp_path)
+    run(resources, "2026-02-20")
+    result = run(resources, "2026-02-21")
+    loaded = result.asset_materializations_for_node("event_snapshots")[0].metadata["loaded_rows"].value
+    with duckdb.connect(str(tmp_path / "warehouse.duckdb"), read_only=True) as con:
+        per_day = con.execute(
+            "SELECT count(*) FROM analytics.event_snapshots WHERE snapshot_date = '2026-02-21'").fetchone()[0]
+        outside = con.execute(
+            "SELECT count(*) FROM analytics.event_snapshots WHERE snapshot_date = '2026-02-21' "
+            "AND ts::DATE <> '2026-02-21'").fetchone()[0]
+    assert loaded == per_day > 0 and outside == 0
+
+
+def test_a_bad_file_fails_the_run_by_name_and_writes_nothing(tmp_path):
+    src = tmp_path / "events"
+    write_events(src / "good.ndjson", make_events(500, prefix="g"))
+    resources = small_demo_resources(tmp_path, events=str(src / "*"))
+    assert run(resources, "2026-01-05").success
+    before = table_dump(tmp_path / "warehouse.duckdb")
+
+    bad = make_events(90, prefix="x") + [
+        {"user_id": "", "event_name": "login", "ts": "2026-01-02T00:00:00", "properties": json.dumps({})}
+        for _ in range(10)
+    ]
+    write_events(src / "export_0106.ndjson", bad)
+    result = run(resources, "2026-01-06", raise_on_error=False)
+    assert not result.success
+    failure = next(e for e in result.all_events if e.is_step_failure)
+    message = failure.step_failure_data.user_failure_data.description
+    assert "export_0106.ndjson" in message and "empty user_id" in message
+    assert table_dump(tmp_path / "warehouse.duckdb") == before
+
+
+@pytest.mark.parametrize("variable", ["SEGMENT_PIPELINE_MAX_REJECT_RATE"])
+def test_bad_settings_fail_with_the_variable_named(monkeypatch, variable):
+    from segment_pipeline.settings import SettingsError, load_settings
+
+    with pytest.raises(SettingsError, match=variable):
+        load_settings({variable: "lots"})
