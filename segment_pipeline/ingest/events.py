@@ -30,9 +30,10 @@ _CLASSIFY = """
 CREATE OR REPLACE TEMP TABLE _classified AS
 WITH typed AS (
     SELECT file_idx, row_no, source, raw_json,
-           nullif(trim(event_id_raw), '') AS given_id,
-           nullif(trim(user_id_raw), '') AS user_id,
-           nullif(trim(event_name_raw), '') AS event_name,
+           -- Blank (whitespace only, tabs included) counts as empty.
+           CASE WHEN regexp_matches(event_id_raw, '[^[:space:]]') THEN trim(event_id_raw) END AS given_id,
+           CASE WHEN regexp_matches(user_id_raw, '[^[:space:]]') THEN trim(user_id_raw) END AS user_id,
+           CASE WHEN regexp_matches(event_name_raw, '[^[:space:]]') THEN trim(event_name_raw) END AS event_name,
            timezone('UTC', ts_value) AS ts,
            CASE WHEN props_text IS NULL THEN '{}'
                 WHEN json_valid(props_text) THEN

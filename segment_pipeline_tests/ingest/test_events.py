@@ -16,7 +16,7 @@ DAY = date(2026, 1, 5)
 
 BAD_ROWS = [
     {"event_id": "b1", "user_id": "", "event_name": "login", "ts": "2026-01-01T00:00:00", "properties": "{}"},
-    {"event_id": "b2", "user_id": "u1", "event_name": " ", "ts": "2026-01-01T00:00:00", "properties": "{}"},
+    {"event_id": "b2", "user_id": "u1", "event_name": " \t", "ts": "2026-01-01T00:00:00", "properties": "{}"},
     {"event_id": "b3", "user_id": "u1", "event_name": "login", "ts": "yesterday", "properties": "{}"},
     {"event_id": "b4", "user_id": "u1", "event_name": "login", "ts": "", "properties": "{}"},
     {"event_id": "b5", "user_id": "u1", "event_name": "login", "ts": "2026-01-01T00:00:00", "properties": "[1, 2]"},

@@ -1,0 +1,97 @@
+"""Great Expectations checks on the events each run loads, before anything downstream reads them."""
+
+from datetime import datetime, timedelta
+
+import dagster as dg
+
+from segment_pipeline.defs.ingest.assets import EVENT_SNAPSHOTS
+from segment_pipeline.defs.partitions import daily_partitions, run_days
+from segment_pipeline.defs.resources import WarehouseResource
+from segment_pipeline.ingest.events import day_cutoff
+from segment_pipeline.quality.snapshot_suite import (
+    SuiteOutcome,
+    check_daily_volume,
+    check_required_columns,
+    check_timestamp_range,
+    check_unique_event_ids,
+)
+
+REQUIRED_COLUMNS_CHECK = "required_columns_present"
+TIMESTAMP_RANGE_CHECK = "timestamps_inside_loaded_range"
+UNIQUE_IDS_CHECK = "event_ids_unique"
+DAILY_VOLUME_CHECK = "daily_volume_normal"
+
+# Anything earlier is a parsing accident (epoch zero, a two-digit year), not real history.
+EARLIEST_PLAUSIBLE_TS = datetime(2000, 1, 1)
+VOLUME_TRAILING_DAYS = 7
+
+_SLICE_SQL = """
+SELECT s.event_id, s.user_id, s.event_name, s.ts, CAST(s.properties AS VARCHAR) AS properties,
+       o.id_occurrences
+FROM analytics.event_snapshots s
+JOIN (SELECT event_id, count(*) AS id_occurrences FROM analytics.event_snapshots
+      WHERE event_id IN (SELECT event_id FROM analytics.event_snapshots WHERE snapshot_date BETWEEN ? AND ?)
+      GROUP BY event_id) o USING (event_id)
+WHERE s.snapshot_date BETWEEN ? AND ?
+"""
+
+_DAILY_COUNTS_SQL = """
+SELECT CAST(ts AS DATE) AS day, count(*) FROM analytics.event_snapshots
+WHERE ts >= ? AND ts < ? GROUP BY 1
+"""
+
+
+def _result(check_name: str, outcome: SuiteOutcome) -> dg.AssetCheckResult:
+    return dg.AssetCheckResult(
+        asset_key=EVENT_SNAPSHOTS,
+        check_name=check_name,
+        passed=outcome.success,
+        severity=dg.AssetCheckSeverity.ERROR,
+        description=outcome.summary(),
+        metadata=outcome.as_metadata(),
+    )
+
+
+@dg.multi_asset_check(
+    specs=[
+        dg.AssetCheckSpec(REQUIRED_COLUMNS_CHECK, asset=EVENT_SNAPSHOTS, partitions_def=daily_partitions, blocking=True,
+                          description="Every loaded event has an id, a non-blank user and event name, a time and properties."),
+        dg.AssetCheckSpec(TIMESTAMP_RANGE_CHECK, asset=EVENT_SNAPSHOTS, partitions_def=daily_partitions, blocking=True,
+                          description="Every loaded event is before the end of the run's day and after 2000-01-01."),
+        dg.AssetCheckSpec(UNIQUE_IDS_CHECK, asset=EVENT_SNAPSHOTS, partitions_def=daily_partitions, blocking=True,
+                          description="Every event_id is in the snapshot once."),
+        dg.AssetCheckSpec(DAILY_VOLUME_CHECK, asset=EVENT_SNAPSHOTS, partitions_def=daily_partitions, blocking=False,
+                          description="The day's event count is within 50% of the trailing 7 days' mean."),
+    ],
+)
+def event_snapshot_quality(context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource):
+    """One fetch of the rows this run loaded, validated by the Great Expectations suites."""
+    days = run_days(context)
+    first, last = days[0], days[-1]
+    with warehouse.connect(read_only=True) as con:
+        loaded = con.execute(_SLICE_SQL, [first, last, first, last]).df()
+        since = last - timedelta(days=VOLUME_TRAILING_DAYS)
+        counts = dict(con.execute(_DAILY_COUNTS_SQL, [since, day_cutoff(last)]).fetchall())
+        first_day = con.execute("SELECT CAST(min(ts) AS DATE) FROM analytics.event_snapshots").fetchone()[0]
+
+    yield _result(REQUIRED_COLUMNS_CHECK, check_required_columns(loaded))
+    yield _result(
+        TIMESTAMP_RANGE_CHECK,
+        check_timestamp_range(loaded, min_ts=EARLIEST_PLAUSIBLE_TS, max_ts_exclusive=day_cutoff(last)),
+    )
+    yield _result(UNIQUE_IDS_CHECK, check_unique_event_ids(loaded))
+    # Days before the first event are not history, so they don't drag the mean to zero.
+    trailing = [
+        counts.get(since + timedelta(days=i), 0)
+        for i in range(VOLUME_TRAILING_DAYS)
+        if first_day is not None and since + timedelta(days=i) >= first_day
+    ]
+    volume = check_daily_volume(counts.get(last, 0), trailing)
+    yield dg.AssetCheckResult(
+        asset_key=EVENT_SNAPSHOTS,
+        check_name=DAILY_VOLUME_CHECK,
+        passed=volume.success,
+        severity=dg.AssetCheckSeverity.WARN,
+        description=volume.summary(),
+        metadata=volume.as_metadata(),
+    )
