@@ -61,10 +61,11 @@ SELECT *,
                 || CASE WHEN occurrence > 1 THEN '-' || CAST(occurrence AS VARCHAR) ELSE '' END
        ) AS event_id
 FROM (
+    SELECT *, 1 AS occurrence FROM reasoned WHERE given_id IS NOT NULL
+    UNION ALL
     SELECT *, row_number() OVER (
-        PARTITION BY given_id IS NULL, user_id, event_name, ts, properties
-        ORDER BY file_idx, row_no) AS occurrence
-    FROM reasoned
+        PARTITION BY user_id, event_name, ts, properties ORDER BY file_idx, row_no) AS occurrence
+    FROM reasoned WHERE given_id IS NULL
 )
 """
 
@@ -167,9 +168,8 @@ def load_events(
         to_read = _files_to_read(con, files, cutoff)
         con.execute(f"CREATE OR REPLACE TEMP TABLE _staged ({STAGED_TABLE_DDL})")
         for f in to_read:
-            stage_file(con, f, "_staged")
-            con.execute("UPDATE _staged SET file_idx = ? WHERE file_idx IS NULL", [files.index(f)])
-        # file_idx indexes ``files`` (not ``to_read``) so messages can name the file.
+            # file_idx indexes ``files`` (not ``to_read``) so messages can name the file.
+            stage_file(con, f, "_staged", files.index(f))
         con.execute(_CLASSIFY)
         con.execute(_CANDIDATES, [cutoff])
         con.execute(_NEW_REJECTS)

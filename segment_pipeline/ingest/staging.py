@@ -28,7 +28,7 @@ EVENT_COLUMNS = ("event_id", "user_id", "event_name", "ts", "properties")
 REQUIRED_COLUMNS = ("user_id", "event_name", "ts")
 STAGED_FIELDS = (
     "source", "row_no", "raw_json", "event_id_raw", "user_id_raw", "event_name_raw",
-    "ts_present", "ts_value", "props_text", "malformed",
+    "ts_present", "ts_value", "props_text", "malformed", "file_idx",
 )
 STAGED_TABLE_DDL = """
     source VARCHAR, row_no BIGINT, raw_json VARCHAR, event_id_raw VARCHAR, user_id_raw VARCHAR,
@@ -93,7 +93,8 @@ def _parquet_select(con: duckdb.DuckDBPyConnection, source: SourceFile) -> tuple
                {quote_ident('ts')} IS NOT NULL AS ts_present,
                {_ts(col['ts'], types.get('ts'))} AS ts_value,
                {_props(col['properties'], types.get('properties'))} AS props_text,
-               NULL::VARCHAR AS malformed
+               NULL::VARCHAR AS malformed,
+               getvariable('sp_file_idx') AS file_idx
         FROM read_parquet(?, file_row_number = true)
     """
     return sql, [str(source.path), str(source.path)]
@@ -133,7 +134,7 @@ def _stage_csv(con: duckdb.DuckDBPyConnection, source: SourceFile, target: str) 
                nullif(trim({field('ts')}), '') IS NOT NULL,
                try_cast(trim({field('ts')}) AS TIMESTAMPTZ),
                nullif(trim({field('properties')}), ''),
-               NULL
+               NULL, getvariable('sp_file_idx')
         FROM (SELECT *, rowid - (SELECT min(rowid) FROM _csv_rows) + 1 AS record_no FROM _csv_rows)""",
         [str(source.path)],
     )
@@ -142,7 +143,7 @@ def _stage_csv(con: duckdb.DuckDBPyConnection, source: SourceFile, target: str) 
         _INSERT.format(target=target) + """
         SELECT ? || ':' || CAST(line AS VARCHAR), line, any_value(csv_line),
                NULL, NULL, NULL, false, NULL, NULL,
-               'malformed csv line: ' || lower(any_value(error_type))
+               'malformed csv line: ' || lower(any_value(error_type)), getvariable('sp_file_idx')
         FROM _csv_rejects GROUP BY line""",
         [str(source.path)],
     )
@@ -183,15 +184,17 @@ def _stage_ndjson(con: duckdb.DuckDBPyConnection, source: SourceFile, target: st
                CASE WHEN NOT is_object OR {get('properties')} IS NULL OR json_type({get('properties')}) = 'NULL' THEN NULL
                     WHEN json_type({get('properties')}) = 'VARCHAR' THEN {text('properties')}
                     ELSE CAST({get('properties')} AS VARCHAR) END,
-               CASE WHEN NOT is_object THEN 'malformed json line' END
+               CASE WHEN NOT is_object THEN 'malformed json line' END,
+               getvariable('sp_file_idx')
         FROM parsed
     """
     con.execute(_INSERT.format(target=target) + sql, [str(source.path)])
     con.execute("DROP TABLE _ndjson_lines")
 
 
-def stage_file(con: duckdb.DuckDBPyConnection, source: SourceFile, target: str) -> None:
+def stage_file(con: duckdb.DuckDBPyConnection, source: SourceFile, target: str, file_idx: int) -> None:
     """Append one file's rows, in the staging shape, to the temp table ``target``."""
+    con.execute("SET VARIABLE sp_file_idx = ?", [file_idx])
     try:
         if source.format == "csv":
             _stage_csv(con, source, target)

@@ -1,0 +1,1 @@
+"""Segment outputs: memberships per day, tag history, overlaps, score trees."""

@@ -1,0 +1,129 @@
+"""Segment memberships per day, and segment tags as their history.
+
+``segment_memberships`` holds who was in each segment as of each evaluated day.
+``segment_tags`` turns that into intervals: a tag opens (``created_at``) on the first
+evaluated day a user is in a segment and closes (``removed_at``) on the first
+evaluated day the user is out again; re-entry opens a new row. Times are the as-of
+days (00:00 UTC), so a tag joins back to ``segment_memberships.as_of_date``.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+
+import duckdb
+
+from segment_pipeline.storage.warehouse import ANALYTICS
+
+MEMBERSHIPS = (ANALYTICS, "segment_memberships")
+TAGS = (ANALYTICS, "segment_tags")
+OVERLAPS = (ANALYTICS, "segment_overlaps")
+
+DDL = {
+    MEMBERSHIPS: "as_of_date DATE NOT NULL, segment_name VARCHAR NOT NULL, user_id VARCHAR NOT NULL",
+    TAGS: "user_id VARCHAR NOT NULL, segment_name VARCHAR NOT NULL, created_at TIMESTAMP NOT NULL, removed_at TIMESTAMP",
+    OVERLAPS: "as_of_date DATE NOT NULL, segment_a VARCHAR NOT NULL, segment_b VARCHAR NOT NULL, users BIGINT NOT NULL",
+}
+
+# Tags rebuilt from the whole membership history: islands of consecutive evaluated days.
+_REBUILD_TAGS = """
+CREATE OR REPLACE TEMP TABLE _rebuilt_tags AS
+WITH days AS (
+    SELECT segment_name, as_of_date, row_number() OVER (PARTITION BY segment_name ORDER BY as_of_date) AS day_idx
+    FROM (SELECT DISTINCT segment_name, as_of_date FROM analytics.segment_memberships
+          UNION SELECT DISTINCT segment_name, as_of_date FROM pipeline_state.segment_evaluations)
+), member_days AS (
+    SELECT m.segment_name, m.user_id, d.day_idx,
+           d.day_idx - row_number() OVER (PARTITION BY m.segment_name, m.user_id ORDER BY d.day_idx) AS island
+    FROM analytics.segment_memberships m JOIN days d USING (segment_name, as_of_date)
+), islands AS (
+    SELECT segment_name, user_id, min(day_idx) AS first_idx, max(day_idx) AS last_idx
+    FROM member_days GROUP BY segment_name, user_id, island
+)
+SELECT i.user_id, i.segment_name,
+       CAST(f.as_of_date AS TIMESTAMP) AS created_at,
+       CAST(n.as_of_date AS TIMESTAMP) AS removed_at
+FROM islands i
+JOIN days f ON f.segment_name = i.segment_name AND f.day_idx = i.first_idx
+LEFT JOIN days n ON n.segment_name = i.segment_name AND n.day_idx = i.last_idx + 1
+"""
+
+
+def ensure_tables(con: duckdb.DuckDBPyConnection) -> None:
+    for (schema, name), columns in DDL.items():
+        con.execute(f'CREATE TABLE IF NOT EXISTS "{schema}"."{name}" ({columns})')
+    # Which segments were evaluated on which day, even when a segment had no members.
+    con.execute(
+        "CREATE TABLE IF NOT EXISTS pipeline_state.segment_evaluations (as_of_date DATE NOT NULL, segment_name VARCHAR NOT NULL)"
+    )
+
+
+def replace_day(con: duckdb.DuckDBPyConnection, as_of: date, members_table: str, segment_names: list[str]) -> None:
+    """Store the day's memberships (from a ``(segment_name, user_id)`` table), replacing a previous run of that day."""
+    con.execute("DELETE FROM analytics.segment_memberships WHERE as_of_date = ?", [as_of])
+    con.execute("DELETE FROM pipeline_state.segment_evaluations WHERE as_of_date = ?", [as_of])
+    con.execute(
+        f"INSERT INTO analytics.segment_memberships SELECT DISTINCT ?, segment_name, user_id FROM {members_table} ORDER BY 2, 3",
+        [as_of],
+    )
+    con.execute(
+        "INSERT INTO pipeline_state.segment_evaluations SELECT ?, unnest(?)", [as_of, segment_names]
+    )
+
+
+def update_tags(con: duckdb.DuckDBPyConnection, as_of: date) -> str:
+    """Bring ``segment_tags`` in line with the memberships after day ``as_of`` was (re)written.
+
+    The nightly case (the newest day) is an incremental update; re-running an older
+    day rebuilds the history, since it can split or join intervals after it.
+    Returns ``incremental`` or ``rebuilt``.
+    """
+    newer = con.execute(
+        "SELECT count(*) FROM pipeline_state.segment_evaluations WHERE as_of_date > ?", [as_of]
+    ).fetchone()[0]
+    if newer:
+        con.execute(_REBUILD_TAGS)
+        con.execute("DELETE FROM analytics.segment_tags")
+        con.execute("INSERT INTO analytics.segment_tags SELECT * FROM _rebuilt_tags ORDER BY segment_name, user_id, created_at")
+        con.execute("DROP TABLE _rebuilt_tags")
+        return "rebuilt"
+    at = [as_of]
+    # Undo what an earlier run of this same day did, then apply today's changes.
+    con.execute("DELETE FROM analytics.segment_tags WHERE created_at = CAST(? AS TIMESTAMP)", at)
+    con.execute("UPDATE analytics.segment_tags SET removed_at = NULL WHERE removed_at = CAST(? AS TIMESTAMP)", at)
+    con.execute(
+        """UPDATE analytics.segment_tags t SET removed_at = CAST(? AS TIMESTAMP)
+           WHERE removed_at IS NULL
+             AND segment_name IN (SELECT segment_name FROM pipeline_state.segment_evaluations WHERE as_of_date = ?)
+             AND NOT EXISTS (SELECT 1 FROM analytics.segment_memberships m
+                             WHERE m.as_of_date = ? AND m.segment_name = t.segment_name AND m.user_id = t.user_id)""",
+        [as_of, as_of, as_of],
+    )
+    con.execute(
+        """INSERT INTO analytics.segment_tags
+           SELECT m.user_id, m.segment_name, CAST(? AS TIMESTAMP), NULL
+           FROM analytics.segment_memberships m
+           WHERE m.as_of_date = ?
+             AND NOT EXISTS (SELECT 1 FROM analytics.segment_tags t
+                             WHERE t.removed_at IS NULL AND t.segment_name = m.segment_name AND t.user_id = m.user_id)
+           ORDER BY m.segment_name, m.user_id""",
+        [as_of, as_of],
+    )
+    return "incremental"
+
+
+def replace_overlaps(con: duckdb.DuckDBPyConnection, as_of: date) -> None:
+    """Users in both segments, for every ordered pair of the day's segments (a = b: the size; 0 kept)."""
+    con.execute("DELETE FROM analytics.segment_overlaps WHERE as_of_date = ?", [as_of])
+    con.execute(
+        """INSERT INTO analytics.segment_overlaps
+           WITH segs AS (SELECT segment_name FROM pipeline_state.segment_evaluations WHERE as_of_date = ?),
+                day AS (SELECT segment_name, user_id FROM analytics.segment_memberships WHERE as_of_date = ?),
+                pairs AS (SELECT a.segment_name AS segment_a, b.segment_name AS segment_b, count(*) AS users
+                          FROM day a JOIN day b USING (user_id) GROUP BY 1, 2)
+           SELECT ?, a.segment_name, b.segment_name, coalesce(p.users, 0)
+           FROM segs a CROSS JOIN segs b
+           LEFT JOIN pairs p ON p.segment_a = a.segment_name AND p.segment_b = b.segment_name
+           ORDER BY 2, 3""",
+        [as_of, as_of, as_of],
+    )
