@@ -1,5 +1,6 @@
-"""Names shared across the Dagster wiring: asset groups, kinds, the warehouse prefix."""
+"""Names shared across the Dagster wiring: asset groups and the warehouse key prefix."""
 
 INGEST_GROUP = "ingest"
+SEGMENTS_GROUP = "segments"
+GOALS_GROUP = "goals"
 KEY_PREFIX = "analytics"
-DUCKDB_KIND = {"dagster/kind/duckdb": ""}

@@ -20,3 +20,12 @@ def table_preview(con: duckdb.DuckDBPyConnection, sql: str, params: list | None 
     lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
     lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in rows]
     return "\n".join(lines)
+
+
+def rows_table(columns: list[str], rows: list) -> str:
+    """A Markdown table from Python rows."""
+    if not rows:
+        return "_no rows_"
+    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    lines += ["| " + " | ".join("" if v is None else str(v).replace("|", "\\|") for v in row) + " |" for row in rows]
+    return "\n".join(lines)

@@ -9,6 +9,7 @@ from pathlib import Path
 import dagster as dg
 import duckdb
 
+from segment_pipeline.config.project import ProjectConfig, load_project_config
 from segment_pipeline.demo.generator import DemoSpec, generate_demo
 from segment_pipeline.ingest.sources import SourceFile, discover
 from segment_pipeline.settings import load_settings
@@ -57,6 +58,15 @@ class EventSourcesResource(dg.ConfigurableResource):
         return []
 
 
+class ConfigResource(dg.ConfigurableResource):
+    """The folder of segments.yaml, goals.yaml and scores.yaml (SEGMENT_PIPELINE_CONFIG)."""
+
+    config_dir: str
+
+    def load(self) -> ProjectConfig:
+        return load_project_config(Path(self.config_dir))
+
+
 def default_resources() -> dict[str, dg.ConfigurableResource]:
     settings = load_settings()
     return {
@@ -67,6 +77,7 @@ def default_resources() -> dict[str, dg.ConfigurableResource]:
             demo_dir=str(settings.demo_dir),
             max_reject_rate=settings.max_reject_rate,
         ),
+        "project_config": ConfigResource(config_dir=str(settings.config_dir)),
     }
 
 

@@ -6,16 +6,18 @@ from pathlib import Path
 
 import pytest
 
-from segment_pipeline.defs.resources import EventSourcesResource, WarehouseResource
+from segment_pipeline.defs.resources import ConfigResource, EventSourcesResource, WarehouseResource
+from segment_pipeline.settings import BUNDLED_CONFIG_DIR
 
 SMALL_DEMO = {"demo_users": 400, "demo_days": 60}
 SMALL_DEMO_DAY = "2026-02-27"
 
 
-def small_demo_resources(tmp: Path, **sources) -> dict:
+def small_demo_resources(tmp: Path, config_dir: Path | None = None, **sources) -> dict:
     return {
         "warehouse": WarehouseResource(path=str(tmp / "warehouse.duckdb")),
         "sources": EventSourcesResource(demo_dir=str(tmp / "demo"), **{**SMALL_DEMO, **sources}),
+        "project_config": ConfigResource(config_dir=str(config_dir or BUNDLED_CONFIG_DIR)),
     }
 
 

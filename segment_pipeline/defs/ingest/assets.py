@@ -7,7 +7,7 @@ from segment_pipeline.defs.constants import INGEST_GROUP, KEY_PREFIX
 from segment_pipeline.defs.failures import input_errors_as_failures
 from segment_pipeline.defs.partitions import daily_partitions, run_days
 from segment_pipeline.defs.previews import table_preview
-from segment_pipeline.defs.resources import EventSourcesResource, WarehouseResource
+from segment_pipeline.defs.resources import ConfigResource, EventSourcesResource, WarehouseResource
 from segment_pipeline.ingest.events import load_events
 from segment_pipeline.ingest.profiles import load_profiles
 
@@ -44,9 +44,14 @@ PROFILES = dg.AssetKey([KEY_PREFIX, "profiles"])
     can_subset=False,
 )
 def event_snapshots(
-    context: dg.AssetExecutionContext, warehouse: WarehouseResource, sources: EventSourcesResource
+    context: dg.AssetExecutionContext,
+    warehouse: WarehouseResource,
+    sources: EventSourcesResource,
+    project_config: ConfigResource,
 ):
     as_of = run_days(context)[-1]
+    with input_errors_as_failures():
+        project_config.load()  # a broken config stops the run here, before anything is written
     with warehouse.connect() as con, input_errors_as_failures():
         files = sources.event_files()
         report = load_events(con, files, snapshot_date=as_of, max_reject_rate=sources.max_reject_rate)

@@ -1,0 +1,204 @@
+"""YAML reading for config files: the YAML 1.2 core scalars, plus the line of every key.
+
+PyYAML follows YAML 1.1, where ``no`` is false, ``010`` is 8, ``10:30`` is 630 and
+``2026-01-05`` is a date. Octy's CLI (and most YAML today) reads 1.2, where those
+stay text or decimal numbers, so a property value means what it looks like.
+Dates stay text; the code that compares them knows when a date is meant.
+
+``ConfigReader`` turns a file into data plus ``ConfigProblem``s that carry the line
+of the key at fault, so every config module reports problems the same way.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+
+from segment_pipeline.config.errors import ConfigProblem
+
+Path = tuple[str | int, ...]
+
+_BOOL = "tag:yaml.org,2002:bool"
+_INT = "tag:yaml.org,2002:int"
+_FLOAT = "tag:yaml.org,2002:float"
+_TIMESTAMP = "tag:yaml.org,2002:timestamp"
+
+
+class _CoreLoader(yaml.SafeLoader):
+    """SafeLoader with YAML 1.2 core-schema booleans and numbers, and no timestamps."""
+
+
+_CoreLoader.yaml_implicit_resolvers = {
+    first: [(tag, rx) for tag, rx in resolvers if tag not in (_BOOL, _INT, _FLOAT, _TIMESTAMP)]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+_CoreLoader.add_implicit_resolver(_BOOL, re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF"))
+_CoreLoader.add_implicit_resolver(
+    _INT, re.compile(r"^(?:[-+]?[0-9]+|0o[0-7]+|0x[0-9a-fA-F]+)$"), list("-+0123456789")
+)
+_CoreLoader.add_implicit_resolver(
+    _FLOAT,
+    re.compile(
+        r"^(?:[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?"
+        r"|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$"
+    ),
+    list("-+.0123456789"),
+)
+
+
+def _construct_int(loader: yaml.SafeLoader, node: yaml.ScalarNode) -> int:
+    text = loader.construct_scalar(node)
+    if text.startswith("0o"):
+        return int(text[2:], 8)
+    if text.startswith("0x"):
+        return int(text[2:], 16)
+    return int(text)
+
+
+_CoreLoader.add_constructor(_INT, _construct_int)
+
+
+@dataclass
+class YamlDocument:
+    """The parsed data, the line of each key/item by its path, and duplicate keys found."""
+
+    data: Any
+    lines: dict[Path, int] = field(default_factory=dict)
+    duplicates: list[tuple[Path, int]] = field(default_factory=list)
+
+    def line_of(self, path: Path) -> int | None:
+        """Line of the deepest part of ``path`` that exists in the file."""
+        for end in range(len(path), -1, -1):
+            if path[:end] in self.lines:
+                return self.lines[path[:end]]
+        return None
+
+
+def _walk(node: yaml.Node, path: Path, doc: YamlDocument) -> None:
+    doc.lines.setdefault(path, node.start_mark.line + 1)
+    if isinstance(node, yaml.MappingNode):
+        seen: set[str] = set()
+        for key_node, value_node in node.value:
+            key = key_node.value if isinstance(key_node, yaml.ScalarNode) else str(key_node.value)
+            line = key_node.start_mark.line + 1
+            if key in seen:
+                doc.duplicates.append((path + (key,), line))
+            seen.add(key)
+            doc.lines.setdefault(path + (key,), line)
+            _walk(value_node, path + (key,), doc)
+    elif isinstance(node, yaml.SequenceNode):
+        for index, item in enumerate(node.value):
+            _walk(item, path + (index,), doc)
+
+
+def parse_yaml(text: str) -> YamlDocument:
+    """Parse one YAML document; raises ``yaml.YAMLError`` (with a mark) when it is not YAML."""
+    loader = _CoreLoader(text)
+    try:
+        node = loader.get_single_node()
+        data = loader.construct_document(node) if node is not None else None
+    finally:
+        loader.dispose()
+    doc = YamlDocument(data)
+    if node is not None:
+        _walk(node, (), doc)
+    return doc
+
+
+class ConfigReader:
+    """One config file being checked: parsed data plus every problem found so far, with lines."""
+
+    def __init__(self, text: str, file: str):
+        self.file = file
+        self.problems: list[ConfigProblem] = []
+        try:
+            self.doc = parse_yaml(text)
+        except yaml.YAMLError as exc:
+            mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
+            self.doc = YamlDocument(None)
+            self.add_at(mark.line + 1 if mark else None, None, "YAML syntax", f"{exc}".replace("\n", " "))
+            return
+        for path, line in self.doc.duplicates:
+            self.add_at(line, None, "unique keys", f"key '{_dotted(path)}' is given twice; the file would silently keep the last one")
+
+    def add_at(self, line: int | None, item: str | None, rule: str, message: str) -> None:
+        self.problems.append(ConfigProblem(self.file, item, rule, message, line))
+
+    def add(self, path: Path, item: str | None, rule: str, message: str) -> None:
+        self.add_at(self.doc.line_of(path), item, rule, message)
+
+    def known_keys(self, mapping: dict, allowed: list[str], path: Path, item: str | None) -> dict:
+        """``mapping`` without unknown keys, each reported with the closest valid key."""
+        kept = {}
+        for key, value in mapping.items():
+            if key in allowed:
+                kept[key] = value
+                continue
+            close = difflib.get_close_matches(str(key), allowed, n=1, cutoff=0.6)
+            hint = f"did you mean '{close[0]}'?" if close else f"valid keys: {', '.join(allowed)}"
+            self.add(path + (key,), item, "known keys", f"unknown key '{key}'; {hint}")
+        return kept
+
+    def add_validation_error(
+        self, error: ValidationError, path: Path, item: str | None, rule_for: dict[str, str] | None = None
+    ) -> None:
+        """Report each pydantic error as a problem; ``rule_for`` maps a key to the rule its values break."""
+        for err in error.errors():
+            loc = tuple(err["loc"])
+            key = next((part for part in reversed(loc) if isinstance(part, str)), "")
+            rule = (rule_for or {}).get(key, "format")
+            self.add(path + loc, item, rule, f"{_dotted(loc) or 'item'}: {_describe(err)}")
+
+    def document(self, kind: str, list_key: str) -> tuple[list, Path]:
+        """The list of definitions under ``list_key`` (empty for an empty file), checking ``kind``."""
+        data = self.doc.data
+        if data is None:
+            return [], ()
+        if not isinstance(data, dict):
+            self.add((), None, "format", f"the file must be a mapping with 'kind: {kind}' and '{list_key}'")
+            return [], ()
+        data = self.known_keys(data, ["kind", list_key], (), None)
+        if data.get("kind", kind) != kind:
+            self.add(("kind",), None, "format", f"kind is {data['kind']!r}; this file needs 'kind: {kind}'")
+        items = data.get(list_key)
+        if items is None:
+            return [], (list_key,)
+        if not isinstance(items, list):
+            self.add((list_key,), None, "format", f"{list_key} must be a list")
+            return [], (list_key,)
+        return items, (list_key,)
+
+
+def _dotted(loc: tuple) -> str:
+    text = ""
+    for part in loc:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+    return text
+
+
+_PLAIN_MESSAGES = {
+    "missing": "is required",
+    "int_type": "must be a whole number",
+    "string_type": "must be text (quote it if it looks like a number)",
+    "bool_type": "must be true or false",
+    "dict_type": "must be a mapping of key: value",
+    "list_type": "must be a list",
+    "string_too_short": "must not be empty",
+    "too_short": "must not be empty",
+}
+
+
+def _describe(err: dict) -> str:
+    kind = err["type"]
+    if kind in _PLAIN_MESSAGES:
+        text = _PLAIN_MESSAGES[kind]
+    else:
+        text = err["msg"].removeprefix("Value error, ").replace("Input should be", "should be")
+    if kind != "missing":
+        text += f", found {err['input']!r}"
+    return text

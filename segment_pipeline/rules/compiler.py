@@ -1,0 +1,337 @@
+"""Past segments as of a day, compiled to one DuckDB query (contract section 4).
+
+``compile_past_segments`` is the only place that writes segment SQL. Its query yields
+``(segment_name, user_id)`` rows and reads the events once:
+
+- ``_flagged``: the events of the widest window whose type some step uses, with one
+  boolean per matcher (event type + properties, shared by equal steps of all segments);
+- ``_users``: one GROUP BY user over it, with a filtered count per (matcher, window)
+  and the time of the first action step per (matcher, window, minCount);
+- per segment with ordered actions, one CTE per later step: the minCount-th match at
+  or after the previous step's time, by a join on the user and ``ts >= t``.
+
+A segment is then a filter on ``_users`` (counts, inaction count = 0) plus an
+``EXISTS`` on the profile for profile equalities, and all are glued by UNION ALL.
+
+Every value from the config (event types, property keys and values, profile values,
+segment names) is a bound parameter; profile column names are quoted and must exist.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime, time, timedelta
+from typing import Any
+
+import duckdb
+
+from segment_pipeline.config.segments import ALL_USERS, EventStep, SegmentDefinition
+from segment_pipeline.storage.warehouse import quote_ident
+
+EVENTS = "analytics.event_snapshots"
+PROFILES = "analytics.profiles"
+
+_INTEGER_TYPES = {
+    "TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT",
+    "UTINYINT", "USMALLINT", "UINTEGER", "UBIGINT", "UHUGEINT",
+}
+_FLOAT_TYPES = {"FLOAT", "DOUBLE", "REAL"}
+_HUGEINT_RANGE = range(-(2**127), 2**127)
+_ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+_ISO_TIMESTAMP = re.compile(r"\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d{1,6})?)?")
+
+
+@dataclass(frozen=True)
+class CompiledQuery:
+    """SQL yielding ``(segment_name VARCHAR, user_id VARCHAR)`` rows, and its named parameters."""
+
+    sql: str
+    params: dict[str, Any]
+
+
+def window_end(as_of: date) -> datetime:
+    """D+1 00:00: everything "as of D" is strictly before it (contract section 3)."""
+    return datetime.combine(as_of + timedelta(days=1), time())
+
+
+def window_start(as_of: date, timeframe_days: int) -> datetime:
+    return window_end(as_of) - timedelta(days=timeframe_days)
+
+
+def profile_value_kind(column_type: str, value: Any) -> str | None:
+    """How a profile column of ``column_type`` compares with a config value, or None when
+    the two types can never be equal (the equality then matches nobody)."""
+    base = column_type.upper().split("(")[0].strip()
+    numeric = base in _INTEGER_TYPES or base in _FLOAT_TYPES or base == "DECIMAL"
+    if type(value) is bool:
+        return "boolean" if base == "BOOLEAN" else None
+    if type(value) in (int, float):
+        return "number" if numeric else None
+    if type(value) is date:
+        return "date" if base == "DATE" else None
+    if type(value) is str:
+        if base == "VARCHAR":
+            return "text"
+        if base == "DATE" and _ISO_DATE.fullmatch(value) and _parses(date.fromisoformat, value):
+            return "date"
+        if base == "TIMESTAMP" and _ISO_TIMESTAMP.fullmatch(value) and _parses(datetime.fromisoformat, value):
+            return "timestamp"
+    return None
+
+
+def _parses(parse, text: str) -> bool:
+    try:
+        parse(text)
+    except ValueError:
+        return False
+    return True
+
+
+@dataclass
+class _Params:
+    """Named parameters; an equal value of the same type is bound once, so repeated
+    expressions stay identical and DuckDB computes them once per row."""
+
+    values: dict[str, Any] = field(default_factory=dict)
+    names: dict[tuple, str] = field(default_factory=dict)
+
+    def bind(self, value: Any, sql_type: str) -> str:
+        key = (type(value), value, sql_type)  # the type too: 1, 1.0 and True are equal dict keys
+        if key not in self.names:
+            self.names[key] = f"p{len(self.values)}"
+            self.values[self.names[key]] = value
+        return f"CAST(${self.names[key]} AS {sql_type})"
+
+
+def _json_pointer(key: str) -> str:
+    return "/" + key.replace("~", "~0").replace("/", "~1")
+
+
+def _property_condition(key: str, value: Any, params: _Params) -> str:
+    """The event's property ``key`` equals ``value``, with JSON types kept apart.
+
+    ``json_extract`` re-serializes the value it finds, so a string is compared with the
+    value serialized by the same writer, and a boolean with ``true``/``false``; ``"1"``
+    or ``true`` never cast to a number, so numbers compare as DOUBLE, except integers
+    beyond 2**53, which compare exactly when the JSON holds an integer.
+    """
+    fragment = f"CAST(json_extract(properties, {params.bind(_json_pointer(key), 'VARCHAR')}) AS VARCHAR)"
+    if type(value) is str:
+        return f"{fragment} = CAST(to_json({params.bind(value, 'VARCHAR')}) AS VARCHAR)"
+    if type(value) is bool:
+        return f"{fragment} = {params.bind('true' if value else 'false', 'VARCHAR')}"
+    as_double = f"TRY_CAST({fragment} AS DOUBLE) = "
+    if type(value) is float and not value.is_integer():
+        return as_double + params.bind(value, "DOUBLE")
+    number = int(value)
+    if abs(number) < 2**53:
+        return as_double + params.bind(float(number), "DOUBLE")
+    exact = f"TRY_CAST({fragment} AS HUGEINT) = {params.bind(number, 'HUGEINT')}" if number in _HUGEINT_RANGE else "FALSE"
+    inexact = as_double + params.bind(float(number), "DOUBLE") if float(number) == number else "FALSE"
+    return f"CASE WHEN regexp_full_match({fragment}, '-?[0-9]+') THEN {exact} ELSE {inexact} END"
+
+
+def _profile_test(column_type: str | None, value: Any) -> tuple[str, str, Any] | None:
+    """How a profile column can equal ``value``: (column expression, SQL type, value), or None."""
+    kind = None if column_type is None else profile_value_kind(column_type, value)
+    if kind == "boolean":
+        return "{}", "BOOLEAN", value
+    if kind == "text":
+        return "{}", "VARCHAR", value
+    if kind == "date":
+        return "{}", "DATE", value if type(value) is date else date.fromisoformat(value)
+    if kind == "timestamp":
+        return "{}", "TIMESTAMP", datetime.fromisoformat(value)
+    if kind == "number":
+        if column_type.upper().split("(")[0].strip() in _INTEGER_TYPES:
+            if type(value) is float and not value.is_integer() or int(value) not in _HUGEINT_RANGE:
+                return None
+            return "{}", "HUGEINT", int(value)
+        if float(value) != value:
+            return None
+        return "CAST({} AS DOUBLE)", "DOUBLE", float(value)
+    return None
+
+
+class _Compiler:
+    """Builds the CTEs: ``_flagged`` (window events x matcher flags), ``_users`` (per-user
+    counts and first step times, one GROUP BY) and a chain per segment with ordered actions."""
+
+    def __init__(self, as_of: date, profile_columns: Mapping[str, str] | None, events: str, profiles: str):
+        self.as_of = as_of
+        self.profile_columns = profile_columns
+        self.events = events
+        self.profiles = profiles
+        self.params = _Params()
+        self.matchers: dict[tuple, int] = {}
+        self.matcher_steps: list[EventStep] = []
+        self.user_columns: dict[tuple, tuple[str, str]] = {}
+        self.ctes: list[str] = []
+
+    def matcher(self, step: EventStep) -> int:
+        if step.matcher not in self.matchers:
+            self.matchers[step.matcher] = len(self.matcher_steps)
+            self.matcher_steps.append(step)
+        return self.matchers[step.matcher]
+
+    def start(self, days: int) -> str:
+        return self.params.bind(window_start(self.as_of, days), "TIMESTAMP")
+
+    def user_column(self, kind: str, step: EventStep, days: int) -> str:
+        """A ``_users`` column: how many of the user's window events match ``step`` ("count"),
+        or the time of the minCount-th earliest one ("nth")."""
+        m, n = self.matcher(step), step.min_count if kind == "nth" else 0
+        key = (kind, m, days, n)
+        if key not in self.user_columns:
+            where = f"FILTER (WHERE f{m} AND ts >= {self.start(days)})"
+            if kind == "count":
+                expression = f"count(*) {where}"
+            elif n == 1:
+                expression = f"min(ts) {where}"
+            else:
+                expression = f"(min(ts, {n}) {where})[{n}]"
+            self.user_columns[key] = (f"c{len(self.user_columns)}", expression)
+        return self.user_columns[key][0]
+
+    def flagged_events_cte(self, earliest: datetime) -> str:
+        """One scan: the events of the widest window that match some step, with one boolean
+        column ``f<m>`` per matcher (event type + properties) telling whether they match it."""
+        types = {step.event_type: self.params.bind(step.event_type, "VARCHAR") for step in self.matcher_steps}
+        flags = []
+        for m, step in enumerate(self.matcher_steps):
+            conditions = [_property_condition(k, v, self.params) for k, v in (step.event_properties or {}).items()]
+            # CASE, not AND: the JSON is only read for events of the step's type.
+            test = f"({' AND '.join(conditions)}) IS TRUE" if conditions else "TRUE"
+            flags.append(f"CASE WHEN event_name = {types[step.event_type]} THEN {test} ELSE FALSE END AS f{m}")
+        return f"""_flagged AS MATERIALIZED (
+    SELECT user_id, ts,
+        {(',' + chr(10) + '        ').join(flags)}
+    FROM {self.events}
+    WHERE ts >= {self.params.bind(earliest, 'TIMESTAMP')} AND ts < {self.params.bind(window_end(self.as_of), 'TIMESTAMP')}
+      AND event_name IN ({', '.join(types.values())})
+)"""
+
+    def users_cte(self) -> str:
+        columns = "".join(f",\n        {expression} AS {name}" for name, expression in self.user_columns.values())
+        return f"_users AS MATERIALIZED (\n    SELECT user_id{columns}\n    FROM _flagged GROUP BY user_id\n)"
+
+    def segment(self, index: int, segment: SegmentDefinition) -> str:
+        """A SELECT of ``(segment_name, user_id)`` for one past segment, adding its CTEs."""
+        days = segment.timeframe_days
+        first, *later = segment.actions
+        conditions = []
+        if not later:
+            conditions.append(f"u.{self.user_column('count', first, days)} >= {first.min_count}")
+            source = "_users u"
+        else:
+            start = self.user_column("nth", first, days)
+            previous = f"_s{index}_0"
+            self.ctes.append(f"{previous} AS (SELECT user_id, {start} AS t FROM _users WHERE {start} IS NOT NULL)")
+            for k, step in enumerate(later, start=1):
+                n = step.min_count
+                matches = (f"_flagged e JOIN {previous} p ON e.user_id = p.user_id AND e.ts >= p.t "
+                           f"WHERE e.f{self.matcher(step)}")
+                time_of_match = "" if k == len(later) else (", min(e.ts) AS t" if n == 1 else f", min(e.ts, {n})[{n}] AS t")
+                previous = f"_s{index}_{k}"
+                self.ctes.append(f"{previous} AS (SELECT e.user_id{time_of_match} FROM {matches} "
+                                 f"GROUP BY e.user_id HAVING count(*) >= {n})")
+            source = f"{previous} s JOIN _users u ON u.user_id = s.user_id"
+        if segment.inaction is not None:
+            conditions.append(f"u.{self.user_column('count', segment.inaction, days)} = 0")
+        if segment.profile_equalities:
+            conditions.append(self.profile_condition(segment))
+        where = f" WHERE {' AND '.join(conditions)}" if conditions else ""
+        return f"SELECT {self.params.bind(segment.name, 'VARCHAR')} AS segment_name, u.user_id FROM {source}{where}"
+
+    def profile_condition(self, segment: SegmentDefinition) -> str:
+        columns = self.profile_columns or {}
+        tests = [(c, _profile_test(columns.get(c), v)) for c, v in segment.profile_equalities]
+        if self.profile_columns is None or any(test is None for _, test in tests):
+            return "FALSE"
+        sql = " AND ".join(
+            f"{expression.format('p.' + quote_ident(c))} = {self.params.bind(bound, sql_type)}"
+            for c, (expression, sql_type, bound) in tests
+        )
+        return f"EXISTS (SELECT 1 FROM {self.profiles} p WHERE p.user_id = u.user_id AND {sql})"
+
+    def all_users(self) -> str:
+        name = self.params.bind(ALL_USERS, "VARCHAR")
+        end = self.params.bind(window_end(self.as_of), "TIMESTAMP")
+        users = f"SELECT user_id FROM {self.events} WHERE ts < {end}"
+        if self.profile_columns is not None:
+            users += f" UNION SELECT user_id FROM {self.profiles}"
+        else:
+            users = f"SELECT DISTINCT user_id FROM ({users})"
+        return f"SELECT {name} AS segment_name, user_id FROM ({users})"
+
+
+def compile_past_segments(
+    segments: Sequence[SegmentDefinition],
+    *,
+    as_of: date,
+    profile_columns: Mapping[str, str] | None = None,
+    include_all_users: bool = False,
+    events: str = EVENTS,
+    profiles: str = PROFILES,
+) -> CompiledQuery:
+    """The query of every given past segment's members as of ``as_of`` (plus All Users if asked).
+
+    ``profile_columns`` maps each profile column to its DuckDB type (None: there is no
+    profiles table). ``events`` and ``profiles`` are table references from code, never config.
+    """
+    live = [s.name for s in segments if not s.is_past]
+    if live:
+        raise ValueError(f"only past segments are evaluated as of a day; live: {', '.join(live)}")
+    compiler = _Compiler(as_of, profile_columns, events, profiles)
+    selects = [compiler.segment(i, s) for i, s in enumerate(segments)]
+    if include_all_users:
+        selects.append(compiler.all_users())
+    if not selects:
+        return CompiledQuery("SELECT CAST(NULL AS VARCHAR) AS segment_name, CAST(NULL AS VARCHAR) AS user_id WHERE FALSE", {})
+    ctes = []
+    if segments:
+        widest = max(s.timeframe_days for s in segments)
+        ctes = [compiler.flagged_events_cte(window_start(as_of, widest)), compiler.users_cte(), *compiler.ctes]
+    with_clause = "WITH " + ",\n".join(ctes) + "\n" if ctes else ""
+    return CompiledQuery(with_clause + "\nUNION ALL\n".join(selects), compiler.params.values)
+
+
+def read_profile_columns(con: duckdb.DuckDBPyConnection, profiles: str = PROFILES) -> dict[str, str] | None:
+    """Profile column name -> DuckDB type, without ``user_id``; None when there is no such table.
+
+    Read from the catalog rather than by querying the table: DuckDB's Python client would
+    otherwise scan a Python variable of the same name when the table is missing.
+    """
+    schema, _, table = profiles.rpartition(".")
+    rows = con.execute(
+        """SELECT column_name, data_type FROM duckdb_columns()
+           WHERE database_name = current_database() AND schema_name = ? AND table_name = ?
+           ORDER BY column_index""",
+        [schema.strip('"') or "main", table.strip('"')],
+    ).fetchall()
+    if not rows:
+        return None
+    return {name: kind for name, kind in rows if name != "user_id"}
+
+
+def evaluate_past_segments(
+    con: duckdb.DuckDBPyConnection,
+    segments: Sequence[SegmentDefinition],
+    as_of: date,
+    *,
+    include_all_users: bool = False,
+    events: str = EVENTS,
+    profiles: str = PROFILES,
+) -> list[tuple[str, str]]:
+    """Run the compiled query: sorted ``(segment_name, user_id)`` pairs as of ``as_of``."""
+    query = compile_past_segments(
+        segments,
+        as_of=as_of,
+        profile_columns=read_profile_columns(con, profiles),
+        include_all_users=include_all_users,
+        events=events,
+        profiles=profiles,
+    )
+    return sorted(con.execute(query.sql, query.params).fetchall())

@@ -1,0 +1,49 @@
+"""Evaluating every past segment (and All Users) for a day and recording the results."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+
+import duckdb
+
+from segment_pipeline.config.segments import ALL_USERS, SegmentConfig
+from segment_pipeline.rules.compiler import compile_past_segments, read_profile_columns
+from segment_pipeline.segments import history
+from segment_pipeline.storage.warehouse import transaction
+
+
+@dataclass(frozen=True)
+class DayResult:
+    as_of: date
+    sizes: dict[str, int]
+    tags_update: str  # incremental | rebuilt
+
+
+def evaluate_day(con: duckdb.DuckDBPyConnection, segments: SegmentConfig, as_of: date) -> DayResult:
+    """Memberships, tags and overlaps as of ``as_of``, written in one transaction."""
+    history.ensure_tables(con)
+    names = [s.name for s in segments.past] + [ALL_USERS]
+    with transaction(con):
+        query = compile_past_segments(
+            segments.past, as_of=as_of, profile_columns=read_profile_columns(con), include_all_users=True
+        )
+        con.execute(f"CREATE OR REPLACE TEMP TABLE _members AS {query.sql}", query.params)
+        history.replace_day(con, as_of, "_members", names)
+        mode = history.update_tags(con, as_of)
+        history.replace_overlaps(con, as_of)
+        counted = dict(con.execute("SELECT segment_name, count(*) FROM _members GROUP BY 1").fetchall())
+        con.execute("DROP TABLE _members")
+    return DayResult(as_of, {name: counted.get(name, 0) for name in names}, mode)
+
+
+def size_history(con: duckdb.DuckDBPyConnection, last_day: date, days: int = 30) -> list[tuple]:
+    """Segment sizes over the last evaluated days, for a chart or table in the UI."""
+    return con.execute(
+        """SELECT e.as_of_date, e.segment_name, count(m.user_id) AS members
+           FROM pipeline_state.segment_evaluations e
+           LEFT JOIN analytics.segment_memberships m USING (as_of_date, segment_name)
+           WHERE e.as_of_date > ? - CAST(? AS INTEGER) AND e.as_of_date <= ?
+           GROUP BY 1, 2 ORDER BY 1, 2""",
+        [last_day, days, last_day],
+    ).fetchall()
