@@ -99,7 +99,7 @@ def generate(con, n_events: int, n_users: int, seed: int = 1) -> None:
             "{}",
         ),
     )
-    events = pa.table({
+    pa.table({
         "event_id": pa.array(np.char.add("e", np.arange(n_events).astype(str))),
         "user_id": pa.array(np.char.add("u", users.astype(str))),
         "event_name": pa.array(np.array(EVENT_TYPES)[names]),
@@ -108,7 +108,7 @@ def generate(con, n_events: int, n_users: int, seed: int = 1) -> None:
     })
     con.execute("CREATE TABLE analytics.event_snapshots AS SELECT event_id, user_id, event_name, ts, "
                 "CAST(properties AS JSON) AS properties, DATE '2026-06-30' AS snapshot_date FROM events ORDER BY ts")
-    profiles = pa.table({
+    pa.table({
         "user_id": pa.array(np.char.add("u", np.arange(n_users).astype(str))),
         "city": pa.array(np.where(rng.random(n_users) < 0.14, "San Francisco", "Elsewhere")),
         "plan": pa.array(rng.choice(["free", "plus", "premium"], n_users)),
@@ -136,7 +136,7 @@ def main() -> None:
         cutoff = datetime.combine(AS_OF + timedelta(days=1), datetime.min.time())
         query = compile_past_segments(segments, as_of=AS_OF, profile_columns=read_profile_columns(con), include_all_users=True)
         results = {}
-        for attempt in range(2):  # the first pass warms the file cache for both
+        for _attempt in range(2):  # the first pass warms the file cache for both
             results["baseline"] = timed(lambda: con.execute(f"CREATE OR REPLACE TEMP TABLE _b AS {BASELINE_SQL}", [cutoff] * 4))
             results["segments"] = timed(lambda: con.execute(f"CREATE OR REPLACE TEMP TABLE _s AS {query.sql}", query.params))
         sizes = con.execute("SELECT segment_name, count(*) FROM _s GROUP BY 1 ORDER BY 1").fetchall()

@@ -24,13 +24,17 @@ def load_project_config(config_dir: Path) -> ProjectConfig:
     """Every file of the folder, each optional; any problem stops the run before anything is written."""
     config_dir = Path(config_dir)
     if not config_dir.is_dir():
-        raise ConfigError([
-            ConfigProblem(
-                file=str(config_dir), item="SEGMENT_PIPELINE_CONFIG", rule="the config folder exists",
-                message=f"not a folder; point SEGMENT_PIPELINE_CONFIG at a folder holding "
-                f"{SEGMENTS_FILE}, {GOALS_FILE} and/or {SCORES_FILE}",
-            )
-        ])
+        raise ConfigError(
+            [
+                ConfigProblem(
+                    file=str(config_dir),
+                    item="SEGMENT_PIPELINE_CONFIG",
+                    rule="the config folder exists",
+                    message=f"not a folder; point SEGMENT_PIPELINE_CONFIG at a folder holding "
+                    f"{SEGMENTS_FILE}, {GOALS_FILE} and/or {SCORES_FILE}",
+                )
+            ]
+        )
     segments = load_segments(config_dir / SEGMENTS_FILE)
     scores = load_scores(config_dir / SCORES_FILE, segments)
     return ProjectConfig(segments=segments, scores=scores)

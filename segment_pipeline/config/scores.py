@@ -83,7 +83,9 @@ def load_scores_text(text: str, segments: SegmentConfig, source_name: str = "sco
             ]
         if isinstance(name, str):
             if name in seen_names:
-                reader.add(path + ("scoreName",), item, RULE_NAMES, "the name is used by another score too. Fix: rename one")
+                reader.add(
+                    path + ("scoreName",), item, RULE_NAMES, "the name is used by another score too. Fix: rename one"
+                )
             seen_names.add(name)
         try:
             score = ScoreDefinition.model_validate(raw)
@@ -103,32 +105,55 @@ def score_problems(score: ScoreDefinition, segments: SegmentConfig) -> list[tupl
     found: list[tuple[tuple, str, str]] = []
     last = len(score.paths) - 1
     if not score.paths[last].default:
-        found.append((("paths", last), RULE_DEFAULT,
-                      f"the last path ('{score.paths[last].label}') is not default: true. "
-                      "Fix: end paths with '- label: ...' and 'default: true'"))
+        found.append(
+            (
+                ("paths", last),
+                RULE_DEFAULT,
+                f"the last path ('{score.paths[last].label}') is not default: true. "
+                "Fix: end paths with '- label: ...' and 'default: true'",
+            )
+        )
     labels: set[str] = set()
     known = [s.name for s in segments.segments] + [ALL_USERS]
     for j, path in enumerate(score.paths):
         at = ("paths", j)
         if path.default and j != last:
-            found.append((at + ("default",), RULE_DEFAULT,
-                          f"path {j + 1} ('{path.label}') is default: true but is not last; "
-                          "the paths after it could never win. Fix: move it to the end"))
+            found.append(
+                (
+                    at + ("default",),
+                    RULE_DEFAULT,
+                    f"path {j + 1} ('{path.label}') is default: true but is not last; "
+                    "the paths after it could never win. Fix: move it to the end",
+                )
+            )
         if path.default and path.segments:
-            found.append((at + ("segments",), RULE_DEFAULT,
-                          f"the default path ('{path.label}') lists segments. Fix: remove them; it takes everyone left"))
+            found.append(
+                (
+                    at + ("segments",),
+                    RULE_DEFAULT,
+                    f"the default path ('{path.label}') lists segments. Fix: remove them; it takes everyone left",
+                )
+            )
         if path.label in labels:
             found.append((at + ("label",), RULE_LABELS, f"label '{path.label}' is used twice. Fix: rename one"))
         labels.add(path.label)
         if not path.default and not path.segments:
-            found.append((at, RULE_SEGMENTS, f"path {j + 1} ('{path.label}') lists no segments. "
-                          "Fix: list the segments that must all hold, or make it the default path"))
+            found.append(
+                (
+                    at,
+                    RULE_SEGMENTS,
+                    f"path {j + 1} ('{path.label}') lists no segments. "
+                    "Fix: list the segments that must all hold, or make it the default path",
+                )
+            )
         for k, name in enumerate(path.segments):
             segment = segments.by_name.get(name)
             if name == ALL_USERS or (segment is not None and segment.is_past):
                 continue
             if segment is not None:
-                message = f"'{name}' is a live segment; a score reads past segments as of a day. Fix: use a past segment"
+                message = (
+                    f"'{name}' is a live segment; a score reads past segments as of a day. Fix: use a past segment"
+                )
             else:
                 close = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
                 hint = f"did you mean '{close[0]}'?" if close else "define it in segments.yaml"

@@ -179,9 +179,7 @@ def load_segments_text(text: str, source_name: str = "segments.yaml") -> Segment
         try:
             segment = SegmentDefinition.model_validate(raw)
         except ValidationError as exc:
-            reader.add_validation_error(
-                exc, path, item, {"segmentType": rule(1), "actionInaction": rule(7)}
-            )
+            reader.add_validation_error(exc, path, item, {"segmentType": rule(1), "actionInaction": rule(7)})
             continue
         for step_path, rule_text, message in segment_problems(segment):
             reader.add(path + step_path, item, rule_text, message)
@@ -214,7 +212,9 @@ def _name_problems(names: list[tuple[str, tuple]]) -> list[tuple[str, tuple, str
     problems, first_seen = [], {}
     for name, path in names:
         if name.strip().casefold() == ALL_USERS.casefold():
-            problems.append((name, path, f"'{ALL_USERS}' is the built-in segment of every user. Fix: choose another name"))
+            problems.append(
+                (name, path, f"'{ALL_USERS}' is the built-in segment of every user. Fix: choose another name")
+            )
         elif name in first_seen:
             problems.append((name, path, "the name is used by another segment too. Fix: rename or merge the two"))
         first_seen.setdefault(name, path)
@@ -242,27 +242,48 @@ def segment_problems(segment: SegmentDefinition) -> list[tuple[tuple, str, str]]
 
     if subtype_ok:
         wants_profile = past and subtype in (3, 4)
-        given = [k for k, v in (("profilePropertyName", segment.profile_property_name),
-                                ("profilePropertyValue", segment.profile_property_value)) if v is not None]
+        given = [
+            k
+            for k, v in (
+                ("profilePropertyName", segment.profile_property_name),
+                ("profilePropertyValue", segment.profile_property_value),
+            )
+            if v is not None
+        ]
         if wants_profile and len(given) < 2:
             missing = sorted({"profilePropertyName", "profilePropertyValue"} - set(given))
             add((), 3, f"{' and '.join(missing)} missing. Fix: name the profile property and the value it must equal")
         if not wants_profile and (given or segment.profile_properties):
             keys = given + (["profileProperties"] if segment.profile_properties else [])
-            add((keys[0],), 3, f"{', '.join(keys)} given on a {segment.segment_type} subtype {subtype} segment. "
-                "Fix: remove them, or use past subtype 3 (or 4 with an inaction)")
+            add(
+                (keys[0],),
+                3,
+                f"{', '.join(keys)} given on a {segment.segment_type} subtype {subtype} segment. "
+                "Fix: remove them, or use past subtype 3 (or 4 with an inaction)",
+            )
 
     for j, step in enumerate(steps):
         at = ("eventSequence", j, "expTimeframe")
         if step.exp_timeframe != 0 and (past or j == last):
             where = "the last event" if j == last else "an event of a past segment"
-            add(at, 4, f"event {j + 1} ('{step.event_type}') has expTimeframe {step.exp_timeframe} on {where}. Fix: set 0")
+            add(
+                at,
+                4,
+                f"event {j + 1} ('{step.event_type}') has expTimeframe {step.exp_timeframe} on {where}. Fix: set 0",
+            )
         if not past and j < last and step.exp_timeframe < MIN_LIVE_GAP_MINUTES:
-            add(at, 5, f"event {j + 1} ('{step.event_type}') has expTimeframe {step.exp_timeframe}. "
-                f"Fix: give at least {MIN_LIVE_GAP_MINUTES} minutes")
+            add(
+                at,
+                5,
+                f"event {j + 1} ('{step.event_type}') has expTimeframe {step.exp_timeframe}. "
+                f"Fix: give at least {MIN_LIVE_GAP_MINUTES} minutes",
+            )
         if not step.is_action and step.min_count != 1:
-            add(("eventSequence", j, "minCount"), MIN_COUNT_RULE,
-                f"event {j + 1} is an inaction with minCount {step.min_count}. Fix: remove minCount")
+            add(
+                ("eventSequence", j, "minCount"),
+                MIN_COUNT_RULE,
+                f"event {j + 1} is an inaction with minCount {step.min_count}. Fix: remove minCount",
+            )
 
     if len(steps) > MAX_EVENTS:
         add(("eventSequence",), 6, f"found {len(steps)} events. Fix: split the segment or drop events")
@@ -270,8 +291,12 @@ def segment_problems(segment: SegmentDefinition) -> list[tuple[tuple, str, str]]
     seen: dict[tuple, int] = {}
     for j, step in enumerate(steps):
         if step.matcher in seen:
-            add(("eventSequence", j), 8, f"events {seen[step.matcher] + 1} and {j + 1} are both '{step.event_type}' "
-                "with the same eventProperties. Fix: remove one, or use minCount to ask for several")
+            add(
+                ("eventSequence", j),
+                8,
+                f"events {seen[step.matcher] + 1} and {j + 1} are both '{step.event_type}' "
+                "with the same eventProperties. Fix: remove one, or use minCount to ask for several",
+            )
         seen.setdefault(step.matcher, j)
 
     if not steps:
@@ -282,11 +307,18 @@ def segment_problems(segment: SegmentDefinition) -> list[tuple[tuple, str, str]]
     inactions = [j for j, step in enumerate(steps) if not step.is_action]
     if subtype_ok and subtype in (2, 4) and steps and (len(inactions) != 1 or inactions[0] != last):
         where = "" if len(inactions) != 1 else f" at event {inactions[0] + 1} of {len(steps)}"
-        add(("eventSequence",), 10, f"found {len(inactions)} inaction{'s' if len(inactions) != 1 else ''}{where}. "
-            "Fix: end eventSequence with exactly one actionInaction: inaction step")
+        add(
+            ("eventSequence",),
+            10,
+            f"found {len(inactions)} inaction{'s' if len(inactions) != 1 else ''}{where}. "
+            "Fix: end eventSequence with exactly one actionInaction: inaction step",
+        )
     if subtype_ok and subtype in (1, 3) and inactions:
-        add(("eventSequence", inactions[0]), 11, f"found {len(inactions)} inaction(s). "
-            f"Fix: make them actions, or use subtype {subtype + 1}")
+        add(
+            ("eventSequence", inactions[0]),
+            11,
+            f"found {len(inactions)} inaction(s). Fix: make them actions, or use subtype {subtype + 1}",
+        )
     if not past and subtype == 1 and len(steps) != 1:
         add(("eventSequence",), 12, f"found {len(steps)} events. Fix: keep one action, or use live subtype 2")
     return found

@@ -38,9 +38,7 @@ _CoreLoader.yaml_implicit_resolvers = {
     for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
 }
 _CoreLoader.add_implicit_resolver(_BOOL, re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF"))
-_CoreLoader.add_implicit_resolver(
-    _INT, re.compile(r"^(?:[-+]?[0-9]+|0o[0-7]+|0x[0-9a-fA-F]+)$"), list("-+0123456789")
-)
+_CoreLoader.add_implicit_resolver(_INT, re.compile(r"^(?:[-+]?[0-9]+|0o[0-7]+|0x[0-9a-fA-F]+)$"), list("-+0123456789"))
 _CoreLoader.add_implicit_resolver(
     _FLOAT,
     re.compile(
@@ -124,7 +122,12 @@ class ConfigReader:
             self.add_at(mark.line + 1 if mark else None, None, "YAML syntax", f"{exc}".replace("\n", " "))
             return
         for path, line in self.doc.duplicates:
-            self.add_at(line, None, "unique keys", f"key '{_dotted(path)}' is given twice; the file would silently keep the last one")
+            self.add_at(
+                line,
+                None,
+                "unique keys",
+                f"key '{_dotted(path)}' is given twice; the file would silently keep the last one",
+            )
 
     def add_at(self, line: int | None, item: str | None, rule: str, message: str) -> None:
         self.problems.append(ConfigProblem(self.file, item, rule, message, line))

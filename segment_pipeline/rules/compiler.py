@@ -34,8 +34,16 @@ EVENTS = "analytics.event_snapshots"
 PROFILES = "analytics.profiles"
 
 _INTEGER_TYPES = {
-    "TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT",
-    "UTINYINT", "USMALLINT", "UINTEGER", "UBIGINT", "UHUGEINT",
+    "TINYINT",
+    "SMALLINT",
+    "INTEGER",
+    "BIGINT",
+    "HUGEINT",
+    "UTINYINT",
+    "USMALLINT",
+    "UINTEGER",
+    "UBIGINT",
+    "UHUGEINT",
 }
 _FLOAT_TYPES = {"FLOAT", "DOUBLE", "REAL"}
 _HUGEINT_RANGE = range(-(2**127), 2**127)
@@ -128,7 +136,9 @@ def _property_condition(key: str, value: Any, params: _Params) -> str:
     number = int(value)
     if abs(number) < 2**53:
         return as_double + params.bind(float(number), "DOUBLE")
-    exact = f"TRY_CAST({fragment} AS HUGEINT) = {params.bind(number, 'HUGEINT')}" if number in _HUGEINT_RANGE else "FALSE"
+    exact = (
+        f"TRY_CAST({fragment} AS HUGEINT) = {params.bind(number, 'HUGEINT')}" if number in _HUGEINT_RANGE else "FALSE"
+    )
     inexact = as_double + params.bind(float(number), "DOUBLE") if float(number) == number else "FALSE"
     return f"CASE WHEN regexp_full_match({fragment}, '-?[0-9]+') THEN {exact} ELSE {inexact} END"
 
@@ -207,10 +217,10 @@ class _Compiler:
             flags.append(f"CASE WHEN event_name = {types[step.event_type]} THEN {test} ELSE FALSE END AS f{m}")
         return f"""_flagged AS MATERIALIZED (
     SELECT user_id, ts,
-        {(',' + chr(10) + '        ').join(flags)}
+        {("," + chr(10) + "        ").join(flags)}
     FROM {self.events}
-    WHERE ts >= {self.params.bind(earliest, 'TIMESTAMP')} AND ts < {self.params.bind(window_end(self.as_of), 'TIMESTAMP')}
-      AND event_name IN ({', '.join(types.values())})
+    WHERE ts >= {self.params.bind(earliest, "TIMESTAMP")} AND ts < {self.params.bind(window_end(self.as_of), "TIMESTAMP")}
+      AND event_name IN ({", ".join(types.values())})
 )"""
 
     def users_cte(self) -> str:
@@ -231,12 +241,18 @@ class _Compiler:
             self.ctes.append(f"{previous} AS (SELECT user_id, {start} AS t FROM _users WHERE {start} IS NOT NULL)")
             for k, step in enumerate(later, start=1):
                 n = step.min_count
-                matches = (f"_flagged e JOIN {previous} p ON e.user_id = p.user_id AND e.ts >= p.t "
-                           f"WHERE e.f{self.matcher(step)}")
-                time_of_match = "" if k == len(later) else (", min(e.ts) AS t" if n == 1 else f", min(e.ts, {n})[{n}] AS t")
+                matches = (
+                    f"_flagged e JOIN {previous} p ON e.user_id = p.user_id AND e.ts >= p.t "
+                    f"WHERE e.f{self.matcher(step)}"
+                )
+                time_of_match = (
+                    "" if k == len(later) else (", min(e.ts) AS t" if n == 1 else f", min(e.ts, {n})[{n}] AS t")
+                )
                 previous = f"_s{index}_{k}"
-                self.ctes.append(f"{previous} AS (SELECT e.user_id{time_of_match} FROM {matches} "
-                                 f"GROUP BY e.user_id HAVING count(*) >= {n})")
+                self.ctes.append(
+                    f"{previous} AS (SELECT e.user_id{time_of_match} FROM {matches} "
+                    f"GROUP BY e.user_id HAVING count(*) >= {n})"
+                )
             source = f"{previous} s JOIN _users u ON u.user_id = s.user_id"
         if segment.inaction is not None:
             conditions.append(f"u.{self.user_column('count', segment.inaction, days)} = 0")
@@ -289,7 +305,9 @@ def compile_past_segments(
     if include_all_users:
         selects.append(compiler.all_users())
     if not selects:
-        return CompiledQuery("SELECT CAST(NULL AS VARCHAR) AS segment_name, CAST(NULL AS VARCHAR) AS user_id WHERE FALSE", {})
+        return CompiledQuery(
+            "SELECT CAST(NULL AS VARCHAR) AS segment_name, CAST(NULL AS VARCHAR) AS user_id WHERE FALSE", {}
+        )
     ctes = []
     if segments:
         widest = max(s.timeframe_days for s in segments)

@@ -68,12 +68,15 @@ def past_segment_members(segment: SegmentDefinition, events: list[dict], profile
     profile_of = {p["user_id"]: p for p in profiles}
     members = set()
     for user in {e["user_id"] for e in events}:
-        in_window = sorted((e for e in events if e["user_id"] == user and start <= e["ts"] < end), key=lambda e: e["ts"])
+        in_window = sorted(
+            (e for e in events if e["user_id"] == user and start <= e["ts"] < end), key=lambda e: e["ts"]
+        )
         member = True
         previous_time = None
         for step in segment.actions:
             times = [
-                e["ts"] for e in in_window
+                e["ts"]
+                for e in in_window
                 if event_matches(e, step) and (previous_time is None or e["ts"] >= previous_time)
             ]
             if len(times) < step.min_count:
@@ -103,7 +106,12 @@ def all_users(events: list[dict], profiles: list[dict], as_of: date) -> set[str]
 
 
 def reference_memberships(
-    segments: list[SegmentDefinition], events: list[dict], profiles: list[dict], as_of: date, *, include_all_users: bool = False
+    segments: list[SegmentDefinition],
+    events: list[dict],
+    profiles: list[dict],
+    as_of: date,
+    *,
+    include_all_users: bool = False,
 ) -> list[tuple[str, str]]:
     """Sorted ``(segment_name, user_id)`` pairs, the same shape as the compiler's output."""
     pairs = [(s.name, u) for s in segments for u in past_segment_members(s, events, profiles, as_of)]

@@ -71,13 +71,16 @@ def vocabulary_warnings(segments: Sequence[SegmentDefinition], vocabulary: Vocab
     """One warning per event type, property key or profile property that nothing in the data has."""
     warnings: list[VocabularyWarning] = []
     for segment in segments:
+
         def warn(message: str, segment: SegmentDefinition = segment) -> None:
             warnings.append(VocabularyWarning(segment.name, message))
 
         for step in segment.steps:
             if vocabulary.event_types and step.event_type not in vocabulary.event_types:
-                warn(f"event type '{step.event_type}' never occurs in the snapshot"
-                     f"{_closest(step.event_type, vocabulary.event_types)}")
+                warn(
+                    f"event type '{step.event_type}' never occurs in the snapshot"
+                    f"{_closest(step.event_type, vocabulary.event_types)}"
+                )
                 continue
             seen = vocabulary.property_keys.get(step.event_type)
             for key in (step.event_properties or {}) if seen is not None else ():
@@ -91,8 +94,12 @@ def vocabulary_warnings(segments: Sequence[SegmentDefinition], vocabulary: Vocab
             continue
         for name, value in segment.profile_equalities:
             if name not in columns:
-                warn(f"profile property '{name}' is not a profile column, so it matches nobody{_closest(name, columns)}")
+                warn(
+                    f"profile property '{name}' is not a profile column, so it matches nobody{_closest(name, columns)}"
+                )
             elif profile_value_kind(columns[name], value) is None:
-                warn(f"profile property '{name}' is {columns[name]} but is compared with {value!r} "
-                     f"({type(value).__name__}), so it matches nobody")
+                warn(
+                    f"profile property '{name}' is {columns[name]} but is compared with {value!r} "
+                    f"({type(value).__name__}), so it matches nobody"
+                )
     return warnings

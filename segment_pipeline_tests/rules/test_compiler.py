@@ -65,7 +65,7 @@ def db():
     )
     con.execute(
         "CREATE TABLE analytics.profiles (user_id VARCHAR, city VARCHAR, age BIGINT, score DOUBLE,"
-        " vip BOOLEAN, signup DATE, \"ci\"\"ty\" VARCHAR)"
+        ' vip BOOLEAN, signup DATE, "ci""ty" VARCHAR)'
     )
     yield con
     con.close()
@@ -163,7 +163,9 @@ def test_greedy_earliest_match_and_min_count_after_previous_step(world):
 def test_min_count_on_the_first_step_moves_its_time_to_the_nth_match(world):
     t = END - timedelta(hours=10)
     h = timedelta(hours=1)
-    world.event("late_b", "a", t).event("late_b", "b", t + h).event("late_b", "a", t + 2 * h).event("late_b", "b", t + 3 * h)
+    world.event("late_b", "a", t).event("late_b", "b", t + h).event("late_b", "a", t + 2 * h).event(
+        "late_b", "b", t + 3 * h
+    )
     world.event("early_b", "a", t).event("early_b", "b", t + h).event("early_b", "a", t + 2 * h)
     assert world.members(past("2a then b", step("a", min_count=2), step("b")))["2a then b"] == {"late_b"}
 
@@ -270,7 +272,9 @@ def test_unknown_profile_column_matches_nobody_and_is_warned_about(world):
     segment = past("typo", step("a"), profile={"City": "Paris"})
     assert world.members(segment)["typo"] == set()
     warnings = [str(w) for w in vocabulary_warnings([segment], read_vocabulary(world.con, [segment]))]
-    assert warnings == ["segment 'typo': profile property 'City' is not a profile column, so it matches nobody; did you mean 'city'?"]
+    assert warnings == [
+        "segment 'typo': profile property 'City' is not a profile column, so it matches nobody; did you mean 'city'?"
+    ]
 
 
 def test_vocabulary_suggests_known_event_types_and_property_keys(world):

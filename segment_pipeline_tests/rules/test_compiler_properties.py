@@ -32,7 +32,11 @@ KEYS = ["k", "j"]
 STEP_VALUES = [1, 1.0, 2, 2.5, "1", "x", True, "true", 'é "q"\n']
 EVENT_VALUES = [*STEP_VALUES, False, None, [1], {"k": 1}]
 INSTANTS = sorted(
-    {END + offset - timedelta(days=days) for days in range(4) for offset in (-TICK, timedelta(0), TICK, timedelta(hours=1))}
+    {
+        END + offset - timedelta(days=days)
+        for days in range(4)
+        for offset in (-TICK, timedelta(0), TICK, timedelta(hours=1))
+    }
 )
 PROFILE_COLUMNS = {"city": "VARCHAR", "age": "BIGINT", "score": "DOUBLE", "vip": "BOOLEAN", "signup": "DATE"}
 # The first value of each list is the likely one: most profiles match, some miss by a type.
@@ -59,8 +63,10 @@ def likely(values: list) -> st.SearchStrategy:
 
 properties = st.dictionaries(st.sampled_from(KEYS), st.sampled_from(EVENT_VALUES), max_size=2)
 profiles = st.tuples(
-    *(st.none() | st.fixed_dictionaries({"user_id": st.just(u), **{c: likely(v) for c, v in PROFILE_STORED.items()}})
-      for u in USERS)
+    *(
+        st.none() | st.fixed_dictionaries({"user_id": st.just(u), **{c: likely(v) for c, v in PROFILE_STORED.items()}})
+        for u in USERS
+    )
 ).map(lambda rows: [r for r in rows if r is not None])
 matchers = st.tuples(
     st.sampled_from(EVENT_TYPES),
@@ -106,7 +112,12 @@ def events_for(draw, definitions) -> list[dict]:
     noise = st.tuples(st.sampled_from([*EVENT_TYPES, "d"]), properties)
     rows += draw(
         st.lists(
-            st.builds(lambda u, k, ts: row(u, k[0], ts, k[1]), st.sampled_from(USERS), kinds | noise, st.sampled_from(INSTANTS)),
+            st.builds(
+                lambda u, k, ts: row(u, k[0], ts, k[1]),
+                st.sampled_from(USERS),
+                kinds | noise,
+                st.sampled_from(INSTANTS),
+            ),
             max_size=20,
         )
     )
@@ -118,12 +129,21 @@ def segments(draw, name: str) -> SegmentDefinition:
     """A valid past segment: distinct matchers, an optional final inaction, optional profile."""
     has_inaction = draw(st.booleans())
     chosen = draw(
-        st.lists(matchers, min_size=1 + has_inaction, max_size=3 + has_inaction,
-                 unique_by=lambda m: (m[0], canonical_properties(m[1])))
+        st.lists(
+            matchers,
+            min_size=1 + has_inaction,
+            max_size=3 + has_inaction,
+            unique_by=lambda m: (m[0], canonical_properties(m[1])),
+        )
     )
     steps = [
-        {"eventType": t, "expTimeframe": 0, "actionInaction": "action", "eventProperties": p,
-         "minCount": draw(st.sampled_from([1, 1, 1, 2, 3]))}
+        {
+            "eventType": t,
+            "expTimeframe": 0,
+            "actionInaction": "action",
+            "eventProperties": p,
+            "minCount": draw(st.sampled_from([1, 1, 1, 2, 3])),
+        }
         for t, p in chosen
     ]
     if has_inaction:
@@ -171,9 +191,14 @@ def insert(con: duckdb.DuckDBPyConnection, table: str, rows: list[list]) -> None
 
 
 def load(con: duckdb.DuckDBPyConnection, event_rows: list[dict], profile_rows: list[dict]) -> None:
-    insert(con, "analytics.event_snapshots", [
-        [f"e{i}", e["user_id"], e["event_name"], e["ts"], e["properties"], e["ts"].date()] for i, e in enumerate(event_rows)
-    ])
+    insert(
+        con,
+        "analytics.event_snapshots",
+        [
+            [f"e{i}", e["user_id"], e["event_name"], e["ts"], e["properties"], e["ts"].date()]
+            for i, e in enumerate(event_rows)
+        ],
+    )
     insert(con, "analytics.profiles", [[p["user_id"], *(p[c] for c in PROFILE_COLUMNS)] for p in profile_rows])
 
 
@@ -189,7 +214,7 @@ def assert_same_memberships(con, definitions, event_rows, profile_rows, all_user
     assert got == expected
 
 
-@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(definitions=segment_lists, profile_rows=profiles, all_users=st.booleans(), data=st.data())
 def test_compiler_matches_reference(con, definitions, profile_rows, all_users, data):
     event_rows = data.draw(events_for(definitions), label="event_rows")
@@ -198,7 +223,9 @@ def test_compiler_matches_reference(con, definitions, profile_rows, all_users, d
 
 # Ordered actions with counts, on two users with many events of two kinds in a short span.
 sequence_steps = st.lists(
-    st.tuples(st.sampled_from(["a", "b"]), st.sampled_from([None, {"k": 1}, {"k": "1"}]), st.sampled_from([1, 1, 2, 3])),
+    st.tuples(
+        st.sampled_from(["a", "b"]), st.sampled_from([None, {"k": 1}, {"k": "1"}]), st.sampled_from([1, 1, 2, 3])
+    ),
     min_size=2,
     max_size=4,
     unique_by=lambda s: (s[0], canonical_properties(s[1])),
@@ -215,7 +242,7 @@ dense_noise = st.lists(
 )
 
 
-@settings(max_examples=250, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(chosen=sequence_steps, days=st.integers(1, 2), noise=dense_noise, data=st.data())
 def test_ordered_actions_with_counts_match_reference(con, chosen, days, noise, data):
     segment = SegmentDefinition.model_validate(

@@ -41,12 +41,14 @@ WHERE ts >= ? AND ts < ? GROUP BY 1
 """
 
 
-def _result(check_name: str, outcome: SuiteOutcome) -> dg.AssetCheckResult:
+def _result(
+    check_name: str, outcome: SuiteOutcome, severity: dg.AssetCheckSeverity = dg.AssetCheckSeverity.ERROR
+) -> dg.AssetCheckResult:
     return dg.AssetCheckResult(
         asset_key=EVENT_SNAPSHOTS,
         check_name=check_name,
         passed=outcome.success,
-        severity=dg.AssetCheckSeverity.ERROR,
+        severity=severity,
         description=outcome.summary(),
         metadata=outcome.as_metadata(),
     )
@@ -87,11 +89,4 @@ def event_snapshot_quality(context: dg.AssetCheckExecutionContext, warehouse: Wa
         if first_day is not None and since + timedelta(days=i) >= first_day
     ]
     volume = check_daily_volume(counts.get(last, 0), trailing)
-    yield dg.AssetCheckResult(
-        asset_key=EVENT_SNAPSHOTS,
-        check_name=DAILY_VOLUME_CHECK,
-        passed=volume.success,
-        severity=dg.AssetCheckSeverity.WARN,
-        description=volume.summary(),
-        metadata=volume.as_metadata(),
-    )
+    yield _result(DAILY_VOLUME_CHECK, volume, dg.AssetCheckSeverity.WARN)
