@@ -121,3 +121,26 @@ def test_a_corrupted_snapshot_fails_the_blocking_checks_with_examples(tmp_path):
     assert not checks["timestamps_inside_loaded_range"].passed
     assert "2026-03-05" in checks["timestamps_inside_loaded_range"].description
     assert checks["required_columns_present"].passed
+
+
+def test_a_broken_segment_definition_stops_the_run_before_anything_is_written(tmp_path):
+    from segment_pipeline.settings import BUNDLED_CONFIG_DIR
+
+    config_dir = tmp_path / "config"
+    config_dir.mkdir()
+    for name in ("goals.yaml", "scores.yaml"):
+        (config_dir / name).write_text((BUNDLED_CONFIG_DIR / name).read_text())
+    text = (BUNDLED_CONFIG_DIR / "segments.yaml").read_text()
+    # Break rule 2 of "charged 3 times": a past segment needs a time frame of at least one day.
+    block = text.index("segmentName: charged 3 times")
+    frame = text.index("segmentTimeframe: 90", block)
+    broken = text[:frame] + "segmentTimeframe: 0" + text[frame + len("segmentTimeframe: 90"):]
+    assert broken != text
+    (config_dir / "segments.yaml").write_text(broken)
+
+    result = run(small_demo_resources(tmp_path, config_dir=config_dir), raise_on_error=False)
+    assert not result.success
+    failure = next(e for e in result.all_events if e.is_step_failure)
+    message = failure.step_failure_data.user_failure_data.description
+    assert "segments.yaml" in message and "charged 3 times" in message and "rule 2" in message
+    assert not (tmp_path / "warehouse.duckdb").exists() or table_dump(tmp_path / "warehouse.duckdb") == {}

@@ -107,11 +107,16 @@ def event_snapshots(
     backfill_policy=dg.BackfillPolicy.single_run(),
 )
 def profiles(
-    context: dg.AssetExecutionContext, warehouse: WarehouseResource, sources: EventSourcesResource
+    context: dg.AssetExecutionContext,
+    warehouse: WarehouseResource,
+    sources: EventSourcesResource,
+    project_config: ConfigResource,
 ) -> dg.MaterializeResult:
     """User profiles as they are now (one row per user_id, one column per property), replacing
     the previous state; segments test their properties. Rows without a user_id are rejected."""
     as_of = run_days(context)[-1]
+    with input_errors_as_failures():
+        project_config.load()  # the first steps both check the config: neither writes if it is broken
     with warehouse.connect() as con, input_errors_as_failures():
         files = sources.profile_files()
         report = load_profiles(con, files, snapshot_date=as_of)
