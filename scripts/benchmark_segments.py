@@ -18,7 +18,6 @@ from datetime import date, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
-import pyarrow as pa
 
 from segment_pipeline.config.segments import load_segments_text
 from segment_pipeline.rules.compiler import compile_past_segments, read_profile_columns
@@ -78,43 +77,50 @@ GROUP BY user_id, event_name
 """
 
 
-def generate(con, n_events: int, n_users: int, seed: int = 1) -> None:
-    rng = np.random.default_rng(seed)
+def generate(con, n_events: int, n_users: int, seed: float = 0.42) -> None:
+    """Events generated inside DuckDB (seeded), so the generator's memory does not count."""
+    cumulative = np.cumsum(WEIGHTS / WEIGHTS.sum())
+    pick = "CASE " + " ".join(
+        f"WHEN r_type < {c:.6f} THEN '{name}'" for c, name in zip(cumulative[:-1], EVENT_TYPES[:-1], strict=True)
+    ) + f" ELSE '{EVENT_TYPES[-1]}' END"
+    categories = "['" + "','".join(CATEGORIES) + "']"
+    payments = "['" + "','".join(PAYMENTS) + "']"
     end = datetime.combine(AS_OF + timedelta(days=1), datetime.min.time())
-    activity = rng.lognormal(0.0, 1.0, n_users)  # a few heavy users, a long tail of light ones
-    users = rng.choice(n_users, n_events, p=activity / activity.sum())
-    names = rng.choice(len(EVENT_TYPES), n_events, p=WEIGHTS / WEIGHTS.sum())
-    offsets = rng.integers(0, 120 * 86_400_000_000, n_events)
-    ts = np.datetime64(end, "us") - offsets.astype("timedelta64[us]")
-    cats = rng.integers(0, len(CATEGORIES), n_events)
-    pays = rng.integers(0, len(PAYMENTS), n_events)
-    items = rng.integers(1, 5, n_events)
-    props = np.where(
-        np.isin(names, [2, 3]),
-        np.char.add(np.char.add('{"category":"', np.array(CATEGORIES)[cats]), '"}'),
-        np.where(
-            names == 5,
-            np.char.add(np.char.add(np.char.add(np.char.add('{"category":"', np.array(CATEGORIES)[cats]), '","payment_method":"'),
-                                    np.array(PAYMENTS)[pays]), np.char.add(np.char.add('","items":', items.astype(str)), "}")),
-            "{}",
-        ),
+    con.execute("SELECT setseed(?)", [seed])
+    con.execute(
+        f"""CREATE TABLE analytics.event_snapshots AS
+        WITH r AS (
+            SELECT i, random() AS r_user, random() AS r_type, random() AS r_ts, random() AS r_a, random() AS r_b
+            FROM range(?) t(i)
+        ), typed AS (
+            SELECT *, {pick} AS event_name FROM r
+        )
+        SELECT 'e' || i AS event_id,
+               -- squaring skews activity: a few heavy users, a long tail of light ones
+               'u' || CAST(floor(? * r_user * r_user) AS BIGINT) AS user_id,
+               event_name,
+               CAST(? AS TIMESTAMP) - to_microseconds(CAST(r_ts * 120 * 86400e6 AS BIGINT)) AS ts,
+               CAST(CASE
+                   WHEN event_name IN ('item_viewed', 'add_to_cart')
+                       THEN json_object('category', {categories}[1 + CAST(floor(r_a * 5) AS INT)])
+                   WHEN event_name = 'charged'
+                       THEN json_object('category', {categories}[1 + CAST(floor(r_a * 5) AS INT)],
+                                        'payment_method', {payments}[1 + CAST(floor(r_b * 4) AS INT)],
+                                        'items', 1 + CAST(floor(r_b * 16) AS INT) % 4)
+                   ELSE '{{}}' END AS JSON) AS properties,
+               DATE '2026-06-30' AS snapshot_date
+        FROM typed ORDER BY ts""",
+        [n_events, n_users, end],
     )
-    pa.table({
-        "event_id": pa.array(np.char.add("e", np.arange(n_events).astype(str))),
-        "user_id": pa.array(np.char.add("u", users.astype(str))),
-        "event_name": pa.array(np.array(EVENT_TYPES)[names]),
-        "ts": pa.array(ts),
-        "properties": pa.array(props),
-    })
-    con.execute("CREATE TABLE analytics.event_snapshots AS SELECT event_id, user_id, event_name, ts, "
-                "CAST(properties AS JSON) AS properties, DATE '2026-06-30' AS snapshot_date FROM events ORDER BY ts")
-    pa.table({
-        "user_id": pa.array(np.char.add("u", np.arange(n_users).astype(str))),
-        "city": pa.array(np.where(rng.random(n_users) < 0.14, "San Francisco", "Elsewhere")),
-        "plan": pa.array(rng.choice(["free", "plus", "premium"], n_users)),
-        "age": pa.array(rng.integers(18, 70, n_users)),
-    })
-    con.execute("CREATE TABLE analytics.profiles AS SELECT * FROM profiles")
+    con.execute(
+        """CREATE TABLE analytics.profiles AS
+        SELECT 'u' || i AS user_id,
+               CASE WHEN random() < 0.14 THEN 'San Francisco' ELSE 'Elsewhere' END AS city,
+               ['free', 'plus', 'premium'][1 + CAST(floor(random() * 3) AS INT)] AS plan,
+               18 + CAST(floor(random() * 52) AS BIGINT) AS age
+        FROM range(?) t(i)""",
+        [n_users],
+    )
 
 
 def timed(fn) -> float:
