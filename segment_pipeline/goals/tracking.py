@@ -1,0 +1,373 @@
+"""MLflow tracking and registry for goal models, with a champion/challenger rule.
+
+Store: MLflow 3 refuses the plain file store (``file:`` URIs, ``./mlruns``) unless
+``MLFLOW_ALLOW_FILE_STORE`` is set, and the model registry wants a database anyway. A
+``file:`` URI or a plain folder therefore maps to ``sqlite:///<folder>/mlflow.db`` with
+artifacts in ``<folder>/artifacts``; ``sqlite:`` URIs keep artifacts next to the database
+file; other URIs (an MLflow server) are used as given. Telemetry is switched off
+(``MLFLOW_DISABLE_TELEMETRY=true`` unless set) when this module is imported, which must
+happen before MLflow's first import in the process; then nothing reaches the network.
+
+Each call to ``log_goal_model`` makes one run in the experiment ``segment_pipeline goals``
+and one version of the registered model ``goal-<slug>``. The version becomes the
+``champion`` alias unless it is clearly worse than the current champion on the *new*
+held-out rows (the champion is loaded and scored on them): AUC lower by more than
+``MAX_AUC_DROP`` or Brier score higher by more than ``MAX_BRIER_INCREASE``. A fresher model
+that is about as good wins, since it has seen the latest behaviour.
+
+MLflow is imported inside the functions: importing it takes seconds. Loading a logged
+model needs this package importable (the model pickles ``GoalModel`` by reference).
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import os
+import re
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote, urlparse
+
+import numpy as np
+import polars as pl
+
+from segment_pipeline.goals.buckets import BucketThresholds
+from segment_pipeline.goals.training import GoalModel, TrainedGoalModel, bootstrap_rel_error_sd, evaluation_metrics
+
+# MLflow decides on telemetry when it is first imported, so say no before anyone imports it.
+os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+
+EXPERIMENT_NAME = "segment_pipeline goals"
+CHAMPION_ALIAS = "champion"
+MODEL_ARTIFACT = "model"
+MAX_AUC_DROP = 0.02
+MAX_BRIER_INCREASE = 0.10  # relative
+SIGNATURE_ROWS = 1000
+
+
+@dataclass(frozen=True)
+class ModelRecord:
+    """The logged version and the decision; ``champion_*`` describe the champion after it.
+
+    ``champion_metrics`` are measured on this training's evaluation rows, so when the
+    champion was kept its ``forecast_rel_error`` is the one to forecast with.
+    """
+
+    run_id: str
+    model_uri: str
+    version: int
+    promoted: bool
+    reason: str
+    champion_version: int = 0
+    champion_metrics: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ChampionModel:
+    """The registered champion, ready for nightly scoring."""
+
+    model: GoalModel
+    version: int
+    run_id: str
+    model_uri: str
+
+    @property
+    def feature_columns(self) -> list[str]:
+        return self.model.feature_columns
+
+    def predict_proba(self, frame: Any) -> np.ndarray:
+        return self.model.predict_proba(frame)
+
+
+def registered_model_name(goal_name: str) -> str:
+    slug = re.sub(r"[^a-z0-9]+", "-", goal_name.lower()).strip("-")
+    return f"goal-{slug or 'unnamed'}"
+
+
+def resolve_store(tracking_uri: str) -> tuple[str, str | None]:
+    """(store URI MLflow can use for runs and the registry, artifact root or None for the server's)."""
+    parsed = urlparse(tracking_uri)
+    if parsed.scheme in ("", "file"):
+        folder = Path(unquote(parsed.path) if parsed.scheme else tracking_uri).resolve()
+        folder.mkdir(parents=True, exist_ok=True)
+        return f"sqlite:///{folder / 'mlflow.db'}", (folder / "artifacts").as_uri()
+    if parsed.scheme == "sqlite":
+        database = Path(tracking_uri[len("sqlite:///") :]).resolve()
+        database.parent.mkdir(parents=True, exist_ok=True)
+        return f"sqlite:///{database}", (database.parent / "artifacts").as_uri()
+    return tracking_uri, None
+
+
+def compare_with_champion(challenger: dict[str, float], champion: dict[str, float]) -> tuple[bool, str]:
+    """(promote the challenger?, why), both sets of metrics measured on the same rows."""
+    summary = (
+        f"AUC {challenger['auc']:.4f} vs champion {champion['auc']:.4f}, "
+        f"Brier {challenger['brier']:.4f} vs champion {champion['brier']:.4f}"
+    )
+    problems = []
+    auc_drop = champion["auc"] - challenger["auc"]
+    if math.isfinite(auc_drop) and auc_drop > MAX_AUC_DROP:
+        problems.append(f"AUC lower by {auc_drop:.4f} (> {MAX_AUC_DROP})")
+    if challenger["brier"] > champion["brier"] * (1 + MAX_BRIER_INCREASE):
+        problems.append(f"Brier higher by more than {MAX_BRIER_INCREASE:.0%}")
+    if problems:
+        return False, f"challenger clearly worse on the same held-out rows ({'; '.join(problems)}): {summary}"
+    return True, f"challenger not clearly worse on the same held-out rows: {summary}"
+
+
+def log_goal_model(
+    tracking_uri: str,
+    goal_name: str,
+    trained: TrainedGoalModel,
+    thresholds: BucketThresholds,
+    bucket_report: dict[str, dict[str, float]],
+    *,
+    extra_params: dict[str, Any] | None = None,
+    as_of: date | None = None,
+) -> ModelRecord:
+    """Log a run, register a version, and make it champion unless clearly worse."""
+    mlflow, client, artifact_root = _connect(tracking_uri)
+    from mlflow.models import infer_signature
+
+    name = registered_model_name(goal_name)
+    champion = _load(client, name)
+    as_of = as_of or trained.holdout_anchor
+    run_name = f"{name.removeprefix('goal-')} {as_of}"
+    with mlflow.start_run(experiment_id=_experiment_id(client, artifact_root), run_name=run_name) as run:
+        mlflow.set_tags({"goal_name": goal_name, "as_of": str(as_of), "holdout_anchor": str(trained.holdout_anchor)})
+        mlflow.log_params(_params(trained, thresholds, extra_params or {}))
+        mlflow.log_metrics(_finite({**trained.metrics, **_bucket_metrics(bucket_report)}))
+        _log_artifacts(mlflow, trained, thresholds, bucket_report)
+
+        sample = trained.evaluation_frame.head(SIGNATURE_ROWS)
+        features = sample.select(pl.col(c).cast(pl.Float64) for c in trained.feature_columns).to_pandas()
+        # MLflow 3 names the model `name`; 2.x called it `artifact_path`.
+        where = {"name" if int(mlflow.__version__.split(".")[0]) >= 3 else "artifact_path": MODEL_ARTIFACT}
+        with _without_mlflow_advice():
+            info = mlflow.pyfunc.log_model(
+                **where,
+                python_model=_pyfunc_model(trained.model),
+                signature=infer_signature(features, trained.evaluation_scores[: sample.height]),
+                pip_requirements=_requirements(mlflow),
+                registered_model_name=name,
+            )
+        version = int(info.registered_model_version)
+        promoted, reason, champion_metrics = _decide(trained, champion)
+        mlflow.log_metrics(_finite({f"champion_{k}": v for k, v in champion_metrics.items()}))
+        mlflow.set_tags({"promotion": "champion" if promoted else "rejected", "promotion_reason": reason})
+    if promoted:
+        client.set_registered_model_alias(name, CHAMPION_ALIAS, str(version))
+    client.set_model_version_tag(name, str(version), "promotion", "champion" if promoted else "rejected")
+    client.set_model_version_tag(name, str(version), "promotion_reason", reason)
+    kept = champion is not None and not promoted
+    return ModelRecord(
+        run.info.run_id,
+        f"models:/{name}/{version}",
+        version,
+        promoted,
+        reason,
+        champion_version=champion.version if kept else version,
+        champion_metrics=champion_metrics if kept else trained.metrics,
+    )
+
+
+def load_champion(tracking_uri: str, goal_name: str) -> ChampionModel | None:
+    """The goal's champion model, or None when no version has been promoted yet."""
+    _, client, _ = _connect(tracking_uri)
+    return _load(client, registered_model_name(goal_name))
+
+
+def _connect(tracking_uri: str) -> tuple[Any, Any, str | None]:
+    import mlflow
+    from mlflow import MlflowClient
+
+    store, artifact_root = resolve_store(tracking_uri)
+    mlflow.set_tracking_uri(store)
+    mlflow.set_registry_uri(store)
+    return mlflow, MlflowClient(tracking_uri=store, registry_uri=store), artifact_root
+
+
+def _experiment_id(client: Any, artifact_root: str | None) -> str:
+    from mlflow.exceptions import MlflowException
+
+    experiment = client.get_experiment_by_name(EXPERIMENT_NAME)
+    if experiment is not None:
+        return experiment.experiment_id
+    try:
+        return client.create_experiment(EXPERIMENT_NAME, artifact_location=artifact_root)
+    except MlflowException:  # created meanwhile by a parallel run
+        return client.get_experiment_by_name(EXPERIMENT_NAME).experiment_id
+
+
+def _load(client: Any, name: str) -> ChampionModel | None:
+    import mlflow
+    from mlflow.exceptions import MlflowException
+
+    try:
+        version = client.get_model_version_by_alias(name, CHAMPION_ALIAS)
+    except MlflowException:
+        return None
+    uri = f"models:/{name}/{version.version}"
+    with _without_mlflow_advice():  # unpickling re-creates the model class
+        model = mlflow.pyfunc.load_model(uri).unwrap_python_model().goal_model
+    return ChampionModel(model, int(version.version), version.run_id, uri)
+
+
+def _decide(trained: TrainedGoalModel, champion: ChampionModel | None) -> tuple[bool, str, dict[str, float]]:
+    if champion is None:
+        return True, "first model for this goal", {}
+    missing = sorted(set(champion.feature_columns) - set(trained.evaluation_frame.columns))
+    if missing:
+        return True, f"champion v{champion.version} needs features no longer built: {missing}", {}
+    scores = champion.predict_proba(trained.evaluation_frame)
+    champion_metrics = evaluation_metrics(trained.evaluation_labels, scores)
+    champion_metrics["forecast_rel_error_sd"] = bootstrap_rel_error_sd(trained.evaluation_labels, scores)
+    promoted, reason = compare_with_champion(trained.metrics, champion_metrics)
+    verb = "replaces" if promoted else "keeps"
+    return promoted, f"{verb} champion v{champion.version}: {reason}", champion_metrics
+
+
+@contextmanager
+def _without_mlflow_advice() -> Iterator[None]:
+    """Silence advice that does not apply: the signature is given explicitly, and an input
+    example would put a copy of user features into the model artifact."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*type hints to the `predict` method")
+        warnings.filterwarnings("ignore", message=".*input example was not provided")
+        yield
+
+
+def _pyfunc_model(goal_model: GoalModel) -> Any:
+    # Defined here so importing this module does not import MLflow; cloudpickle stores
+    # the class by value, and GoalModel by reference.
+    import mlflow.pyfunc
+
+    class GoalPyfuncModel(mlflow.pyfunc.PythonModel):
+        """Calibrated probability of achieving the goal, one per input row."""
+
+        def __init__(self, model: GoalModel) -> None:
+            self.goal_model = model
+
+        def predict(self, context, model_input, params=None):
+            return self.goal_model.predict_proba(model_input)
+
+    return GoalPyfuncModel(goal_model)
+
+
+def _requirements(mlflow: Any) -> list[str]:
+    # Explicit, so MLflow does not infer them by re-importing the model in a subprocess.
+    import cloudpickle
+    import pandas
+    import xgboost
+
+    packages = {
+        "mlflow": mlflow,
+        "xgboost": xgboost,
+        "numpy": np,
+        "polars": pl,
+        "pandas": pandas,
+        "cloudpickle": cloudpickle,
+    }
+    return [f"{name}=={module.__version__}" for name, module in packages.items()]
+
+
+def _params(trained: TrainedGoalModel, thresholds: BucketThresholds, extra: dict[str, Any]) -> dict[str, str]:
+    params = {f"xgb_{k}": v for k, v in trained.params.items()}
+    params.update(
+        calibration_method=trained.calibration_method,
+        calibration_reason=trained.calibration_reason,
+        holdout_anchor=trained.holdout_anchor,
+        train_anchors=",".join(str(a) for a in trained.train_anchors),
+        n_features=len(trained.feature_columns),
+        bucket_method=thresholds.method,
+        bucket_most_likely_min=thresholds.most_likely_min,
+        bucket_moderately_likely_min=thresholds.moderately_likely_min,
+        bucket_precision_level=thresholds.precision_level,
+        buckets_ordered=thresholds.ordered,
+    )
+    params.update(extra)
+    return {k: str(v)[:6000] for k, v in params.items()}
+
+
+def _bucket_metrics(report: dict[str, dict[str, float]]) -> dict[str, float]:
+    return {
+        f"bucket_{bucket}_{field}": float(value)
+        for bucket, stats in report.items()
+        for field, value in stats.items()
+        if field in ("n", "conversion_rate", "share", "lift")
+    }
+
+
+def _log_artifacts(mlflow: Any, trained: TrainedGoalModel, thresholds: BucketThresholds, report: dict) -> None:
+    mlflow.log_text(_csv(trained.feature_importance), "feature_importance.csv")
+    mlflow.log_dict(_json_safe(trained.feature_importance.to_dicts()), "feature_importance.json")
+    mlflow.log_text(_csv(trained.calibration_curve), "calibration_curve.csv")
+    mlflow.log_dict(_json_safe({"thresholds": thresholds.to_dict(), "report": report}), "buckets.json")
+    mlflow.log_dict({"feature_columns": trained.feature_columns, "notes": trained.notes}, "model_inputs.json")
+    figure = _calibration_figure(trained.calibration_curve)
+    if figure is not None:
+        mlflow.log_figure(figure, "calibration.png")
+    else:
+        mlflow.log_text(_calibration_svg(trained.calibration_curve), "calibration.svg")
+
+
+def _calibration_figure(curve: pl.DataFrame) -> Any:
+    try:
+        from matplotlib.figure import Figure  # no pyplot: no global backend or figure registry
+    except ImportError:
+        return None
+    figure = Figure(figsize=(5, 5))
+    axes = figure.subplots()
+    top = max(curve["mean_predicted"].max() or 0.0, curve["observed_rate"].max() or 0.0, 0.01) * 1.05
+    axes.plot([0, top], [0, top], linestyle="--", color="grey", label="perfect calibration")
+    axes.plot(curve["mean_predicted"], curve["observed_rate"], marker="o", label="model (equal-count bins)")
+    axes.set(xlabel="mean predicted probability", ylabel="observed rate", xlim=(0, top), ylim=(0, top))
+    axes.set_title("Calibration on the held-out evaluation half")
+    axes.legend(loc="upper left")
+    return figure
+
+
+def _calibration_svg(curve: pl.DataFrame, size: int = 400) -> str:
+    top = max(curve["mean_predicted"].max() or 0.0, curve["observed_rate"].max() or 0.0, 0.01) * 1.05
+
+    def xy(x: float, y: float) -> str:
+        return f"{40 + x / top * (size - 60):.1f},{size - 40 - y / top * (size - 60):.1f}"
+
+    points = " ".join(xy(x, y) for x, y in zip(curve["mean_predicted"], curve["observed_rate"], strict=True))
+    return (
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{size}" height="{size}">'
+        f'<polyline points="{xy(0, 0)} {xy(top, top)}" stroke="grey" stroke-dasharray="4" fill="none"/>'
+        f'<polyline points="{points}" stroke="steelblue" fill="none"/>'
+        f'<text x="40" y="20">observed rate vs mean predicted (0 to {top:.3f})</text></svg>'
+    )
+
+
+def _csv(frame: pl.DataFrame) -> str:
+    buffer = io.StringIO()
+    frame.write_csv(buffer)
+    return buffer.getvalue()
+
+
+def _finite(metrics: dict[str, float]) -> dict[str, float]:
+    return {k: float(v) for k, v in metrics.items() if v is not None and math.isfinite(float(v))}
+
+
+def _json_safe(value: Any) -> Any:
+    """Plain JSON: NaN and infinities become null, other objects their text."""
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {str(k): _json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_safe(v) for v in value]
+    if value is None or isinstance(value, (str, int, bool)):
+        return value
+    return str(value)
