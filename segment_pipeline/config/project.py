@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from segment_pipeline.config.errors import ConfigError, ConfigProblem
+from segment_pipeline.config.goals import GoalConfig, load_goals
 from segment_pipeline.config.scores import ScoreConfig, load_scores
 from segment_pipeline.config.segments import SegmentConfig, load_segments
 
@@ -18,6 +19,7 @@ GOALS_FILE = "goals.yaml"
 class ProjectConfig:
     segments: SegmentConfig
     scores: ScoreConfig
+    goals: GoalConfig
 
 
 def load_project_config(config_dir: Path) -> ProjectConfig:
@@ -36,5 +38,14 @@ def load_project_config(config_dir: Path) -> ProjectConfig:
             ]
         )
     segments = load_segments(config_dir / SEGMENTS_FILE)
-    scores = load_scores(config_dir / SCORES_FILE, segments)
-    return ProjectConfig(segments=segments, scores=scores)
+    # Scores and goals are checked against the segments, then reported together.
+    problems = []
+    loaded = {}
+    for key, loader, name in (("scores", load_scores, SCORES_FILE), ("goals", load_goals, GOALS_FILE)):
+        try:
+            loaded[key] = loader(config_dir / name, segments)
+        except ConfigError as exc:
+            problems.extend(exc.problems)
+    if problems:
+        raise ConfigError(problems)
+    return ProjectConfig(segments=segments, scores=loaded["scores"], goals=loaded["goals"])

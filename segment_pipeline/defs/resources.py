@@ -67,6 +67,12 @@ class ConfigResource(dg.ConfigurableResource):
         return load_project_config(Path(self.config_dir))
 
 
+class MLflowResource(dg.ConfigurableResource):
+    """The MLflow tracking store and model registry (a local SQLite store under data/ by default)."""
+
+    tracking_uri: str
+
+
 def default_resources() -> dict[str, dg.ConfigurableResource]:
     settings = load_settings()
     return {
@@ -78,6 +84,7 @@ def default_resources() -> dict[str, dg.ConfigurableResource]:
             max_reject_rate=settings.max_reject_rate,
         ),
         "project_config": ConfigResource(config_dir=str(settings.config_dir)),
+        "mlflow": MLflowResource(tracking_uri=settings.mlflow_tracking_uri),
     }
 
 

@@ -54,6 +54,11 @@ class BucketThresholds:
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> BucketThresholds:
+        shares = data.get("shares")
+        return cls(**{**data, "shares": tuple(shares) if shares is not None else None})
+
 
 def choose_thresholds(
     scores: np.ndarray, labels: np.ndarray, *, precision_level: float | None = None

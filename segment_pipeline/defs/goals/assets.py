@@ -1,0 +1,94 @@
+"""Goals: frozen target groups, goal models in MLflow, forecasts, nightly intent buckets and audiences."""
+
+import dagster as dg
+
+from segment_pipeline.defs.constants import GOALS_GROUP, KEY_PREFIX
+from segment_pipeline.defs.failures import input_errors_as_failures
+from segment_pipeline.defs.partitions import daily_partitions, run_days
+from segment_pipeline.defs.previews import rows_table
+from segment_pipeline.defs.resources import ConfigResource, MLflowResource, WarehouseResource
+from segment_pipeline.defs.segments.assets import SEGMENT_MEMBERSHIPS
+from segment_pipeline.goals import goal_day
+from segment_pipeline.goals.store import ensure_tables
+
+TARGET_GROUPS = dg.AssetKey([KEY_PREFIX, "target_groups"])
+GOAL_STATUS = dg.AssetKey([KEY_PREFIX, "goal_status"])
+GOAL_FORECASTS = dg.AssetKey([KEY_PREFIX, "goal_forecasts"])
+INTENT_BUCKETS = dg.AssetKey([KEY_PREFIX, "intent_buckets"])
+ENGAGEMENT_AUDIENCES = dg.AssetKey([KEY_PREFIX, "engagement_audiences"])
+
+
+def _spec(key: dg.AssetKey, description: str, deps: list, kinds: set[str] | None = None) -> dg.AssetSpec:
+    return dg.AssetSpec(key, deps=deps, description=description, group_name=GOALS_GROUP, kinds=kinds or {"duckdb"})
+
+
+@dg.multi_asset(
+    specs=[
+        _spec(TARGET_GROUPS, "Each goal's target group: its segment's members as of the day before createdOn, "
+              "frozen once, with the contract's public 5% control hash (group test or control).", [SEGMENT_MEMBERSHIPS]),
+        _spec(GOAL_STATUS, "One row per goal per day: active, insufficient_history, ended or invalid, with a "
+              "message and the MLflow run of the model that scores the goal.", [SEGMENT_MEMBERSHIPS],
+              {"duckdb", "xgboost", "mlflow"}),
+        _spec(GOAL_FORECASTS, "The forecast made at creation of how many of the target group achieve the goal "
+              "by each day of its window (90% interval), with the actual count for the days that have passed.",
+              [SEGMENT_MEMBERSHIPS]),
+        _spec(INTENT_BUCKETS, "Every target-group user each night: a calibrated probability of achieving the goal "
+              "in what is left of its window and a bucket (most, moderately, least likely), or achieved.",
+              [SEGMENT_MEMBERSHIPS], {"duckdb", "xgboost"}),
+        _spec(ENGAGEMENT_AUDIENCES, "Campaign audiences per goal and bucket: test-group users who have not "
+              "achieved yet. Never a control user, so the control stays clean.", [SEGMENT_MEMBERSHIPS]),
+    ],
+    partitions_def=daily_partitions,
+    backfill_policy=dg.BackfillPolicy.single_run(),
+    can_subset=False,
+)
+def goals(
+    context: dg.AssetExecutionContext,
+    warehouse: WarehouseResource,
+    project_config: ConfigResource,
+    mlflow: MLflowResource,
+):
+    with input_errors_as_failures():
+        config = project_config.load()
+    rows: list[goal_day.GoalDayResult] = []
+    with warehouse.connect() as con:
+        ensure_tables(con)
+        for day in run_days(context):
+            for goal in config.goals.goals:
+                result = goal_day.run_goal_day(
+                    con, goal, config.segments, day, tracking_uri=mlflow.tracking_uri
+                )
+                if result is None:
+                    continue
+                rows.append(result)
+                log = context.log.warning if result.status in ("invalid", "insufficient_history") else context.log.info
+                log(f"{goal.name} as of {day}: {result.status}: {result.message}")
+    last = run_days(context)[-1]
+    latest = [r for r in rows if r.as_of == last]
+    metadata = {
+        "goals": dg.MetadataValue.md(rows_table(
+            ["goal", "status", "message", "model run"], [[r.goal_name, r.status, r.message, r.run_id] for r in latest]
+        )),
+    }
+    for result in latest:
+        if result.forecast_table:
+            metadata[f"forecast vs actual: {result.goal_name}"] = dg.MetadataValue.md(result.forecast_table)
+    yield dg.MaterializeResult(asset_key=GOAL_STATUS, metadata=metadata)
+    yield dg.MaterializeResult(asset_key=TARGET_GROUPS, metadata={
+        "groups": dg.MetadataValue.md(rows_table(
+            ["goal", "members", "control", "frozen on"],
+            [[r.goal_name, r.members, r.control, str(r.frozen_on)] for r in latest],
+        ))
+    })
+    yield dg.MaterializeResult(asset_key=GOAL_FORECASTS, metadata={"as_of": str(last)})
+    yield dg.MaterializeResult(asset_key=INTENT_BUCKETS, metadata={
+        "buckets": dg.MetadataValue.md(rows_table(
+            ["goal", "most_likely", "moderately_likely", "least_likely", "achieved"],
+            [[r.goal_name, *(r.buckets.get(b, 0) for b in ("most_likely", "moderately_likely", "least_likely", "achieved"))]
+             for r in latest if r.buckets],
+        ))
+    })
+    yield dg.MaterializeResult(asset_key=ENGAGEMENT_AUDIENCES, metadata={
+        "audience_users": sum(r.audience for r in latest)
+    })
+

@@ -1,0 +1,86 @@
+"""One goal, one night: set up once, then forecast vs actual, scores and audiences; never stop the others."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date
+
+import duckdb
+
+from segment_pipeline.config.goals import GoalDefinition
+from segment_pipeline.config.segments import SegmentConfig
+from segment_pipeline.goals.scoring import forecast_rows, score_night
+from segment_pipeline.goals.setup import set_up_goal
+
+ACTIVE, INSUFFICIENT, ENDED, INVALID = "active", "insufficient_history", "ended", "invalid"
+
+
+@dataclass
+class GoalDayResult:
+    goal_name: str
+    as_of: date
+    status: str
+    message: str
+    run_id: str | None = None
+    members: int = 0
+    control: int = 0
+    frozen_on: date | None = None
+    buckets: dict[str, int] = field(default_factory=dict)
+    audience: int = 0
+    forecast_table: str = ""
+
+
+def _write_status(con: duckdb.DuckDBPyConnection, result: GoalDayResult) -> None:
+    con.execute("DELETE FROM analytics.goal_status WHERE goal_name = ? AND as_of_date = ?", [result.goal_name, result.as_of])
+    con.execute(
+        "INSERT INTO analytics.goal_status VALUES (?, ?, ?, ?, ?)",
+        [result.goal_name, result.as_of, result.status, result.message, result.run_id],
+    )
+
+
+def _forecast_summary(con: duckdb.DuckDBPyConnection, goal: GoalDefinition, as_of: date) -> tuple[str, str]:
+    rows = con.execute(
+        """SELECT day, predicted_cumulative, predicted_low, predicted_high, actual_cumulative
+           FROM analytics.goal_forecasts WHERE goal_name = ? AND as_of_date = ? ORDER BY day""",
+        [goal.name, as_of],
+    ).fetchall()
+    lines = ["| day | predicted | 90% low | 90% high | actual |", "|---|---|---|---|---|"]
+    lines += [f"| {d} | {p:.1f} | {lo:.1f} | {hi:.1f} | {'' if a is None else a} |" for d, p, lo, hi, a in rows]
+    passed = [(p, lo, hi, a) for _, p, lo, hi, a in rows if a is not None]
+    if not passed:
+        return "\n".join(lines), ""
+    p, lo, hi, a = passed[-1]
+    position = "above the forecast" if a > hi else "below the forecast" if a < lo else "within the forecast's 90% interval"
+    return "\n".join(lines), f"{a:,} achieved so far vs {p:,.1f} predicted: {position}"
+
+
+def run_goal_day(
+    con: duckdb.DuckDBPyConnection, goal: GoalDefinition, segments: SegmentConfig, as_of: date, *, tracking_uri: str
+) -> GoalDayResult | None:
+    """Everything for ``goal`` as of ``as_of``; None before the goal's freeze day."""
+    if as_of < goal.frozen_as_of:
+        return None
+    result = GoalDayResult(goal.name, as_of, INVALID, "")
+    try:
+        setup = set_up_goal(con, goal, segments, as_of=as_of, tracking_uri=tracking_uri)
+        result.members, result.control, result.frozen_on = setup.freeze.members, setup.freeze.control, setup.freeze.frozen_on
+        result.run_id, result.status, result.message = setup.run_id, setup.status, setup.message
+        if setup.status == ACTIVE:
+            forecast_rows(con, goal, as_of)
+            result.forecast_table, standing = _forecast_summary(con, goal, as_of)
+            if as_of >= goal.end_date:  # the window closes at the end of endDate
+                result.status = ENDED
+                result.message = f"ended {goal.end_date}: {standing or 'no achievers'}; {setup.message}"
+            else:
+                from segment_pipeline.goals.tracking import load_champion
+
+                champion = load_champion(tracking_uri, goal.name)
+                outcome = score_night(con, goal, as_of, champion.model)
+                result.buckets, result.audience = outcome.buckets, outcome.audience
+                result.run_id = champion.run_id
+                if standing:
+                    result.message = f"{standing}; {setup.message}"
+    except Exception as exc:  # one goal's failure is reported in its status, never stops the others
+        result.status, result.message = INVALID, f"{type(exc).__name__}: {exc}"
+    _write_status(con, result)
+    return result

@@ -1,0 +1,100 @@
+"""Nightly intent buckets: every target-group user scored for what is left of the window.
+
+Users who have achieved the goal already are ``achieved`` (score 1.0); the others get
+the champion model's calibrated probability of achieving in the days left, and a
+bucket from the thresholds chosen on the held-out anchor at training time.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+
+import duckdb
+import numpy as np
+import polars as pl
+
+from segment_pipeline.config.goals import GoalDefinition
+from segment_pipeline.goals import features
+from segment_pipeline.goals.buckets import ACHIEVED, BucketThresholds, assign_buckets
+from segment_pipeline.goals.control_group import TEST
+from segment_pipeline.goals.setup import stored_model, target_group
+from segment_pipeline.storage.warehouse import transaction
+
+
+@dataclass(frozen=True)
+class ScoringOutcome:
+    users: int
+    buckets: dict[str, int]
+    audience: int
+
+
+def achieved_by(con: duckdb.DuckDBPyConnection, goal: GoalDefinition, users: pl.Series, as_of: date) -> pl.DataFrame:
+    """Users with a goal event in the window up to the end of ``as_of``."""
+    last = min(as_of, goal.end_date)
+    if last < goal.created_on:
+        return pl.DataFrame(schema={"user_id": pl.String, "window_day": pl.Int32})
+    return features.achievers_by_day(con, goal, users, goal.created_on, last).select("user_id", "window_day")
+
+
+def score_night(
+    con: duckdb.DuckDBPyConnection, goal: GoalDefinition, as_of: date, model
+) -> ScoringOutcome:
+    """Replace the goal's ``intent_buckets`` and ``engagement_audiences`` rows of ``as_of``."""
+    stored = stored_model(con, goal.name)
+    thresholds = BucketThresholds.from_dict(stored["thresholds"])
+    group = target_group(con, goal)
+    achieved = achieved_by(con, goal, group.get_column("user_id"), as_of).get_column("user_id")
+    open_users = group.filter(~pl.col("user_id").is_in(achieved.implode()))
+    scoring = features.build_scoring_set(con, goal, open_users.get_column("user_id"), as_of, spec=stored["spec"])
+    scored = open_users.join(scoring, on="user_id", how="left")
+    probabilities = np.asarray(model.predict_proba(scored.select(stored["spec"].feature_columns)), dtype=float)
+    rows = pl.concat([
+        scored.select("user_id", "group").with_columns(
+            pl.Series("score", probabilities, dtype=pl.Float64),
+            pl.Series("bucket", assign_buckets(probabilities, thresholds), dtype=pl.String),
+        ),
+        group.filter(pl.col("user_id").is_in(achieved.implode())).with_columns(
+            pl.lit(1.0).alias("score"), pl.lit(ACHIEVED).alias("bucket")
+        ),
+    ]).with_columns(pl.lit(goal.name).alias("goal_name"), pl.lit(as_of).alias("as_of_date"))
+    rows = rows.select("goal_name", "as_of_date", "user_id", "group", "score", "bucket").sort("user_id")
+    with transaction(con):
+        con.execute("DELETE FROM analytics.intent_buckets WHERE goal_name = ? AND as_of_date = ?", [goal.name, as_of])
+        con.execute("DELETE FROM analytics.engagement_audiences WHERE goal_name = ? AND as_of_date = ?", [goal.name, as_of])
+        con.register("_night_scores", rows)
+        con.execute("INSERT INTO analytics.intent_buckets SELECT * FROM _night_scores")
+        con.unregister("_night_scores")
+        # Campaign audiences: test group only, so the control stays untouched.
+        con.execute(
+            """INSERT INTO analytics.engagement_audiences
+               SELECT goal_name, as_of_date, bucket, user_id FROM analytics.intent_buckets
+               WHERE goal_name = ? AND as_of_date = ? AND "group" = ? AND bucket <> ?
+               ORDER BY bucket, user_id""",
+            [goal.name, as_of, TEST, ACHIEVED],
+        )
+    counts = dict(rows.group_by("bucket").len().iter_rows())
+    audience = con.execute(
+        "SELECT count(*) FROM analytics.engagement_audiences WHERE goal_name = ? AND as_of_date = ?", [goal.name, as_of]
+    ).fetchone()[0]
+    return ScoringOutcome(rows.height, counts, audience)
+
+
+def forecast_rows(con: duckdb.DuckDBPyConnection, goal: GoalDefinition, as_of: date) -> int:
+    """Replace ``goal_forecasts`` of ``as_of``: the creation forecast, with actuals for days that have passed."""
+    con.execute("DELETE FROM analytics.goal_forecasts WHERE goal_name = ? AND as_of_date = ?", [goal.name, as_of])
+    group = target_group(con, goal)
+    achieved = achieved_by(con, goal, group.get_column("user_id"), as_of)
+    con.register("_achieved", achieved)
+    con.execute(
+        """INSERT INTO analytics.goal_forecasts
+           SELECT f.goal_name, ?, f.day, f.predicted_cumulative, f.predicted_low, f.predicted_high,
+                  CASE WHEN f.day <= ? THEN (SELECT count(*) FROM _achieved a
+                                             WHERE a.window_day <= datediff('day', ?, f.day) + 1) END
+           FROM pipeline_state.goal_creation_forecasts f WHERE f.goal_name = ? ORDER BY f.day""",
+        [as_of, as_of, goal.created_on, goal.name],
+    )
+    con.unregister("_achieved")
+    return con.execute(
+        "SELECT count(*) FROM analytics.goal_forecasts WHERE goal_name = ? AND as_of_date = ?", [goal.name, as_of]
+    ).fetchone()[0]

@@ -1,0 +1,41 @@
+"""Goal output tables (contract section 7) and the state the pipeline keeps between nights."""
+
+from __future__ import annotations
+
+import duckdb
+
+from segment_pipeline.storage.warehouse import ANALYTICS, STATE, table_ref
+
+GOAL_STATUS = (ANALYTICS, "goal_status")
+GOAL_FORECASTS = (ANALYTICS, "goal_forecasts")
+INTENT_BUCKETS = (ANALYTICS, "intent_buckets")
+AUDIENCES = (ANALYTICS, "engagement_audiences")
+GOAL_MODELS = (STATE, "goal_models")
+CREATION_FORECASTS = (STATE, "goal_creation_forecasts")
+CREATION_SCORES = (STATE, "goal_creation_scores")
+
+DDL = {
+    GOAL_STATUS: """goal_name VARCHAR NOT NULL, as_of_date DATE NOT NULL, status VARCHAR NOT NULL,
+                    message VARCHAR, model_run_id VARCHAR""",
+    GOAL_FORECASTS: """goal_name VARCHAR NOT NULL, as_of_date DATE NOT NULL, day DATE NOT NULL,
+                       predicted_cumulative DOUBLE, predicted_low DOUBLE, predicted_high DOUBLE,
+                       actual_cumulative BIGINT""",
+    INTENT_BUCKETS: """goal_name VARCHAR NOT NULL, as_of_date DATE NOT NULL, user_id VARCHAR NOT NULL,
+                       "group" VARCHAR NOT NULL, score DOUBLE, bucket VARCHAR NOT NULL""",
+    AUDIENCES: "goal_name VARCHAR NOT NULL, as_of_date DATE NOT NULL, bucket VARCHAR NOT NULL, user_id VARCHAR NOT NULL",
+    # The model a goal scores with, and what it was trained and judged on.
+    GOAL_MODELS: """goal_name VARCHAR PRIMARY KEY, trained_as_of DATE NOT NULL, run_id VARCHAR NOT NULL,
+                    model_uri VARCHAR NOT NULL, version INTEGER NOT NULL, thresholds_json VARCHAR NOT NULL,
+                    spec_json VARCHAR NOT NULL, metrics_json VARCHAR NOT NULL""",
+    # The forecast made at creation, day by day, kept as made.
+    CREATION_FORECASTS: """goal_name VARCHAR NOT NULL, day DATE NOT NULL, predicted_cumulative DOUBLE NOT NULL,
+                           predicted_low DOUBLE NOT NULL, predicted_high DOUBLE NOT NULL""",
+    # Each target-group user's score and bucket at creation: pre-treatment, for uplift by bucket.
+    CREATION_SCORES: """goal_name VARCHAR NOT NULL, user_id VARCHAR NOT NULL, "group" VARCHAR NOT NULL,
+                        score DOUBLE NOT NULL, bucket VARCHAR NOT NULL""",
+}
+
+
+def ensure_tables(con: duckdb.DuckDBPyConnection) -> None:
+    for key, columns in DDL.items():
+        con.execute(f"CREATE TABLE IF NOT EXISTS {table_ref(*key)} ({columns})")
