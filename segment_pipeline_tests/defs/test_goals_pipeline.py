@@ -58,6 +58,8 @@ def test_goal_lifecycle_on_the_demo(tmp_path, goal_config):
     resources = small_demo_resources(tmp_path, config_dir=goal_config)
     result = run(resources, "2026-02-20")
     assert result.success
+    checks = {e.check_name: e for e in result.get_asset_check_evaluations()}
+    assert checks["control_share_matches_declared_percent"].passed
 
     status = dict(query(tmp_path, "SELECT goal_name, status FROM analytics.goal_status WHERE as_of_date = '2026-02-20'"))
     assert status["carts in late february"] == "active", query(tmp_path, "SELECT * FROM analytics.goal_status")
