@@ -96,10 +96,10 @@ def check_results(result: dg.ExecuteInProcessResult) -> dict[str, dg.AssetCheckE
 def test_quality_checks_run_with_the_load_and_pass_on_the_demo(tmp_path):
     result = run(small_demo_resources(tmp_path))
     checks = check_results(result)
-    assert set(checks) == {
+    assert {
         "required_columns_present", "timestamps_inside_loaded_range", "event_ids_unique", "daily_volume_normal"
-    }
-    blocking = {k: v for k, v in checks.items() if k != "daily_volume_normal"}
+    } <= set(checks)
+    blocking = {k: v for k, v in checks.items() if k in ("required_columns_present", "timestamps_inside_loaded_range", "event_ids_unique")}
     assert all(c.passed for c in blocking.values()), {k: c.description for k, c in blocking.items()}
 
 
