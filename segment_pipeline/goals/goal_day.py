@@ -11,6 +11,7 @@ from segment_pipeline.config.goals import GoalDefinition
 from segment_pipeline.config.segments import SegmentConfig
 from segment_pipeline.goals.scoring import forecast_rows, score_night
 from segment_pipeline.goals.setup import set_up_goal
+from segment_pipeline.goals.uplift_report import BucketUplift, replace_uplift
 
 ACTIVE, INSUFFICIENT, ENDED, INVALID = "active", "insufficient_history", "ended", "invalid"
 
@@ -28,6 +29,7 @@ class GoalDayResult:
     buckets: dict[str, int] = field(default_factory=dict)
     audience: int = 0
     forecast_table: str = ""
+    uplift: list[BucketUplift] = field(default_factory=list)
 
 
 def _write_status(con: duckdb.DuckDBPyConnection, result: GoalDayResult) -> None:
@@ -67,6 +69,7 @@ def run_goal_day(
         result.run_id, result.status, result.message = setup.run_id, setup.status, setup.message
         if setup.status == ACTIVE:
             forecast_rows(con, goal, as_of)
+            result.uplift = replace_uplift(con, goal, as_of)
             result.forecast_table, standing = _forecast_summary(con, goal, as_of)
             if as_of >= goal.end_date:  # the window closes at the end of endDate
                 result.status = ENDED

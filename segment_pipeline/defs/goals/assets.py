@@ -16,6 +16,7 @@ GOAL_STATUS = dg.AssetKey([KEY_PREFIX, "goal_status"])
 GOAL_FORECASTS = dg.AssetKey([KEY_PREFIX, "goal_forecasts"])
 INTENT_BUCKETS = dg.AssetKey([KEY_PREFIX, "intent_buckets"])
 ENGAGEMENT_AUDIENCES = dg.AssetKey([KEY_PREFIX, "engagement_audiences"])
+GOAL_UPLIFT = dg.AssetKey([KEY_PREFIX, "goal_uplift"])
 
 
 def _spec(key: dg.AssetKey, description: str, deps: list, kinds: set[str] | None = None) -> dg.AssetSpec:
@@ -37,6 +38,9 @@ def _spec(key: dg.AssetKey, description: str, deps: list, kinds: set[str] | None
               [SEGMENT_MEMBERSHIPS], {"duckdb", "xgboost"}),
         _spec(ENGAGEMENT_AUDIENCES, "Campaign audiences per goal and bucket: test-group users who have not "
               "achieved yet. Never a control user, so the control stays clean.", [SEGMENT_MEMBERSHIPS]),
+        _spec(GOAL_UPLIFT, "Test vs control each night, overall and per bucket frozen at creation: rates, "
+              "absolute and relative uplift with a 95% Newcombe interval, a two-sided p-value and a "
+              "sample-ratio-mismatch test against the declared split.", [SEGMENT_MEMBERSHIPS]),
     ],
     partitions_def=daily_partitions,
     backfill_policy=dg.BackfillPolicy.single_run(),
@@ -91,4 +95,25 @@ def goals(
     yield dg.MaterializeResult(asset_key=ENGAGEMENT_AUDIENCES, metadata={
         "audience_users": sum(r.audience for r in latest)
     })
+    yield dg.MaterializeResult(asset_key=GOAL_UPLIFT, metadata={
+        f"uplift: {r.goal_name}": dg.MetadataValue.md(_uplift_table(r)) for r in latest if r.uplift
+    })
+
+
+def _pts(value: float | None) -> str:
+    return "" if value is None else f"{value * 100:+.1f}"
+
+
+def _uplift_table(result: goal_day.GoalDayResult) -> str:
+    rows = [
+        [u.bucket, f"{r.test_achievers}/{r.test_users}", f"{r.control_achievers}/{r.control_users}",
+         _pts(r.abs_uplift), f"[{_pts(r.ci_low)}, {_pts(r.ci_high)}]",
+         "" if r.p_value is None else f"{r.p_value:.3g}", "" if r.srm_p_value is None else f"{r.srm_p_value:.3g}",
+         "" if r.mde is None else f"{r.mde * 100:.1f}", r.verdict]
+        for u in result.uplift
+        for r in [u.result]
+    ]
+    return rows_table(
+        ["bucket (at creation)", "test", "control", "uplift pts", "95% CI", "p", "SRM p", "MDE pts", "verdict"], rows
+    )
 

@@ -1,0 +1,74 @@
+"""Nightly test-vs-control uplift of a goal: overall and by the bucket each user had at creation.
+
+Buckets are the ones frozen at creation (pre-treatment): tonight's buckets depend on
+what the campaign already did, so comparing arms within them would be biased.
+Achievement counts the window up to the end of the night's day (the whole window
+once the goal has ended), so an ended goal's final figures stay in the table.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+
+import duckdb
+
+from segment_pipeline.config.goals import GoalDefinition
+from segment_pipeline.goals.scoring import achieved_by
+from segment_pipeline.goals.setup import target_group
+from segment_pipeline.stats.uplift import TABLE_COLUMNS, UpliftResult, two_arm_uplift
+
+ALL = "all"
+GOAL_UPLIFT_DDL = (
+    "goal_name VARCHAR NOT NULL, as_of_date DATE NOT NULL, bucket VARCHAR NOT NULL, "
+    "test_users BIGINT, test_achievers BIGINT, control_users BIGINT, control_achievers BIGINT, "
+    "test_rate DOUBLE, control_rate DOUBLE, abs_uplift DOUBLE, rel_uplift DOUBLE, "
+    "ci_low DOUBLE, ci_high DOUBLE, p_value DOUBLE, srm_p_value DOUBLE"
+)
+
+
+@dataclass(frozen=True)
+class BucketUplift:
+    bucket: str
+    result: UpliftResult
+
+
+def replace_uplift(con: duckdb.DuckDBPyConnection, goal: GoalDefinition, as_of: date) -> list[BucketUplift]:
+    """Compute and store ``goal_uplift`` rows of ``as_of`` for the goal."""
+    con.execute(f"CREATE TABLE IF NOT EXISTS analytics.goal_uplift ({GOAL_UPLIFT_DDL})")
+    group = target_group(con, goal)
+    achieved = achieved_by(con, goal, group.get_column("user_id"), as_of).select("user_id")
+    con.register("_uplift_achieved", achieved)
+    counts = con.execute(
+        """WITH users AS (
+               SELECT t.user_id, t."group", coalesce(s.bucket, 'unscored') AS bucket,
+                      a.user_id IS NOT NULL AS achieved
+               FROM analytics.target_groups t
+               LEFT JOIN pipeline_state.goal_creation_scores s USING (goal_name, user_id)
+               LEFT JOIN _uplift_achieved a USING (user_id)
+               WHERE t.goal_name = ?)
+           SELECT bucket, "group", count(*), count(*) FILTER (WHERE achieved) FROM (
+               SELECT bucket, "group", achieved FROM users
+               UNION ALL SELECT ?, "group", achieved FROM users)
+           GROUP BY ALL""",
+        [goal.name, ALL],
+    ).fetchall()
+    con.unregister("_uplift_achieved")
+    arms: dict[str, dict[str, tuple[int, int]]] = {}
+    for bucket, arm, users, achievers in counts:
+        arms.setdefault(bucket, {})[arm] = (users, achievers)
+    results = []
+    for bucket in sorted(arms, key=lambda b: (b != ALL, b)):
+        test_users, test_achievers = arms[bucket].get("test", (0, 0))
+        control_users, control_achievers = arms[bucket].get("control", (0, 0))
+        result = two_arm_uplift(
+            test_users, test_achievers, control_users, control_achievers,
+            control_percent=goal.control_group_percent, objective=goal.objective,
+        )
+        results.append(BucketUplift(bucket, result))
+    con.execute("DELETE FROM analytics.goal_uplift WHERE goal_name = ? AND as_of_date = ?", [goal.name, as_of])
+    con.executemany(
+        f"INSERT INTO analytics.goal_uplift VALUES (?, ?, ?, {', '.join('?' for _ in TABLE_COLUMNS)})",
+        [[goal.name, as_of, r.bucket, *r.result.table_row().values()] for r in results],
+    )
+    return results
