@@ -38,6 +38,7 @@ class Settings:
     webhook_url: str | None
     max_reject_rate: float
     start_date: date
+    export_dir: Path | None
 
     @property
     def uses_demo_data(self) -> bool:
@@ -97,4 +98,5 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
         webhook_url=_env("SEGMENT_PIPELINE_WEBHOOK_URL", env),
         max_reject_rate=max_reject_rate,
         start_date=start_date,
+        export_dir=Path(export) if (export := _env("SEGMENT_PIPELINE_EXPORT_DIR", env)) else None,
     )

@@ -73,6 +73,12 @@ class MLflowResource(dg.ConfigurableResource):
     tracking_uri: str
 
 
+class ExportResource(dg.ConfigurableResource):
+    """Where Parquet copies of the analytics tables go after each run (none: no export)."""
+
+    export_dir: str | None = None
+
+
 def default_resources() -> dict[str, dg.ConfigurableResource]:
     settings = load_settings()
     return {
@@ -85,6 +91,7 @@ def default_resources() -> dict[str, dg.ConfigurableResource]:
         ),
         "project_config": ConfigResource(config_dir=str(settings.config_dir)),
         "mlflow": MLflowResource(tracking_uri=settings.mlflow_tracking_uri),
+        "exports": ExportResource(export_dir=str(settings.export_dir) if settings.export_dir else None),
     }
 
 

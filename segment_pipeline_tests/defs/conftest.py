@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from segment_pipeline.defs.resources import ConfigResource, EventSourcesResource, MLflowResource, WarehouseResource
+from segment_pipeline.defs.resources import ConfigResource, EventSourcesResource, ExportResource, MLflowResource, WarehouseResource
 from segment_pipeline.settings import BUNDLED_CONFIG_DIR
 
 SMALL_DEMO = {"demo_users": 400, "demo_days": 60}
@@ -19,6 +19,7 @@ def small_demo_resources(tmp: Path, config_dir: Path | None = None, **sources) -
         "sources": EventSourcesResource(demo_dir=str(tmp / "demo"), **{**SMALL_DEMO, **sources}),
         "project_config": ConfigResource(config_dir=str(config_dir or BUNDLED_CONFIG_DIR)),
         "mlflow": MLflowResource(tracking_uri=(tmp / "mlruns").as_uri()),
+        "exports": ExportResource(export_dir=str(tmp / "exports")),
     }
 
 

@@ -61,6 +61,19 @@ def test_goal_lifecycle_on_the_demo(tmp_path, goal_config):
     checks = {e.check_name: e for e in result.get_asset_check_evaluations()}
     assert checks["control_share_matches_declared_percent"].passed
 
+    # The warehouse holds exactly the documented tables and columns; the export copies them.
+    from segment_pipeline.storage.tables import TABLES
+
+    for table in TABLES:
+        columns = query(tmp_path, """SELECT column_name, data_type FROM information_schema.columns
+            WHERE table_schema = 'analytics' AND table_name = ? ORDER BY ordinal_position""", [table.name])
+        expected = [(name, kind) for name, kind, _ in table.columns]
+        assert (columns[: len(expected)] if table.dynamic_columns else columns) == expected, table.name
+        exported = tmp_path / "exports" / f"{table.name}.parquet"
+        assert exported.exists(), table.name
+    uplift = query(tmp_path, "SELECT bucket, test_users + control_users FROM analytics.goal_uplift WHERE goal_name = 'carts in late february' AND as_of_date = '2026-02-20'")
+    assert dict(uplift)["all"] == len(query(tmp_path, "SELECT * FROM analytics.target_groups WHERE goal_name = 'carts in late february'"))
+
     status = dict(query(tmp_path, "SELECT goal_name, status FROM analytics.goal_status WHERE as_of_date = '2026-02-20'"))
     assert status["carts in late february"] == "active", query(tmp_path, "SELECT * FROM analytics.goal_status")
     # A goal without history is reported, and does not stop the other one.

@@ -1,0 +1,123 @@
+"""The reference of every ``analytics`` table: grain, keys, and what each column means.
+
+The README's table reference is rendered from here (``render_markdown``) and a test
+checks both that the README holds exactly that text and that the warehouse a full
+run writes has exactly these columns, so code, docs and warehouse cannot drift.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Table:
+    name: str
+    grain: str
+    keys: tuple[str, ...]
+    columns: tuple[tuple[str, str, str], ...]  # name, DuckDB type, meaning
+    dynamic_columns: bool = False  # profiles: one column per profile property after user_id
+
+
+def _t(name: str, grain: str, keys: tuple[str, ...], *columns: tuple[str, str, str], dynamic: bool = False) -> Table:
+    return Table(name, grain, keys, columns, dynamic)
+
+
+TABLES: tuple[Table, ...] = (
+    _t("event_snapshots", "one row per event", ("event_id",),
+       ("event_id", "VARCHAR", "the source's event_id, or `derived-<md5>` of the content (suffix `-N` for the N-th identical row)"),
+       ("user_id", "VARCHAR", "the user (integers in the source become their digits)"),
+       ("event_name", "VARCHAR", "the event type"),
+       ("ts", "TIMESTAMP", "when it happened, UTC"),
+       ("properties", "JSON", "the event's properties, a JSON object (`{}` when none)"),
+       ("snapshot_date", "DATE", "the day of the run that loaded the row")),
+    _t("rejected_events", "one row per bad source row", ("source",),
+       ("snapshot_date", "DATE", "the day of the run that found it"),
+       ("source", "VARCHAR", "`path:N`: N is the line (NDJSON, malformed CSV lines) or the record number (Parquet, CSV)"),
+       ("reason", "VARCHAR", "why it was not loaded, e.g. `unparseable ts`"),
+       ("raw", "VARCHAR", "the row as read, as JSON")),
+    _t("profiles", "one row per user", ("user_id",),
+       ("user_id", "VARCHAR", "the user; then one column per profile property, typed as in the source"),
+       dynamic=True),
+    _t("segment_memberships", "one row per (day, segment, member)", ("as_of_date", "segment_name", "user_id"),
+       ("as_of_date", "DATE", "the day the segment was evaluated as of (events before the next midnight)"),
+       ("segment_name", "VARCHAR", "a past segment of segments.yaml, or `All Users`"),
+       ("user_id", "VARCHAR", "a member")),
+    _t("segment_tags", "one row per stay of a user in a segment", ("user_id", "segment_name", "created_at"),
+       ("user_id", "VARCHAR", "the user"),
+       ("segment_name", "VARCHAR", "the segment"),
+       ("created_at", "TIMESTAMP", "the first as-of day (00:00 UTC) the user was in the segment"),
+       ("removed_at", "TIMESTAMP", "the first as-of day the user was out again; NULL while the tag is current")),
+    _t("segment_overlaps", "one row per (day, ordered pair of segments)", ("as_of_date", "segment_a", "segment_b"),
+       ("as_of_date", "DATE", "the evaluation day"),
+       ("segment_a", "VARCHAR", "a segment"),
+       ("segment_b", "VARCHAR", "a segment (equal to segment_a on the diagonal)"),
+       ("users", "BIGINT", "users in both; the segment's size when a = b; 0 kept")),
+    _t("user_scores", "one row per (day, score tree, user of All Users)", ("as_of_date", "score_name", "user_id"),
+       ("as_of_date", "DATE", "the day"),
+       ("score_name", "VARCHAR", "a tree of scores.yaml"),
+       ("user_id", "VARCHAR", "the user"),
+       ("label", "VARCHAR", "the label of the first path whose segments all hold (the default path otherwise)")),
+    _t("goal_status", "one row per (goal, day from its freeze day on)", ("goal_name", "as_of_date"),
+       ("goal_name", "VARCHAR", "the goal"),
+       ("as_of_date", "DATE", "the day"),
+       ("status", "VARCHAR", "`active`, `insufficient_history`, `ended` or `invalid`"),
+       ("message", "VARCHAR", "what a person should know: forecast vs actual, the model, a reported config change, the error"),
+       ("model_run_id", "VARCHAR", "the MLflow run of the model that scores the goal")),
+    _t("target_groups", "one row per (goal, user of its frozen target group)", ("goal_name", "user_id"),
+       ("goal_name", "VARCHAR", "the goal"),
+       ("user_id", "VARCHAR", "a member of the goal's segment as of the day before createdOn"),
+       ("group", "VARCHAR", "`test` or `control`, by the public hash"),
+       ("frozen_on", "DATE", "the day the group was taken as of (the day before createdOn)")),
+    _t("goal_forecasts", "one row per (goal, run day, day of the goal window)", ("goal_name", "as_of_date", "day"),
+       ("goal_name", "VARCHAR", "the goal"),
+       ("as_of_date", "DATE", "the run day"),
+       ("day", "DATE", "a day of the goal window"),
+       ("predicted_cumulative", "DOUBLE", "expected achievers by the end of `day`, forecast at creation"),
+       ("predicted_low", "DOUBLE", "lower bound of the 90% interval"),
+       ("predicted_high", "DOUBLE", "upper bound of the 90% interval"),
+       ("actual_cumulative", "BIGINT", "target-group achievers by the end of `day`; NULL for days after as_of_date")),
+    _t("intent_buckets", "one row per (goal, night, target-group user)", ("goal_name", "as_of_date", "user_id"),
+       ("goal_name", "VARCHAR", "the goal"),
+       ("as_of_date", "DATE", "the night's day"),
+       ("user_id", "VARCHAR", "the user"),
+       ("group", "VARCHAR", "`test` or `control`"),
+       ("score", "DOUBLE", "calibrated probability of achieving in what is left of the window (1.0 once achieved)"),
+       ("bucket", "VARCHAR", "`most_likely`, `moderately_likely`, `least_likely` or `achieved`")),
+    _t("goal_uplift", "one row per (goal, night, bucket)", ("goal_name", "as_of_date", "bucket"),
+       ("goal_name", "VARCHAR", "the goal"),
+       ("as_of_date", "DATE", "the night's day; achievement counted up to its end (the whole window once ended)"),
+       ("bucket", "VARCHAR", "`all`, or the bucket the users had at creation (pre-treatment)"),
+       ("test_users", "BIGINT", "test-group users"),
+       ("test_achievers", "BIGINT", "of them, achievers"),
+       ("control_users", "BIGINT", "control-group users"),
+       ("control_achievers", "BIGINT", "of them, achievers"),
+       ("test_rate", "DOUBLE", "test_achievers / test_users"),
+       ("control_rate", "DOUBLE", "control_achievers / control_users"),
+       ("abs_uplift", "DOUBLE", "test_rate - control_rate (for minimize goals, negative is the improvement)"),
+       ("rel_uplift", "DOUBLE", "abs_uplift / control_rate; NULL when control_rate is 0"),
+       ("ci_low", "DOUBLE", "95% Newcombe (Wilson score) interval for abs_uplift, low"),
+       ("ci_high", "DOUBLE", "... high"),
+       ("p_value", "DOUBLE", "two-sided: pooled z-test, Fisher's exact test when an expected cell is below 5"),
+       ("srm_p_value", "DOUBLE", "sample-ratio mismatch against the declared split (chi-square); below 0.001 means a broken split")),
+    _t("engagement_audiences", "one row per (goal, night, bucket, user)", ("goal_name", "as_of_date", "user_id"),
+       ("goal_name", "VARCHAR", "the goal"),
+       ("as_of_date", "DATE", "the night's day"),
+       ("bucket", "VARCHAR", "`most_likely`, `moderately_likely` or `least_likely`"),
+       ("user_id", "VARCHAR", "a test-group user who has not achieved yet (never a control user)")),
+)
+
+BY_NAME = {t.name: t for t in TABLES}
+README_BEGIN = "<!-- table reference: generated from segment_pipeline/storage/tables.py -->"
+README_END = "<!-- end of table reference -->"
+
+
+def render_markdown() -> str:
+    """The README's table reference."""
+    parts = [README_BEGIN]
+    for table in TABLES:
+        parts.append(f"\n### `analytics.{table.name}`\n\nGrain: {table.grain}. Key: `{', '.join(table.keys)}`.\n")
+        parts.append("| column | type | meaning |\n|---|---|---|")
+        parts += [f"| `{name}` | {kind} | {meaning} |" for name, kind, meaning in table.columns]
+    parts.append("\n" + README_END)
+    return "\n".join(parts)
