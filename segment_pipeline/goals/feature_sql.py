@@ -57,6 +57,12 @@ def temp_tables(con: duckdb.DuckDBPyConnection) -> Iterator[duckdb.DuckDBPyConne
             con.execute(f"DROP TABLE IF EXISTS temp.{name}")
 
 
+def first_event_day(con: duckdb.DuckDBPyConnection) -> date | None:
+    """The day of the snapshot's first event: where history starts."""
+    row = con.execute(f"SELECT CAST(min(ts) AS DATE) FROM {EVENTS}").fetchone()
+    return row[0] if row else None
+
+
 def midnight(day: date) -> datetime:
     return datetime.combine(day, time())
 
@@ -176,8 +182,10 @@ def load_daily(
     )
     con.execute(
         f"""CREATE OR REPLACE TEMP TABLE _gf_first AS
-            SELECT u.uid, min(e.ts) AS first_ts FROM {EVENTS} e JOIN _gf_uids u ON u.user_id = e.user_id
-            WHERE e.ts < $latest GROUP BY u.uid""",
+            SELECT u.uid, f.first_ts
+            FROM (SELECT user_id, min(ts) AS first_ts FROM {EVENTS}
+                  WHERE ts < $latest AND user_id IN (SELECT user_id FROM _gf_uids) GROUP BY user_id) f
+            JOIN _gf_uids u ON u.user_id = f.user_id""",
         {"latest": midnight(max(anchors))},
     )
 

@@ -6,7 +6,13 @@ from pathlib import Path
 
 import pytest
 
-from segment_pipeline.defs.resources import ConfigResource, EventSourcesResource, ExportResource, MLflowResource, WarehouseResource
+from segment_pipeline.defs.resources import (
+    ConfigResource,
+    EventSourcesResource,
+    ExportResource,
+    MLflowResource,
+    WarehouseResource,
+)
 from segment_pipeline.settings import BUNDLED_CONFIG_DIR
 
 SMALL_DEMO = {"demo_users": 400, "demo_days": 60}

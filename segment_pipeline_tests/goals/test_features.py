@@ -134,11 +134,36 @@ def test_features_and_labels_match_the_reference(world):
             assert row["label"] == int(achieved is not None and achieved < horizon_end)
             checked += 1
     assert checked > 100 and frame.get_column("label").sum() > 0
-    by_user = {r["user_id"]: r for r in frame.filter(pl.col("anchor") == ANCHORS[0]).iter_rows(named=True)}
-    if "u00" in by_user:
-        assert by_user["u00"]["profile:age"] == 20.0
-    if "u01" in by_user:  # no profile: numbers empty, categories 0
-        assert by_user["u01"]["profile:age"] is None and by_user["u01"]["profile:city=Paris"] == 0.0
+    profiled = {f"u{u:02d}": 20 + u for u in range(0, 40, 2)}
+    ages = dict(frame.filter(pl.col("horizon_days") == 14).select("user_id", "profile:age").unique().iter_rows())
+    assert {u: a for u, a in ages.items() if a is not None} == {u: profiled[u] for u in ages if u in profiled}
+    assert any(a is None for a in ages.values())  # no profile: numbers empty, categories 0
+    assert set(frame.filter(pl.col("profile:age").is_null()).get_column("profile:city=Paris")) == {0.0}
+
+
+def test_all_users_goal_samples_everyone_known_before_each_anchor(world):
+    con, rows, segments, _ = world
+    goal = make_goal(segments, segment="All Users")
+    training = build_training_set(con, goal, segments, ANCHORS, horizons=[14])
+    profiled = {f"u{u:02d}" for u in range(0, 40, 2)}
+    for anchor in ANCHORS:
+        seen = {r["user_id"] for r in rows if r["ts"] < midnight(anchor)} | profiled
+        assert set(training.frame.filter(pl.col("anchor") == anchor).get_column("user_id")) == seen
+
+
+def test_profile_columns_the_goal_events_set_are_left_out(con, events):
+    """Profiles are current: a ``category`` profile column would reveal who bought concerts."""
+    segments = segments_yaml()
+    events.add("u1", "app_launch", midnight(ANCHORS[0]) - DAY)
+    con.execute('CREATE TABLE analytics.profiles (user_id VARCHAR, "Category" VARCHAR, city VARCHAR, age INTEGER)')
+    con.execute("INSERT INTO analytics.profiles VALUES ('u1', 'concert', 'Rome', 30)")
+    goal = make_goal(segments)
+    training = build_training_set(con, goal, segments, ANCHORS[:1], exclude_profile_columns=["age"])
+    assert [c for c in training.feature_columns if c.startswith("profile:")] == ["profile:city=Rome"]
+    assert training.metadata["profile_columns_left_out"] == {
+        "Category": "a property of the goal's events: its current value would leak the outcome",
+        "age": "excluded by the caller",
+    }
 
 
 def test_labels_only_use_events_in_the_horizon(con, events):

@@ -69,6 +69,18 @@ def test_a_late_run_sees_only_events_before_created_on(con, events):
     assert [r[0] for r in group_rows(con)] == [f"u{i:03d}" for i in range(5)]
 
 
+def test_the_hash_in_sql_is_the_public_one_for_any_text(con, events):
+    segments = segments_yaml()
+    users = ["ü-user", "用户", "o'brien", "a:b", "x" * 200, "42"]
+    for user in users:
+        events.add(user, "app_launch", CREATED - timedelta(hours=5))
+    goal = make_goal(segments, goalName="It's Ünïcode, goal 🎟", controlGroupPercent=50)
+    freeze_target_group(con, goal, segments)
+    rows = group_rows(con, goal.name)
+    assert sorted(users) == [r[0] for r in rows]
+    assert [r[1] for r in rows] == [assign_group(goal.name, u, 50) for u, _, _ in rows]
+
+
 def test_too_early_a_run_refuses_to_freeze(con, events):
     segments = segments_yaml()
     with pytest.raises(ValueError, match="members as of 2026-02-28"):

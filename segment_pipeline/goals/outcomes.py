@@ -1,0 +1,179 @@
+"""Outcomes of a goal's events: who achieved when, how achievement spreads over a window,
+and whether the history is rich enough to train a model (``insufficient_history``).
+
+Achieving means one event matching the goal (``goals/matching.py``) inside a window
+``[start 00:00, end + 1 00:00)``; only a user's first such event counts.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import date, timedelta
+
+import polars as pl
+
+from segment_pipeline.config.goals import GoalDefinition
+from segment_pipeline.config.segments import ALL_USERS, SegmentConfig
+from segment_pipeline.goals import feature_sql as sql
+from segment_pipeline.goals.feature_spec import ID_COLUMNS, TrainingSet
+from segment_pipeline.goals.feature_sql import first_event_day
+from segment_pipeline.goals.matching import SqlParams, event_types_condition, goal_event_condition
+from segment_pipeline.rules.compiler import read_profile_columns
+
+MIN_OUTCOMES = 20  # achievers and non-achievers a model needs (full-length windows, all anchors)
+
+Users = str | Sequence[str] | pl.Series | pl.DataFrame
+
+
+def achievers_by_day(con, goal: GoalDefinition, users: Users | None, start: date, end: date) -> pl.DataFrame:
+    """Each user's first goal event in ``[start 00:00, end+1 00:00)`` (``users`` None: anyone):
+    ``user_id, achieved_at, achieved_on, window_day`` (1 = ``start``), sorted by user."""
+    params = SqlParams()
+    types, is_goal = event_types_condition(goal.events, params), goal_event_condition(goal.events, params)
+    lower = params.bind(sql.midnight(start), "TIMESTAMP")
+    upper = params.bind(sql.midnight(end + timedelta(days=1)), "TIMESTAMP")
+    with sql.temp_tables(con):
+        restricted = sql.register_users(con, users)
+        only = "AND user_id IN (SELECT user_id FROM _gf_users)" if restricted else ""
+        frame = con.execute(
+            f"""SELECT user_id, min(ts) AS achieved_at FROM {sql.EVENTS}
+                WHERE {types} AND ts >= {lower} AND ts < {upper} AND {is_goal} {only}
+                GROUP BY user_id ORDER BY user_id""",
+            params.values,
+        ).pl()
+    return frame.with_columns(pl.col("achieved_at").dt.date().alias("achieved_on")).with_columns(
+        ((pl.col("achieved_on") - pl.lit(start)).dt.total_days() + 1).cast(pl.Int32).alias("window_day")
+    )
+
+
+def historical_timing_curve(
+    con, goal: GoalDefinition, anchors: Sequence[date], segments: SegmentConfig | None = None
+) -> pl.DataFrame:
+    """When achievers achieve: for windows ``[A, A + length)`` at past anchors, pooled, the
+    share of achievers who had achieved by the end of day k (``day`` 1..length).
+
+    With ``segments``, only the goal segment's members as of A-1 count (the population the
+    model learns on); without, every user. No achievers at all: ``share`` is ``day/length``
+    (an even pace), and ``achievers`` is 0.
+    """
+    length = goal.length_days
+    days = pl.DataFrame({"day": range(1, length + 1)}, schema={"day": pl.Int32})
+    anchors = sorted(set(anchors))
+    counts = pl.DataFrame(schema={"day": pl.Int32, "n": pl.Int64})
+    if anchors:
+        counts = _timing_counts(con, goal, anchors, segments)
+    curve = days.join(counts, on="day", how="left").with_columns(pl.col("n").fill_null(0)).sort("day")
+    curve = curve.with_columns(pl.col("n").cum_sum().cast(pl.Int64).alias("achievers")).drop("n")
+    total = int(curve.get_column("achievers").max() or 0)
+    share = pl.col("achievers") / total if total else pl.col("day") / length
+    return curve.with_columns(share.cast(pl.Float64).alias("share"))
+
+
+def _timing_counts(con, goal: GoalDefinition, anchors: list[date], segments: SegmentConfig | None) -> pl.DataFrame:
+    params = SqlParams()
+    types, is_goal = event_types_condition(goal.events, params), goal_event_condition(goal.events, params)
+    first = params.bind(sql.midnight(anchors[0]), "TIMESTAMP")
+    last = params.bind(sql.midnight(anchors[-1] + timedelta(days=goal.length_days)), "TIMESTAMP")
+    with sql.temp_tables(con):
+        member_join = ""
+        if segments is not None:
+            population = None if goal.segment == ALL_USERS else segments.by_name[goal.segment]
+            sql.load_population(con, anchors, goal.segment, population, read_profile_columns(con))
+            member_join = (
+                f"JOIN _gf_members m ON m.anchor = a.anchor AND m.user_id = e.user_id "
+                f"AND m.segment_name = {params.bind(sql.POPULATION, 'VARCHAR')}"
+            )
+        con.execute("CREATE OR REPLACE TEMP TABLE _gf_anchors (anchor DATE, anchor_ts TIMESTAMP)")
+        con.executemany("INSERT INTO _gf_anchors VALUES (?, ?)", [(a, sql.midnight(a)) for a in anchors])
+        return con.execute(
+            f"""WITH e AS (SELECT user_id, ts FROM {sql.EVENTS} WHERE {types} AND ts >= {first} AND ts < {last} AND {is_goal}),
+                firsts AS (
+                    SELECT a.anchor, a.anchor_ts, e.user_id, min(e.ts) AS t
+                    FROM e JOIN _gf_anchors a ON e.ts >= a.anchor_ts
+                                             AND e.ts < a.anchor_ts + INTERVAL ({int(goal.length_days)}) DAY
+                    {member_join}
+                    GROUP BY ALL)
+                SELECT CAST(floor({sql.days_between_sql("anchor_ts", "t")}) AS INTEGER) + 1 AS day, count(*) AS n
+                FROM firsts GROUP BY 1""",
+            params.values,
+        ).pl()
+
+
+def history_problem(con, goal: GoalDefinition, training_set: TrainingSet) -> str | None:
+    """The ``insufficient_history`` message, or None when the history can train a model:
+    at least ``MIN_OUTCOMES`` achievers and non-achievers over the anchors (full-length
+    windows) and ``lookbackDays + length`` days of events before createdOn."""
+    need = goal.lookback_days + goal.length_days
+    first = first_event_day(con)
+    if first is None:
+        return f"goal '{goal.name}': the event snapshot is empty; a model needs {need} days of events before createdOn"
+    history = (goal.created_on - first).days
+    if history < need or not training_set.anchors:
+        room = history - goal.length_days
+        fix = (f"lower lookbackDays to at most {room}, or " if room >= 1 else "") + "create the goal later"
+        return (
+            f"goal '{goal.name}': events start on {first}, {max(history, 0)} days before createdOn "
+            f"{goal.created_on}, but a model needs lookbackDays {goal.lookback_days} + the goal's "
+            f"{goal.length_days} days = {need} days of history. Fix: {fix}"
+        )
+    stats = training_set.anchor_stats
+    population = int(stats.get_column("population").sum())
+    achievers = int(stats.get_column("achievers").sum())
+    anchors = len(training_set.anchors)
+    where = f"across {anchors} anchor{'s' if anchors != 1 else ''}"
+    if population == 0:
+        return (
+            f"goal '{goal.name}': segment '{goal.segment}' had no members on the eve of any of the "
+            f"{anchors} anchors ({', '.join(map(str, training_set.anchors))}); there is nothing to learn from. "
+            "Fix: target a segment that existed before createdOn"
+        )
+    if achievers >= MIN_OUTCOMES and population - achievers >= MIN_OUTCOMES:
+        return None
+    if achievers < MIN_OUTCOMES:
+        problem = f"only {achievers:,} users achieved {goal.describe_events()} {where} (need {MIN_OUTCOMES})"
+    else:
+        problem = (
+            f"only {population - achievers:,} of {population:,} users did not achieve "
+            f"{goal.describe_events()} {where} (need {MIN_OUTCOMES} of each outcome)"
+        )
+    alternatives = _event_types_with_history(con, goal, training_set, population)
+    if alternatives:
+        hint = "Event types with enough history: " + ", ".join(f"{name} ({n:,})" for name, n in alternatives)
+    else:
+        hint = "No event type has enough history in this segment"
+    return (
+        f"goal '{goal.name}': {problem}. {hint}. Fix: choose goal events that this segment does often enough, "
+        "target a larger segment, or wait for more history"
+    )
+
+
+def _event_types_with_history(
+    con, goal: GoalDefinition, training_set: TrainingSet, population: int, limit: int = 5
+) -> list[tuple[str, int]]:
+    """Event types that at least ``MIN_OUTCOMES`` sampled users did, and as many did not, in the
+    same full-length windows: what a goal on this segment could use instead."""
+    pairs = training_set.frame.select(*ID_COLUMNS).unique()
+    anchors = [a for a in training_set.anchors]
+    view = "_gf_history_pairs"
+    con.register(view, pairs)
+    try:
+        rows = con.execute(
+            f"""WITH p AS (SELECT anchor, user_id, CAST(anchor AS TIMESTAMP) AS anchor_ts FROM {view}),
+                did AS (
+                    SELECT DISTINCT p.anchor, p.user_id, e.event_name
+                    FROM {sql.EVENTS} e JOIN p ON e.user_id = p.user_id AND e.ts >= p.anchor_ts
+                                             AND e.ts < p.anchor_ts + INTERVAL ({int(goal.length_days)}) DAY
+                    WHERE e.ts >= $first AND e.ts < $last)
+                SELECT event_name, count(*) AS n FROM did GROUP BY 1
+                HAVING count(*) >= $need AND $population - count(*) >= $need
+                ORDER BY n DESC, event_name LIMIT {int(limit)}""",
+            {
+                "first": sql.midnight(min(anchors)),
+                "last": sql.midnight(max(anchors) + timedelta(days=goal.length_days)),
+                "need": MIN_OUTCOMES,
+                "population": population,
+            },
+        ).fetchall()
+    finally:
+        con.unregister(view)
+    return [(name, int(n)) for name, n in rows]
