@@ -11,6 +11,7 @@ from segment_pipeline.config.goals import GoalDefinition
 from segment_pipeline.config.segments import SegmentConfig
 from segment_pipeline.goals.scoring import forecast_rows, score_night
 from segment_pipeline.goals.setup import set_up_goal
+from segment_pipeline.goals.target_groups import frozen_goal
 from segment_pipeline.goals.uplift_report import BucketUplift, replace_uplift
 
 ACTIVE, INSUFFICIENT, ENDED, INVALID = "active", "insufficient_history", "ended", "invalid"
@@ -67,6 +68,7 @@ def run_goal_day(
         setup = set_up_goal(con, goal, segments, as_of=as_of, tracking_uri=tracking_uri)
         result.members, result.control, result.frozen_on = setup.freeze.members, setup.freeze.control, setup.freeze.frozen_on
         result.run_id, result.status, result.message = setup.run_id, setup.status, setup.message
+        goal = frozen_goal(con, goal.name) or goal  # the definition the goal was frozen with
         if setup.status == ACTIVE:
             forecast_rows(con, goal, as_of)
             result.uplift = replace_uplift(con, goal, as_of)

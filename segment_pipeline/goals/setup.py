@@ -20,7 +20,7 @@ from segment_pipeline.goals import features, store
 from segment_pipeline.goals.buckets import assign_buckets, bucket_report, choose_thresholds
 from segment_pipeline.goals.feature_spec import FeatureSpec
 from segment_pipeline.goals.forecast import forecast_curve
-from segment_pipeline.goals.target_groups import FreezeResult, freeze_target_group
+from segment_pipeline.goals.target_groups import FreezeResult, freeze_target_group, frozen_goal
 from segment_pipeline.goals.training import InsufficientTrainingData, train_goal_model
 from segment_pipeline.storage.warehouse import transaction
 
@@ -62,6 +62,7 @@ def set_up_goal(
     """Freeze, train and forecast once; afterwards, report what was stored."""
     store.ensure_tables(con)
     freeze = freeze_target_group(con, goal, segments, as_of=as_of)
+    goal = frozen_goal(con, goal.name) or goal  # an edit after the freeze is reported, never applied
     existing = stored_model(con, goal.name)
     if existing is not None:
         return SetupOutcome(freeze, "active", _active_message(freeze, existing["metrics"]), existing["run_id"], False,

@@ -111,8 +111,12 @@ def test_goal_lifecycle_on_the_demo(tmp_path, goal_config):
     assert [a is not None for d, *_, a in forecasts] == [d.isoformat() <= "2026-02-20" for d, *_ in forecasts]
 
     # A later night with an edited definition: the frozen group stays, the change is reported.
-    (goal_config / "goals.yaml").write_text(GOALS_YAML.format(segment="launched app"))
+    edited = GOALS_YAML.format(segment="launched app").replace("endDate: 2026-02-26", "endDate: 2026-02-28", 1)
+    (goal_config / "goals.yaml").write_text(edited)
     assert run(resources, "2026-02-21").success
+    window = query(tmp_path, """SELECT count(*) FROM analytics.goal_forecasts
+        WHERE goal_name = 'carts in late february' AND as_of_date = '2026-02-21'""")[0][0]
+    assert window == 11  # the frozen window, not the edited one
     assert query(tmp_path, """SELECT user_id, "group" FROM analytics.target_groups
         WHERE goal_name = 'carts in late february' ORDER BY user_id""") == sorted(group)
     message = query(tmp_path, """SELECT message FROM analytics.goal_status
