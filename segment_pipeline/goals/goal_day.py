@@ -73,6 +73,8 @@ def run_goal_day(
             forecast_rows(con, goal, as_of)
             result.uplift = replace_uplift(con, goal, as_of)
             result.forecast_table, standing = _forecast_summary(con, goal, as_of)
+            overall = next((u.result.verdict for u in result.uplift if u.bucket == "all"), "")
+            standing = "; ".join(part for part in (standing, f"uplift: {overall}" if overall else "") if part)
             if as_of >= goal.end_date:  # the window closes at the end of endDate
                 result.status = ENDED
                 result.message = f"ended {goal.end_date}: {standing or 'no achievers'}; {setup.message}"
