@@ -19,25 +19,11 @@ import polars as pl
 
 from segment_pipeline.config.goals import GoalEvent
 from segment_pipeline.config.segments import SegmentDefinition
+from segment_pipeline.rules.compiler import NUMERIC_TYPES
 
 # Profile column kinds by DuckDB type: numbers and booleans as they are, dates as days
 # before the anchor, short text lists one-hot; anything else (lists, JSON...) is skipped.
-_NUMERIC = {
-    "TINYINT",
-    "SMALLINT",
-    "INTEGER",
-    "BIGINT",
-    "HUGEINT",
-    "UTINYINT",
-    "USMALLINT",
-    "UINTEGER",
-    "UBIGINT",
-    "UHUGEINT",
-    "FLOAT",
-    "DOUBLE",
-    "REAL",
-    "DECIMAL",
-}
+_NUMERIC = NUMERIC_TYPES
 _TEMPORAL = {"DATE", "TIMESTAMP", "TIMESTAMP_NS", "TIMESTAMP_MS", "TIMESTAMP_S", "TIMESTAMP WITH TIME ZONE"}
 
 ID_COLUMNS = ("anchor", "user_id")

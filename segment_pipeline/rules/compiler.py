@@ -46,6 +46,7 @@ _INTEGER_TYPES = {
     "UHUGEINT",
 }
 _FLOAT_TYPES = {"FLOAT", "DOUBLE", "REAL"}
+NUMERIC_TYPES = frozenset(_INTEGER_TYPES | _FLOAT_TYPES | {"DECIMAL"})
 _HUGEINT_RANGE = range(-(2**127), 2**127)
 _ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 _ISO_TIMESTAMP = re.compile(r"\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d{1,6})?)?")
