@@ -99,7 +99,7 @@ def _parses(parse, text: str) -> bool:
 
 
 @dataclass
-class _Params:
+class SqlParams:
     """Named parameters; an equal value of the same type is bound once, so repeated
     expressions stay identical and DuckDB computes them once per row."""
 
@@ -118,7 +118,7 @@ def _json_pointer(key: str) -> str:
     return "/" + key.replace("~", "~0").replace("/", "~1")
 
 
-def _property_condition(key: str, value: Any, params: _Params) -> str:
+def property_condition(key: str, value: Any, params: SqlParams) -> str:
     """The event's property ``key`` equals ``value``, with JSON types kept apart.
 
     ``json_extract`` re-serializes the value it finds, so a string is compared with the
@@ -175,7 +175,7 @@ class _Compiler:
         self.profile_columns = profile_columns
         self.events = events
         self.profiles = profiles
-        self.params = _Params()
+        self.params = SqlParams()
         self.matchers: dict[tuple, int] = {}
         self.matcher_steps: list[EventStep] = []
         self.user_columns: dict[tuple, tuple[str, str]] = {}
@@ -212,7 +212,7 @@ class _Compiler:
         types = {step.event_type: self.params.bind(step.event_type, "VARCHAR") for step in self.matcher_steps}
         flags = []
         for m, step in enumerate(self.matcher_steps):
-            conditions = [_property_condition(k, v, self.params) for k, v in (step.event_properties or {}).items()]
+            conditions = [property_condition(k, v, self.params) for k, v in (step.event_properties or {}).items()]
             # CASE, not AND: the JSON is only read for events of the step's type.
             test = f"({' AND '.join(conditions)}) IS TRUE" if conditions else "TRUE"
             flags.append(f"CASE WHEN event_name = {types[step.event_type]} THEN {test} ELSE FALSE END AS f{m}")
