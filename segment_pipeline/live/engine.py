@@ -1,0 +1,465 @@
+"""Live segments (contract section 4): which users enter, and when, as events arrive.
+
+- Subtype 1: every new event matching the action enters the user at the event's ``ts``.
+- Subtype 2: an action at ``t`` arms a pending entry with deadline ``t + N``
+  (``N`` = the action's ``expTimeframe``). A matching inaction with ``ts`` in
+  ``[t, t + N)`` cancels it; otherwise the user enters at ``t + N``.
+
+Out-of-order events. The watermark is wall-clock time: ``now - late_tolerance``. An
+entry is emitted only when its deadline is at or before the watermark, so an inaction
+that arrives up to ``late_tolerance`` after its own ``ts`` still cancels. Wall clock
+rather than "latest event seen" so that deadlines fire even when no events come in.
+An inaction arriving later than that is too late: the entry has been sent.
+
+Re-arming. A (segment, user) pair holds at most one pending entry: actions while one
+is pending are absorbed by it. Once it resolves (at its deadline when emitted, at the
+inaction's ``ts`` when cancelled), the next action at or after that moment arms a new
+one. The pair's state is replayed from its stored matching events since its last
+final resolution (``armed_from``: a resolution is final once the watermark has passed
+it) every time it gets a new event, so the outcome depends only on the events' ``ts``,
+not on the order they arrive in, as long as each arrives within the tolerance. A
+cancellation takes effect at once (the pending entry is dropped) but is recorded in
+``live_cancelled`` only once final, when the pair is next replayed.
+
+Idempotence. Events are keyed by ``event_id`` (or, without one, a hash of the row);
+an event seen before is skipped, and entries are keyed by (segment, user, entered_at)
+in the outbox, so re-processing the same events never enters anyone twice.
+
+Only two-step subtype 2 segments (one action, then the inaction) are evaluated;
+``minCount`` is not applied to live segments (each matching action counts).
+"""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+import duckdb
+import polars as pl
+
+from segment_pipeline.config.segments import EventStep, SegmentDefinition
+from segment_pipeline.ingest.events import _CLASSIFY
+from segment_pipeline.ingest.sources import SourceFile
+from segment_pipeline.ingest.staging import STAGED_TABLE_DDL, stage_file
+from segment_pipeline.live import outbox
+from segment_pipeline.live.outbox import Entry, enqueue, utc_naive
+from segment_pipeline.rules.compiler import SqlParams, property_condition
+from segment_pipeline.storage.warehouse import quote_ident, transaction
+
+EVENTS = "pipeline_state.live_events"
+MATCHES = "pipeline_state.live_matches"
+PENDING = "pipeline_state.live_pending"
+ARMED = "pipeline_state.live_armed"
+CANCELLED = "pipeline_state.live_cancelled"
+FILES = "pipeline_state.live_files"
+
+_DDL = f"""
+CREATE SCHEMA IF NOT EXISTS pipeline_state;
+-- every processed event that matched some live step (its id makes re-reads no-ops)
+CREATE TABLE IF NOT EXISTS {EVENTS} (
+    event_id VARCHAR PRIMARY KEY, user_id VARCHAR, event_name VARCHAR, ts TIMESTAMP, properties VARCHAR,
+    processed_at TIMESTAMP
+);
+CREATE TABLE IF NOT EXISTS {MATCHES} (
+    segment_name VARCHAR, role VARCHAR, event_id VARCHAR, user_id VARCHAR, ts TIMESTAMP,
+    PRIMARY KEY (segment_name, role, event_id)
+);
+CREATE TABLE IF NOT EXISTS {PENDING} (
+    segment_name VARCHAR, user_id VARCHAR, action_ts TIMESTAMP, deadline TIMESTAMP, event_id VARCHAR,
+    PRIMARY KEY (segment_name, user_id)
+);
+CREATE TABLE IF NOT EXISTS {ARMED} (
+    segment_name VARCHAR, user_id VARCHAR, armed_from TIMESTAMP, PRIMARY KEY (segment_name, user_id)
+);
+CREATE TABLE IF NOT EXISTS {CANCELLED} (
+    segment_name VARCHAR, user_id VARCHAR, action_ts TIMESTAMP, action_event_id VARCHAR,
+    inaction_ts TIMESTAMP, inaction_event_id VARCHAR, PRIMARY KEY (segment_name, user_id, action_event_id)
+);
+CREATE TABLE IF NOT EXISTS {FILES} (
+    path VARCHAR PRIMARY KEY, size_bytes BIGINT, modified_ns BIGINT, processed_at TIMESTAMP
+);
+"""
+
+
+@dataclass
+class ProcessResult:
+    files_read: int = 0  # process_files only: files new or changed since last processed
+    events_read: int = 0
+    events_new: int = 0  # not seen before, with user_id, event_name and ts
+    matches: int = 0  # (segment, step) matches among the new events
+    entries: list[Entry] = field(default_factory=list)  # newly written to the outbox
+    cancelled: int = 0
+    pending: int = 0  # pending entries after this call, all segments
+
+
+@dataclass(frozen=True)
+class _Match:
+    ts: datetime
+    event_id: str
+
+
+def ensure_tables(con: duckdb.DuckDBPyConnection) -> None:
+    """Create the state and outbox tables (outside the caller's transactions, so a rollback
+    of a batch never takes the tables with it)."""
+    con.execute(_DDL)
+    outbox.ensure_tables(con)
+
+
+def supported(segment: SegmentDefinition) -> bool:
+    return segment.segment_type == "live" and (
+        (segment.subtype == 1 and len(segment.steps) == 1)
+        or (segment.subtype == 2 and len(segment.steps) == 2 and segment.inaction is not None)
+    )
+
+
+def _live(segments: list[SegmentDefinition]) -> list[SegmentDefinition]:
+    unsupported = [s.name for s in segments if s.segment_type == "live" and not supported(s)]
+    if unsupported:
+        raise ValueError(
+            f"live segment(s) {', '.join(unsupported)}: only subtype 1 (one action) and subtype 2 "
+            "(one action, then one inaction) are evaluated live"
+        )
+    return [s for s in segments if s.segment_type == "live"]
+
+
+def _source_sql(con: duckdb.DuckDBPyConnection, ref: str) -> str:
+    """The events of ``ref`` in the snapshot's shape (trimmed text, naive UTC ts, normalized
+    JSON-object properties), with ``event_id`` derived exactly as the event load derives it
+    for rows without one, so the same event read here or from the snapshot has one id."""
+    types = {row[0]: row[1] for row in con.execute(f"DESCRIBE SELECT * FROM {ref}").fetchall()}
+    missing = [c for c in ("user_id", "event_name", "ts") if c not in types]
+    if missing:
+        raise ValueError(f"live events from {ref}: missing column(s) {', '.join(missing)}")
+    if "properties" not in types:
+        props = "NULL::VARCHAR"
+    elif types["properties"] in ("VARCHAR", "JSON"):
+        props = "CAST(properties AS VARCHAR)"
+    else:
+        props = "CAST(to_json(properties) AS VARCHAR)"
+    given = "CAST(event_id AS VARCHAR)" if "event_id" in types else "NULL::VARCHAR"
+
+    def text(expr: str) -> str:
+        return f"CASE WHEN regexp_matches({expr}, '[^[:space:]]') THEN trim({expr}) END"
+
+    return f"""
+        WITH typed AS (
+            SELECT {text(given)} AS given_id, {text("CAST(user_id AS VARCHAR)")} AS user_id,
+                   {text("CAST(event_name AS VARCHAR)")} AS event_name,
+                   CAST(try_cast(ts AS TIMESTAMPTZ) AT TIME ZONE 'UTC' AS TIMESTAMP) AS ts,
+                   CASE WHEN {props} IS NULL THEN '{{}}'
+                        WHEN json_valid({props}) AND json_type(CAST({props} AS JSON)) = 'OBJECT'
+                        THEN CAST(json({props}) AS VARCHAR) END AS properties,
+                   row_number() OVER () AS row_no
+            FROM {ref}
+        ), valid AS (
+            SELECT * FROM typed
+            WHERE user_id IS NOT NULL AND event_name IS NOT NULL AND ts IS NOT NULL AND properties IS NOT NULL
+        )
+        SELECT coalesce(given_id, 'derived-' || md5(concat_ws(chr(31), user_id, event_name,
+                        strftime(ts, '%Y-%m-%dT%H:%M:%S.%f'), properties))
+                        || CASE WHEN occurrence > 1 THEN '-' || CAST(occurrence AS VARCHAR) ELSE '' END) AS event_id,
+               user_id, event_name, ts, properties
+        FROM (
+            SELECT *, row_number() OVER (
+                PARTITION BY given_id IS NULL, user_id, event_name, ts, properties ORDER BY row_no) AS occurrence
+            FROM valid
+        )
+    """
+
+
+def _step_condition(step: EventStep, params: SqlParams) -> str:
+    parts = [f"event_name = {params.bind(step.event_type, 'VARCHAR')}"]
+    parts += [property_condition(k, v, params) for k, v in (step.event_properties or {}).items()]
+    return " AND ".join(parts)
+
+
+def process_events(
+    con: duckdb.DuckDBPyConnection,
+    segments: list[SegmentDefinition],
+    events: pl.DataFrame | str,
+    *,
+    now: datetime,
+    late_tolerance_minutes: int = 10,
+) -> ProcessResult:
+    """Apply new events (a DataFrame, or a table/view name such as a slice of
+    ``analytics.event_snapshots``) to every live segment, in one transaction: matches,
+    pending entries, and entries due by the watermark, which are written to the outbox.
+    Also flushes any other pending entry whose deadline passed. Rows without user_id,
+    event_name or a parseable ts, or whose properties are not a JSON object, are skipped
+    (the event load rejects and reports them)."""
+    live = _live(segments)
+    ensure_tables(con)
+    if isinstance(events, pl.DataFrame):
+        con.register("_live_input", events)
+        ref = "_live_input"
+    else:
+        ref = ".".join(quote_ident(part) for part in events.split("."))
+    try:
+        con.execute("SET TimeZone = 'UTC'")
+        with transaction(con):
+            return _process(con, live, _source_sql(con, ref), now, late_tolerance_minutes)
+    finally:
+        if isinstance(events, pl.DataFrame):
+            con.unregister("_live_input")
+
+
+def process_files(
+    con: duckdb.DuckDBPyConnection,
+    segments: list[SegmentDefinition],
+    files: list[SourceFile],
+    *,
+    now: datetime,
+    late_tolerance_minutes: int = 10,
+) -> ProcessResult:
+    """Apply the events of source files (``ingest.sources.discover``) that changed since they
+    were last processed: read like the event load reads them, then as ``process_events``.
+    A file is marked processed (path, size, mtime) in the same transaction as its events,
+    and a changed file is read whole again; event ids make the re-read rows no-ops."""
+    live = _live(segments)
+    ensure_tables(con)
+    done = {
+        (path, size, modified)
+        for path, size, modified in con.execute(f"SELECT path, size_bytes, modified_ns FROM {FILES}").fetchall()
+    }
+    changed = [f for f in files if (str(f.path), f.size_bytes, f.modified_ns) not in done]
+    con.execute("SET TimeZone = 'UTC'")
+    with transaction(con):
+        con.execute(f"CREATE OR REPLACE TEMP TABLE _staged ({STAGED_TABLE_DDL})")
+        for index, source in enumerate(changed):
+            stage_file(con, source, "_staged", index)
+        con.execute(_CLASSIFY)
+        con.execute(
+            "CREATE OR REPLACE TEMP VIEW _live_files AS "
+            "SELECT event_id, user_id, event_name, ts, properties FROM _classified WHERE reason IS NULL"
+        )
+        result = _process(con, live, _source_sql(con, "_live_files"), now, late_tolerance_minutes)
+        if changed:
+            con.executemany(
+                f"INSERT OR REPLACE INTO {FILES} VALUES (?, ?, ?, ?)",
+                [[str(f.path), f.size_bytes, f.modified_ns, utc_naive(now)] for f in changed],
+            )
+        result.files_read = len(changed)
+    return result
+
+
+def _process(
+    con: duckdb.DuckDBPyConnection, live: list[SegmentDefinition], source: str, now: datetime, tolerance: int
+) -> ProcessResult:
+    now = utc_naive(now)
+    result = ProcessResult()
+    con.execute(
+        f"""CREATE OR REPLACE TEMP TABLE _live_new AS
+            SELECT * FROM ({source})
+            QUALIFY row_number() OVER (PARTITION BY event_id ORDER BY ts) = 1
+              AND event_id NOT IN (SELECT event_id FROM {EVENTS})"""
+    )
+    result.events_read = con.execute(f"SELECT count(*) FROM ({source})").fetchone()[0]
+    result.events_new = con.execute("SELECT count(*) FROM _live_new").fetchone()[0]
+    touched, result.matches = _record_matches(con, live, now)
+    entries = _subtype1_entries(con, live)
+    due = _resolve(con, live, touched, now - timedelta(minutes=tolerance), result)
+    result.entries = enqueue(con, entries + due, now=now)
+    result.pending = con.execute(f"SELECT count(*) FROM {PENDING}").fetchone()[0]
+    return result
+
+
+def flush_deadlines(
+    con: duckdb.DuckDBPyConnection,
+    segments: list[SegmentDefinition],
+    *,
+    now: datetime,
+    late_tolerance_minutes: int = 10,
+) -> list[Entry]:
+    """Resolve subtype 2 entries whose deadline is at or before the watermark; returns the
+    entries written to the outbox. Call on every tick, with or without new events."""
+    live = _live(segments)
+    ensure_tables(con)
+    with transaction(con):
+        due = _resolve(con, live, set(), utc_naive(now) - timedelta(minutes=late_tolerance_minutes), ProcessResult())
+        return enqueue(con, due, now=utc_naive(now))
+
+
+def _record_matches(
+    con: duckdb.DuckDBPyConnection, live: list[SegmentDefinition], now: datetime
+) -> tuple[set[tuple[str, str]], int]:
+    """Store which new events match which live step; returns the subtype 2 pairs touched."""
+    total = 0
+    for segment in live:
+        for role, step in (("action", segment.steps[0]), ("inaction", segment.inaction)):
+            if step is None:
+                continue
+            params = SqlParams()
+            condition = _step_condition(step, params)
+            params.values["segment"] = segment.name
+            params.values["role"] = role
+            total += con.execute(
+                f"""INSERT INTO {MATCHES} SELECT $segment, $role, event_id, user_id, ts
+                    FROM _live_new WHERE {condition} ON CONFLICT DO NOTHING""",
+                params.values,
+            ).fetchone()[0]
+    con.execute(
+        f"""INSERT INTO {EVENTS} SELECT event_id, user_id, event_name, ts, properties, ?
+            FROM _live_new WHERE event_id IN (SELECT event_id FROM {MATCHES}) ON CONFLICT DO NOTHING""",
+        [now],
+    )
+    names = [s.name for s in live if s.subtype == 2]
+    rows = con.execute(
+        f"""SELECT DISTINCT m.segment_name, m.user_id FROM {MATCHES} m JOIN _live_new n USING (event_id)
+            WHERE m.segment_name IN (SELECT unnest(?))""",
+        [names],
+    ).fetchall()
+    return {(segment_name, user_id) for segment_name, user_id in rows}, total
+
+
+def _entry(segment_name: str, entered_at: datetime, row: tuple) -> Entry:
+    event_id, user_id, event_name, ts, properties = row
+    try:
+        parsed = json.loads(properties) if properties else None
+    except ValueError:
+        parsed = None
+    return Entry(
+        segment_name, user_id, entered_at, event_id, event_name, ts, parsed if isinstance(parsed, dict) else None
+    )
+
+
+def _subtype1_entries(con: duckdb.DuckDBPyConnection, live: list[SegmentDefinition]) -> list[Entry]:
+    names = [s.name for s in live if s.subtype == 1]
+    rows = con.execute(
+        f"""SELECT m.segment_name, n.event_id, n.user_id, n.event_name, n.ts, n.properties
+            FROM {MATCHES} m JOIN _live_new n USING (event_id)
+            WHERE m.role = 'action' AND m.segment_name IN (SELECT unnest(?)) ORDER BY n.ts, n.event_id""",
+        [names],
+    ).fetchall()
+    return [_entry(row[0], row[4], row[1:]) for row in rows]
+
+
+def _resolve(
+    con: duckdb.DuckDBPyConnection,
+    live: list[SegmentDefinition],
+    touched: set[tuple[str, str]],
+    watermark: datetime,
+    result: ProcessResult,
+) -> list[Entry]:
+    """Recompute every touched pair, and every pair whose pending deadline has passed."""
+    minutes = {s.name: s.steps[0].exp_timeframe for s in live if s.subtype == 2}
+    pairs = set(touched)
+    pairs |= {
+        (segment_name, user_id)
+        for segment_name, user_id in con.execute(
+            f"SELECT segment_name, user_id FROM {PENDING} WHERE deadline <= ?", [watermark]
+        ).fetchall()
+        if segment_name in minutes
+    }
+    if not pairs:
+        return []
+    _temp_table(con, "_live_pairs", ["segment_name", "user_id"], list(pairs), [pl.String, pl.String])
+    matches: dict[tuple[str, str], dict[str, list[_Match]]] = defaultdict(lambda: {"action": [], "inaction": []})
+    for segment_name, user_id, role, ts, event_id in con.execute(
+        f"""SELECT m.segment_name, m.user_id, m.role, m.ts, m.event_id
+            FROM {MATCHES} m JOIN _live_pairs p USING (segment_name, user_id)
+            LEFT JOIN {ARMED} a USING (segment_name, user_id)
+            WHERE a.armed_from IS NULL OR m.ts >= a.armed_from
+            ORDER BY m.ts, m.event_id"""
+    ).fetchall():
+        matches[(segment_name, user_id)][role].append(_Match(ts, event_id))
+    emitted: list[tuple[str, datetime, str]] = []  # (segment, entered_at, action event_id)
+    pending, armed, cancelled = [], [], []
+    for pair in pairs:
+        found = matches.get(pair, {"action": [], "inaction": []})
+        outcome = simulate(found["action"], found["inaction"], timedelta(minutes=minutes[pair[0]]), watermark)
+        emitted += [(pair[0], deadline, action.event_id) for action, deadline in outcome.emitted]
+        if outcome.pending is not None:
+            action, deadline = outcome.pending
+            pending.append((*pair, action.ts, deadline, action.event_id))
+        if outcome.armed_from is not None:
+            armed.append((*pair, outcome.armed_from))
+        cancelled += [(*pair, a.ts, a.event_id, i.ts, i.event_id) for a, i in outcome.cancelled]
+    _store(con, pending, armed, cancelled)
+    result.cancelled += len(cancelled)
+    return _entries_for(con, emitted)
+
+
+def _entries_for(con: duckdb.DuckDBPyConnection, emitted: list[tuple[str, datetime, str]]) -> list[Entry]:
+    if not emitted:
+        return []
+    rows = {
+        row[0]: row
+        for row in con.execute(
+            f"SELECT event_id, user_id, event_name, ts, properties FROM {EVENTS} WHERE event_id IN (SELECT unnest(?))",
+            [[event_id for _, _, event_id in emitted]],
+        ).fetchall()
+    }
+    entries = [_entry(segment_name, entered_at, rows[event_id]) for segment_name, entered_at, event_id in emitted]
+    return sorted(entries, key=lambda e: (e.entered_at, e.segment_name, e.user_id))
+
+
+@dataclass
+class Outcome:
+    emitted: list[tuple[_Match, datetime]] = field(default_factory=list)  # (action, entered_at)
+    cancelled: list[tuple[_Match, _Match]] = field(default_factory=list)  # (action, inaction)
+    pending: tuple[_Match, datetime] | None = None  # (action, deadline)
+    armed_from: datetime | None = None  # unchanged when None
+
+
+def simulate(actions: list[_Match], inactions: list[_Match], window: timedelta, watermark: datetime) -> Outcome:
+    """One pair's subtype 2 history from its last resolution on (both lists sorted by ts)."""
+    outcome = Outcome()
+    start, index = None, 0
+    while index < len(actions):
+        action = actions[index]
+        if start is not None and action.ts < start:
+            index += 1
+            continue
+        deadline = action.ts + window
+        inaction = next((i for i in inactions if action.ts <= i.ts < deadline), None)
+        if inaction is not None:
+            start = inaction.ts
+            if inaction.ts > watermark:
+                # Not final yet: a late action before the inaction could still change the
+                # history, so the pair keeps its old armed_from and is replayed next time.
+                index += 1
+                continue
+            outcome.cancelled.append((action, inaction))
+        elif deadline <= watermark:
+            outcome.emitted.append((action, deadline))
+            start = deadline
+        else:
+            outcome.pending = (action, deadline)
+            break
+        outcome.armed_from = start
+        index += 1
+    return outcome
+
+
+def _temp_table(con: duckdb.DuckDBPyConnection, name: str, columns: list[str], rows: list, types: list) -> None:
+    """Rows into a temp table in one statement (row-by-row inserts are slow in DuckDB)."""
+    frame = pl.DataFrame(rows, schema=dict(zip(columns, types, strict=True)), orient="row")
+    con.register("_live_rows", frame)
+    try:
+        con.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS SELECT * FROM _live_rows")
+    finally:
+        con.unregister("_live_rows")
+
+
+_TS = pl.Datetime("us")
+
+
+def _store(con: duckdb.DuckDBPyConnection, pending: list, armed: list, cancelled: list) -> None:
+    """Replace the replayed pairs' pending entries; advance their armed_from; log cancellations."""
+    con.execute(
+        f"DELETE FROM {PENDING} WHERE (segment_name, user_id) IN (SELECT (segment_name, user_id) FROM _live_pairs)"
+    )
+    _temp_table(con, "_live_pending", ["s", "u", "a", "d", "e"], pending, [pl.String, pl.String, _TS, _TS, pl.String])
+    con.execute(f"INSERT INTO {PENDING} SELECT * FROM _live_pending")
+    _temp_table(con, "_live_armed", ["s", "u", "t"], armed, [pl.String, pl.String, _TS])
+    con.execute(f"INSERT OR REPLACE INTO {ARMED} SELECT * FROM _live_armed")
+    _temp_table(
+        con,
+        "_live_cancelled",
+        ["s", "u", "a", "ae", "i", "ie"],
+        cancelled,
+        [pl.String, pl.String, _TS, pl.String, _TS, pl.String],
+    )
+    con.execute(f"INSERT INTO {CANCELLED} SELECT * FROM _live_cancelled ON CONFLICT DO NOTHING")
