@@ -39,6 +39,7 @@ class Settings:
     max_reject_rate: float
     start_date: date
     export_dir: Path | None
+    live_tick_seconds: int
 
     @property
     def uses_demo_data(self) -> bool:
@@ -99,4 +100,13 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
         max_reject_rate=max_reject_rate,
         start_date=start_date,
         export_dir=Path(export) if (export := _env("SEGMENT_PIPELINE_EXPORT_DIR", env)) else None,
+        live_tick_seconds=_live_tick(_env("SEGMENT_PIPELINE_LIVE_TICK_SECONDS", env) or "30"),
     )
+
+
+def _live_tick(raw: str) -> int:
+    if not raw.isdigit() or not 10 <= int(raw) <= 600:
+        raise SettingsError(
+            f"SEGMENT_PIPELINE_LIVE_TICK_SECONDS={raw!r} must be a whole number of seconds between 10 and 600 (e.g. 30)"
+        )
+    return int(raw)

@@ -79,6 +79,15 @@ class ExportResource(dg.ConfigurableResource):
     export_dir: str | None = None
 
 
+class WebhookResource(dg.ConfigurableResource):
+    """Where live-segment entries are POSTed (SEGMENT_PIPELINE_WEBHOOK_URL); none: kept, not sent."""
+
+    url: str | None = None
+    max_attempts: int = 8
+    base_delay_s: float = 2.0
+    timeout_s: float = 5.0
+
+
 def default_resources() -> dict[str, dg.ConfigurableResource]:
     settings = load_settings()
     return {
@@ -91,6 +100,7 @@ def default_resources() -> dict[str, dg.ConfigurableResource]:
         ),
         "project_config": ConfigResource(config_dir=str(settings.config_dir)),
         "mlflow": MLflowResource(tracking_uri=settings.mlflow_tracking_uri),
+        "webhook": WebhookResource(url=settings.webhook_url),
         "exports": ExportResource(export_dir=str(settings.export_dir) if settings.export_dir else None),
     }
 

@@ -10,7 +10,7 @@ from segment_pipeline.definitions import defs
 def test_definitions_load_and_the_nightly_job_covers_every_asset():
     job = defs.resolve_job_def("nightly_refresh")
     repo = defs.get_repository_def()
-    all_keys = set(repo.asset_graph.get_all_asset_keys())
+    all_keys = set(repo.asset_graph.materializable_asset_keys)
     assert all_keys, "no assets loaded"
     assert set(job.asset_layer.selected_asset_keys) == all_keys
     assert job.partitions_def is not None
@@ -34,7 +34,7 @@ def test_every_asset_has_a_group_a_kind_and_a_business_description():
 
 def test_every_asset_is_partitioned_daily_with_single_run_backfills():
     repo = defs.get_repository_def()
-    for key in repo.asset_graph.get_all_asset_keys():
+    for key in repo.asset_graph.materializable_asset_keys:
         node = repo.asset_graph.get(key)
         assert isinstance(node.partitions_def, dg.DailyPartitionsDefinition), key
         assert node.backfill_policy == dg.BackfillPolicy.single_run(), key

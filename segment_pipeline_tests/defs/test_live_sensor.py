@@ -1,0 +1,95 @@
+"""The live_segments sensor, ticked for real: files land, users enter, the webhook receives each entry once."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+
+import dagster as dg
+import duckdb
+
+from segment_pipeline.defs.live.sensors import live_segments_sensor
+from segment_pipeline.defs.resources import ConfigResource, EventSourcesResource, WarehouseResource, WebhookResource
+from segment_pipeline_tests.live.test_outbox import receiver  # noqa: F401 (pytest fixture: a real HTTP server)
+
+SEGMENTS_YAML = """
+kind: segments
+segmentDefinitions:
+  - segmentName: app launched now
+    segmentType: live
+    segmentSubtype: 1
+    segmentTimeframe: 0
+    eventSequence:
+      - {eventType: app_launch, expTimeframe: 0, actionInaction: action}
+  - segmentName: checkout abandoned
+    segmentType: live
+    segmentSubtype: 2
+    segmentTimeframe: 0
+    eventSequence:
+      - {eventType: checkout_viewed, expTimeframe: 5, actionInaction: action}
+      - {eventType: charged, expTimeframe: 0, actionInaction: inaction}
+"""
+
+
+def write(path, rows: list[dict]) -> None:
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+
+
+def tick(resources: dict) -> str:
+    with dg.build_sensor_context(resources=resources, instance=dg.DagsterInstance.ephemeral()) as context:
+        result = live_segments_sensor(context)
+    return result.skip_message if isinstance(result, dg.SkipReason) else str(result)
+
+
+def test_landed_files_enter_users_and_every_entry_reaches_the_webhook_once(tmp_path, receiver):  # noqa: F811
+    server, url = receiver
+    config = tmp_path / "config"
+    config.mkdir()
+    (config / "segments.yaml").write_text(SEGMENTS_YAML)
+    events = tmp_path / "events"
+    events.mkdir()
+    now = datetime.now(UTC).replace(tzinfo=None)
+    old = now - timedelta(minutes=30)  # deadlines long past the 10-minute tolerance
+    write(events / "batch1.ndjson", [
+        {"event_id": "a1", "user_id": "u1", "event_name": "app_launch", "ts": old.isoformat()},
+        {"event_id": "c1", "user_id": "u2", "event_name": "checkout_viewed", "ts": old.isoformat()},
+        {"event_id": "c2", "user_id": "u3", "event_name": "checkout_viewed", "ts": old.isoformat()},
+        {"event_id": "p3", "user_id": "u3", "event_name": "charged", "ts": (old + timedelta(minutes=2)).isoformat()},
+    ])
+    server.fail_first = 1  # the webhook is down for the first request: the entry is retried, not lost
+    resources = {
+        "warehouse": WarehouseResource(path=str(tmp_path / "warehouse.duckdb")),
+        "sources": EventSourcesResource(events=str(events / "*.ndjson"), demo_dir=str(tmp_path / "demo")),
+        "project_config": ConfigResource(config_dir=str(config)),
+        "webhook": WebhookResource(url=url, base_delay_s=0.0),
+    }
+    first = tick(resources)
+    assert "2 entries" in first, first
+    for _ in range(3):
+        tick(resources)
+    assert server.keys() and all(n == 1 for n in server.keys().values())
+    delivered = {(body["segment"], body["user_id"]) for _, body in server.accepted}
+    assert delivered == {("app launched now", "u1"), ("checkout abandoned", "u2")}  # u3 bought within 5 minutes
+
+    write(events / "batch2.ndjson", [
+        {"event_id": "a2", "user_id": "u4", "event_name": "app_launch", "ts": now.isoformat()},
+    ])
+    tick(resources)
+    with duckdb.connect(str(tmp_path / "warehouse.duckdb"), read_only=True) as con:
+        rows = con.execute(
+            "SELECT segment_name, user_id, delivered_at IS NOT NULL, attempts FROM analytics.live_segment_entries ORDER BY 2"
+        ).fetchall()
+    assert [(s, u, d) for s, u, d, _ in rows] == [
+        ("app launched now", "u1", True), ("checkout abandoned", "u2", True), ("app launched now", "u4", True)
+    ]
+    assert sum(n for *_, n in rows) == 4  # three entries, one of them tried twice
+
+
+def test_without_live_segments_or_with_demo_data_the_sensor_skips(tmp_path):
+    resources = {
+        "warehouse": WarehouseResource(path=str(tmp_path / "warehouse.duckdb")),
+        "sources": EventSourcesResource(demo_dir=str(tmp_path / "demo")),
+        "project_config": ConfigResource(config_dir=str(tmp_path)),
+        "webhook": WebhookResource(),
+    }
+    assert "no live segments" in tick(resources)
