@@ -40,6 +40,7 @@ class Settings:
     start_date: date
     export_dir: Path | None
     live_tick_seconds: int
+    live_late_tolerance_seconds: int
 
     @property
     def uses_demo_data(self) -> bool:
@@ -100,13 +101,15 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
         max_reject_rate=max_reject_rate,
         start_date=start_date,
         export_dir=Path(export) if (export := _env("SEGMENT_PIPELINE_EXPORT_DIR", env)) else None,
-        live_tick_seconds=_live_tick(_env("SEGMENT_PIPELINE_LIVE_TICK_SECONDS", env) or "30"),
+        live_tick_seconds=_seconds("SEGMENT_PIPELINE_LIVE_TICK_SECONDS", env, default=30, low=10, high=600),
+        live_late_tolerance_seconds=_seconds(
+            "SEGMENT_PIPELINE_LIVE_LATE_TOLERANCE_SECONDS", env, default=30, low=0, high=86_400
+        ),
     )
 
 
-def _live_tick(raw: str) -> int:
-    if not raw.isdigit() or not 10 <= int(raw) <= 600:
-        raise SettingsError(
-            f"SEGMENT_PIPELINE_LIVE_TICK_SECONDS={raw!r} must be a whole number of seconds between 10 and 600 (e.g. 30)"
-        )
+def _seconds(name: str, env: dict[str, str], *, default: int, low: int, high: int) -> int:
+    raw = _env(name, env) or str(default)
+    if not raw.isdigit() or not low <= int(raw) <= high:
+        raise SettingsError(f"{name}={raw!r} must be a whole number of seconds between {low} and {high} (e.g. {default})")
     return int(raw)

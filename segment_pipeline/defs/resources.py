@@ -79,10 +79,12 @@ class ExportResource(dg.ConfigurableResource):
     export_dir: str | None = None
 
 
-class WebhookResource(dg.ConfigurableResource):
-    """Where live-segment entries are POSTed (SEGMENT_PIPELINE_WEBHOOK_URL); none: kept, not sent."""
+class LiveResource(dg.ConfigurableResource):
+    """Live segments: the webhook entries are POSTed to (SEGMENT_PIPELINE_WEBHOOK_URL; none: kept,
+    not sent), how late an event may arrive and still count, and the delivery retries."""
 
-    url: str | None = None
+    webhook_url: str | None = None
+    late_tolerance_seconds: int = 30
     max_attempts: int = 8
     base_delay_s: float = 2.0
     timeout_s: float = 5.0
@@ -100,7 +102,7 @@ def default_resources() -> dict[str, dg.ConfigurableResource]:
         ),
         "project_config": ConfigResource(config_dir=str(settings.config_dir)),
         "mlflow": MLflowResource(tracking_uri=settings.mlflow_tracking_uri),
-        "webhook": WebhookResource(url=settings.webhook_url),
+        "live_config": LiveResource(webhook_url=settings.webhook_url, late_tolerance_seconds=settings.live_late_tolerance_seconds),
         "exports": ExportResource(export_dir=str(settings.export_dir) if settings.export_dir else None),
     }
 

@@ -9,7 +9,7 @@ import dagster as dg
 import duckdb
 
 from segment_pipeline.defs.live.sensors import live_segments_sensor
-from segment_pipeline.defs.resources import ConfigResource, EventSourcesResource, WarehouseResource, WebhookResource
+from segment_pipeline.defs.resources import ConfigResource, EventSourcesResource, LiveResource, WarehouseResource
 from segment_pipeline_tests.live.test_outbox import receiver  # noqa: F401 (pytest fixture: a real HTTP server)
 
 SEGMENTS_YAML = """
@@ -49,7 +49,7 @@ def test_landed_files_enter_users_and_every_entry_reaches_the_webhook_once(tmp_p
     events = tmp_path / "events"
     events.mkdir()
     now = datetime.now(UTC).replace(tzinfo=None)
-    old = now - timedelta(minutes=30)  # deadlines long past the 10-minute tolerance
+    old = now - timedelta(minutes=30)  # deadlines long past the 30-second tolerance
     write(events / "batch1.ndjson", [
         {"event_id": "a1", "user_id": "u1", "event_name": "app_launch", "ts": old.isoformat()},
         {"event_id": "c1", "user_id": "u2", "event_name": "checkout_viewed", "ts": old.isoformat()},
@@ -61,7 +61,7 @@ def test_landed_files_enter_users_and_every_entry_reaches_the_webhook_once(tmp_p
         "warehouse": WarehouseResource(path=str(tmp_path / "warehouse.duckdb")),
         "sources": EventSourcesResource(events=str(events / "*.ndjson"), demo_dir=str(tmp_path / "demo")),
         "project_config": ConfigResource(config_dir=str(config)),
-        "webhook": WebhookResource(url=url, base_delay_s=0.0),
+        "live_config": LiveResource(webhook_url=url, base_delay_s=0.0),
     }
     first = tick(resources)
     assert "2 entries" in first, first
@@ -90,6 +90,6 @@ def test_without_live_segments_or_with_demo_data_the_sensor_skips(tmp_path):
         "warehouse": WarehouseResource(path=str(tmp_path / "warehouse.duckdb")),
         "sources": EventSourcesResource(demo_dir=str(tmp_path / "demo")),
         "project_config": ConfigResource(config_dir=str(tmp_path)),
-        "webhook": WebhookResource(),
+        "live_config": LiveResource(),
     }
     assert "no live segments" in tick(resources)

@@ -7,7 +7,7 @@ import duckdb
 
 from segment_pipeline.config.errors import ConfigError
 from segment_pipeline.defs.constants import KEY_PREFIX, LIVE_GROUP
-from segment_pipeline.defs.resources import ConfigResource, EventSourcesResource, WarehouseResource, WebhookResource
+from segment_pipeline.defs.resources import ConfigResource, EventSourcesResource, LiveResource, WarehouseResource
 from segment_pipeline.ingest.sources import SourceError
 from segment_pipeline.live.engine import process_files
 from segment_pipeline.live.outbox import deliver
@@ -46,7 +46,7 @@ def live_segments_sensor(
     warehouse: WarehouseResource,
     sources: EventSourcesResource,
     project_config: ConfigResource,
-    webhook: WebhookResource,
+    live_config: LiveResource,
 ):
     try:
         live = project_config.load().segments.live
@@ -60,10 +60,12 @@ def live_segments_sensor(
     try:
         files = sources.event_files()
         with warehouse.connect() as con:
-            result = process_files(con, live, files, now=now)
+            result = process_files(
+                con, live, files, now=now, late_tolerance_minutes=live_config.late_tolerance_seconds / 60
+            )
             delivery = deliver(
-                con, webhook.url, now=now, max_attempts=webhook.max_attempts,
-                base_delay_s=webhook.base_delay_s, timeout_s=webhook.timeout_s,
+                con, live_config.webhook_url, now=now, max_attempts=live_config.max_attempts,
+                base_delay_s=live_config.base_delay_s, timeout_s=live_config.timeout_s,
             )
             state = _outbox_state(con)
     except SourceError as exc:
@@ -73,7 +75,7 @@ def live_segments_sensor(
     summary = (
         f"{result.events_new} new events, {len(result.entries)} entries, {result.pending} pending; "
         f"delivered {len(delivery.delivered)}, retrying {len(delivery.retrying)}, dead {len(delivery.dead)}; "
-        f"outbox {state}" + ("" if webhook.url else " (no SEGMENT_PIPELINE_WEBHOOK_URL: kept, not sent)")
+        f"outbox {state}" + ("" if live_config.webhook_url else " (no SEGMENT_PIPELINE_WEBHOOK_URL: kept, not sent)")
     )
     context.log.info(summary)
     if result.entries or delivery.delivered or delivery.dead:
