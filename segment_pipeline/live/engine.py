@@ -45,6 +45,7 @@ from segment_pipeline.ingest.sources import SourceFile
 from segment_pipeline.ingest.staging import STAGED_TABLE_DDL, stage_file
 from segment_pipeline.live import outbox
 from segment_pipeline.live.outbox import Entry, enqueue, utc_naive
+from segment_pipeline.live.tags import apply_live_tags
 from segment_pipeline.rules.compiler import SqlParams, property_condition
 from segment_pipeline.storage.warehouse import quote_ident, transaction
 
@@ -261,6 +262,7 @@ def _process(
     entries = _subtype1_entries(con, live)
     due = _resolve(con, live, touched, now - timedelta(minutes=tolerance), result)
     result.entries = enqueue(con, entries + due, now=now)
+    apply_live_tags(con, result.entries, MATCHES, "_live_new")
     result.pending = con.execute(f"SELECT count(*) FROM {PENDING}").fetchone()[0]
     return result
 
@@ -278,7 +280,9 @@ def flush_deadlines(
     ensure_tables(con)
     with transaction(con):
         due = _resolve(con, live, set(), utc_naive(now) - timedelta(minutes=late_tolerance_minutes), ProcessResult())
-        return enqueue(con, due, now=utc_naive(now))
+        written = enqueue(con, due, now=utc_naive(now))
+        apply_live_tags(con, written, MATCHES, None)
+        return written
 
 
 def _record_matches(

@@ -25,6 +25,8 @@ DDL = {
     OVERLAPS: "as_of_date DATE NOT NULL, segment_a VARCHAR NOT NULL, segment_b VARCHAR NOT NULL, users BIGINT NOT NULL",
 }
 
+_PAST_SEGMENTS = "SELECT DISTINCT segment_name FROM pipeline_state.segment_evaluations"
+
 # Tags rebuilt from the whole membership history: islands of consecutive evaluated days.
 _REBUILD_TAGS = """
 CREATE OR REPLACE TEMP TABLE _rebuilt_tags AS
@@ -83,14 +85,22 @@ def update_tags(con: duckdb.DuckDBPyConnection, as_of: date) -> str:
     ).fetchone()[0]
     if newer:
         con.execute(_REBUILD_TAGS)
-        con.execute("DELETE FROM analytics.segment_tags")
+        # Only past segments' tags come from memberships; live-segment tags are the sensor's.
+        con.execute(f"DELETE FROM analytics.segment_tags WHERE segment_name IN ({_PAST_SEGMENTS})")
         con.execute("INSERT INTO analytics.segment_tags SELECT * FROM _rebuilt_tags ORDER BY segment_name, user_id, created_at")
         con.execute("DROP TABLE _rebuilt_tags")
         return "rebuilt"
     at = [as_of]
     # Undo what an earlier run of this same day did, then apply today's changes.
-    con.execute("DELETE FROM analytics.segment_tags WHERE created_at = CAST(? AS TIMESTAMP)", at)
-    con.execute("UPDATE analytics.segment_tags SET removed_at = NULL WHERE removed_at = CAST(? AS TIMESTAMP)", at)
+    con.execute(
+        f"DELETE FROM analytics.segment_tags WHERE created_at = CAST(? AS TIMESTAMP) AND segment_name IN ({_PAST_SEGMENTS})",
+        at,
+    )
+    con.execute(
+        f"""UPDATE analytics.segment_tags SET removed_at = NULL
+            WHERE removed_at = CAST(? AS TIMESTAMP) AND segment_name IN ({_PAST_SEGMENTS})""",
+        at,
+    )
     con.execute(
         """UPDATE analytics.segment_tags t SET removed_at = CAST(? AS TIMESTAMP)
            WHERE removed_at IS NULL
