@@ -25,8 +25,11 @@ Idempotence. Events are keyed by ``event_id`` (or, without one, a hash of the ro
 an event seen before is skipped, and entries are keyed by (segment, user, entered_at)
 in the outbox, so re-processing the same events never enters anyone twice.
 
-Only two-step subtype 2 segments (one action, then the inaction) are evaluated;
-``minCount`` is not applied to live segments (each matching action counts).
+Subtype 2 with several actions: the actions must follow each other, each within the
+previous one's ``expTimeframe`` (earliest match first); the chain's last action then
+plays the part of the single action above (its time + its ``expTimeframe`` is the
+deadline). A chain counts when its last action is at or after the previous resolution.
+A live segment with ``minCount`` > 1 is refused with an error (it has no live meaning yet).
 """
 
 from __future__ import annotations
@@ -109,10 +112,33 @@ def ensure_tables(con: duckdb.DuckDBPyConnection) -> None:
 
 
 def supported(segment: SegmentDefinition) -> bool:
+    if any(step.min_count > 1 for step in segment.steps):
+        return False  # minCount has no live meaning yet: refuse rather than ignore it
     return segment.segment_type == "live" and (
         (segment.subtype == 1 and len(segment.steps) == 1)
-        or (segment.subtype == 2 and len(segment.steps) == 2 and segment.inaction is not None)
+        or (segment.subtype == 2 and len(segment.steps) >= 2 and segment.inaction is segment.steps[-1])
     )
+
+
+def _action_roles(segment: SegmentDefinition) -> list[tuple[str, EventStep]]:
+    """Step roles: ``action`` for the first action, ``action1``, ``action2``... for the next ones."""
+    return [("action" if k == 0 else f"action{k}", step) for k, step in enumerate(segment.actions)]
+
+
+def complete_chains(steps: list[list[_Match]], gaps: list[timedelta]) -> list[_Match]:
+    """Times at which the ordered actions complete: from each first-action match, the earliest
+    next-action match in ``[previous ts, previous ts + gap)``, and so on; the chain's last
+    match stands for it (its ts arms the inaction window, its event triggers the entry)."""
+    completions = {}
+    for first in steps[0]:
+        last = first
+        for k, gap in enumerate(gaps):
+            last = next((m for m in steps[k + 1] if last.ts <= m.ts < last.ts + gap), None)
+            if last is None:
+                break
+        if last is not None:
+            completions[last.event_id] = last
+    return sorted(completions.values(), key=lambda m: (m.ts, m.event_id))
 
 
 def _live(segments: list[SegmentDefinition]) -> list[SegmentDefinition]:
@@ -120,7 +146,7 @@ def _live(segments: list[SegmentDefinition]) -> list[SegmentDefinition]:
     if unsupported:
         raise ValueError(
             f"live segment(s) {', '.join(unsupported)}: only subtype 1 (one action) and subtype 2 "
-            "(one action, then one inaction) are evaluated live"
+            "(ordered actions, then one inaction), without minCount, are evaluated live"
         )
     return [s for s in segments if s.segment_type == "live"]
 
@@ -291,7 +317,7 @@ def _record_matches(
     """Store which new events match which live step; returns the subtype 2 pairs touched."""
     total = 0
     for segment in live:
-        for role, step in (("action", segment.steps[0]), ("inaction", segment.inaction)):
+        for role, step in [*_action_roles(segment), ("inaction", segment.inaction)]:
             if step is None:
                 continue
             params = SqlParams()
@@ -347,7 +373,9 @@ def _resolve(
     result: ProcessResult,
 ) -> list[Entry]:
     """Recompute every touched pair, and every pair whose pending deadline has passed."""
-    minutes = {s.name: s.steps[0].exp_timeframe for s in live if s.subtype == 2}
+    minutes = {s.name: s.actions[-1].exp_timeframe for s in live if s.subtype == 2}
+    gaps = {s.name: [timedelta(minutes=a.exp_timeframe) for a in s.actions[:-1]] for s in live if s.subtype == 2}
+    roles = {s.name: [role for role, _ in _action_roles(s)] for s in live if s.subtype == 2}
     pairs = set(touched)
     pairs |= {
         (segment_name, user_id)
@@ -359,7 +387,7 @@ def _resolve(
     if not pairs:
         return []
     _temp_table(con, "_live_pairs", ["segment_name", "user_id"], list(pairs), [pl.String, pl.String])
-    matches: dict[tuple[str, str], dict[str, list[_Match]]] = defaultdict(lambda: {"action": [], "inaction": []})
+    matches: dict[tuple[str, str], dict[str, list[_Match]]] = defaultdict(lambda: defaultdict(list))
     for segment_name, user_id, role, ts, event_id in con.execute(
         f"""SELECT m.segment_name, m.user_id, m.role, m.ts, m.event_id
             FROM {MATCHES} m JOIN _live_pairs p USING (segment_name, user_id)
@@ -371,8 +399,9 @@ def _resolve(
     emitted: list[tuple[str, datetime, str]] = []  # (segment, entered_at, action event_id)
     pending, armed, cancelled = [], [], []
     for pair in pairs:
-        found = matches.get(pair, {"action": [], "inaction": []})
-        outcome = simulate(found["action"], found["inaction"], timedelta(minutes=minutes[pair[0]]), watermark)
+        found = matches.get(pair, defaultdict(list))
+        actions = complete_chains([found[role] for role in roles[pair[0]]], gaps[pair[0]])
+        outcome = simulate(actions, found["inaction"], timedelta(minutes=minutes[pair[0]]), watermark)
         emitted += [(pair[0], deadline, action.event_id) for action, deadline in outcome.emitted]
         if outcome.pending is not None:
             action, deadline = outcome.pending

@@ -225,22 +225,40 @@ def test_state_survives_reopening_the_warehouse(warehouse_path):
         assert flush_deadlines(con, [ABANDONED], now=minutes(40))[0].user_id == "u1"
 
 
-def test_unsupported_live_shape_is_refused(con):
-    three = SegmentDefinition.model_validate(
-        {
-            "segmentName": "three steps",
-            "segmentType": "live",
-            "segmentSubtype": 2,
-            "segmentTimeframe": 0,
-            "eventSequence": [
-                {"eventType": "a", "expTimeframe": 5, "actionInaction": "action"},
-                {"eventType": "b", "expTimeframe": 5, "actionInaction": "action"},
-                {"eventType": "c", "expTimeframe": 0, "actionInaction": "inaction"},
-            ],
-        }
-    )
-    with pytest.raises(ValueError, match="three steps"):
-        process_events(con, [three], events(("a1", "u1", "a", 0)), now=minutes(1))
+THREE = SegmentDefinition.model_validate(
+    {
+        "segmentName": "viewed, carted, no buy",
+        "segmentType": "live",
+        "segmentSubtype": 2,
+        "segmentTimeframe": 0,
+        "eventSequence": [
+            {"eventType": "a", "expTimeframe": 5, "actionInaction": "action"},
+            {"eventType": "b", "expTimeframe": 10, "actionInaction": "action"},
+            {"eventType": "c", "expTimeframe": 0, "actionInaction": "inaction"},
+        ],
+    }
+)
+
+
+@pytest.mark.parametrize(
+    ("rows", "expected"),
+    [
+        # a, then b within 5 minutes, then no c within 10 minutes of b: enters at b + 10.
+        ([("a1", "u1", "a", 0), ("b1", "u1", "b", 3)], [("u1", minutes(13), "b1")]),
+        # b too late after a: the chain never completes.
+        ([("a1", "u1", "a", 0), ("b1", "u1", "b", 5)], []),
+        # b before a does not count.
+        ([("b1", "u1", "b", 0), ("a1", "u1", "a", 1)], []),
+        # c within 10 minutes of b cancels; c after that window does not.
+        ([("a1", "u1", "a", 0), ("b1", "u1", "b", 3), ("c1", "u1", "c", 12)], []),
+        ([("a1", "u1", "a", 0), ("b1", "u1", "b", 3), ("c1", "u1", "c", 14)], [("u1", minutes(13), "b1")]),
+        # c before b (between a and b) does not cancel: the window opens at b.
+        ([("a1", "u1", "a", 0), ("c1", "u1", "c", 1), ("b1", "u1", "b", 3)], [("u1", minutes(13), "b1")]),
+    ],
+)
+def test_subtype_2_with_several_actions(con, rows, expected):
+    result = process_events(con, [THREE], events(*rows), now=minutes(60), late_tolerance_minutes=0.5)
+    assert [(e.user_id, e.entered_at, e.event_id) for e in result.entries] == expected
 
 
 def _as_table(con, frame: pl.DataFrame) -> str:
@@ -321,3 +339,17 @@ def test_events_without_ids_get_the_snapshot_ids(con, tmp_path):
     from_snapshot = process_events(con, [VISA], "analytics.event_snapshots", now=minutes(5))
     assert from_snapshot.events_new == 2 and len(from_snapshot.entries) == 1
     assert process_files(con, [VISA], files, now=minutes(6)).events_new == 0
+
+
+def test_min_count_on_a_live_segment_is_refused_not_ignored(con):
+    counted = SegmentDefinition.model_validate(
+        {
+            "segmentName": "three launches",
+            "segmentType": "live",
+            "segmentSubtype": 1,
+            "segmentTimeframe": 0,
+            "eventSequence": [{"eventType": "a", "expTimeframe": 0, "actionInaction": "action", "minCount": 3}],
+        }
+    )
+    with pytest.raises(ValueError, match="three launches"):
+        process_events(con, [counted], events(("a1", "u1", "a", 0)), now=minutes(1))
