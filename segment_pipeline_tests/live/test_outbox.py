@@ -232,3 +232,51 @@ def test_a_failure_after_writing_the_outbox_rolls_everything_back(con, monkeypat
     # the event was not marked processed either, so processing it again enters the user once
     assert len(process_events(con, [VISA], batch, now=minutes(1)).entries) == 1
     assert len(process_events(con, [VISA], batch, now=minutes(2)).entries) == 0
+
+
+_CRASHING_WORKER = """
+import sys, time
+from datetime import datetime
+import polars as pl
+from segment_pipeline.live.engine import process_events
+from segment_pipeline.live.outbox import deliver
+from segment_pipeline.storage.warehouse import connect
+from segment_pipeline_tests.live.test_engine import VISA, events
+
+with connect(sys.argv[1]) as con:
+    process_events(con, [VISA], events(*[(f"e{i}", f"u{i}", "login", i, {"payment_method": "visa"}) for i in range(5)]),
+                   now=datetime(2026, 3, 1, 13, 0))
+    print("written", flush=True)
+
+    def hang(url, body, headers, timeout_s):
+        print("sending", flush=True)
+        time.sleep(600)  # killed here: after the outbox write, during the first POST
+        return 204
+
+    deliver(con, sys.argv[2], now=datetime(2026, 3, 1, 13, 0), send=hang)
+"""
+
+
+def test_a_process_killed_between_writing_and_sending_loses_nothing(tmp_path, receiver):
+    """A real SIGKILL of the worker mid-delivery: a new process delivers every entry."""
+    import subprocess
+    import sys
+
+    server, url = receiver
+    path = tmp_path / "w.duckdb"
+    worker = subprocess.Popen(
+        [sys.executable, "-c", _CRASHING_WORKER, str(path), url], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert worker.stdout.readline().strip() == "written"
+        assert worker.stdout.readline().strip() == "sending"
+    finally:
+        worker.kill()
+        worker.wait(timeout=30)
+    from datetime import datetime
+
+    with connect(path) as con:
+        result = deliver(con, url, now=datetime(2026, 3, 1, 13, 1))
+    assert len(result.delivered) == 5
+    assert sorted(body["user_id"] for _, body in server.accepted) == [f"u{i}" for i in range(5)]
+    assert all(n == 1 for n in server.keys().values())
