@@ -49,6 +49,7 @@ from segment_pipeline.ingest.staging import STAGED_TABLE_DDL, stage_file
 from segment_pipeline.live import outbox
 from segment_pipeline.live.outbox import Entry, enqueue, utc_naive
 from segment_pipeline.live.tags import apply_live_tags
+from segment_pipeline.live.timeline import Match, complete_chains, simulate
 from segment_pipeline.rules.compiler import SqlParams, property_condition
 from segment_pipeline.storage.warehouse import quote_ident, transaction
 
@@ -98,12 +99,6 @@ class ProcessResult:
     pending: int = 0  # pending entries after this call, all segments
 
 
-@dataclass(frozen=True)
-class _Match:
-    ts: datetime
-    event_id: str
-
-
 def ensure_tables(con: duckdb.DuckDBPyConnection) -> None:
     """Create the state and outbox tables (outside the caller's transactions, so a rollback
     of a batch never takes the tables with it)."""
@@ -123,22 +118,6 @@ def supported(segment: SegmentDefinition) -> bool:
 def _action_roles(segment: SegmentDefinition) -> list[tuple[str, EventStep]]:
     """Step roles: ``action`` for the first action, ``action1``, ``action2``... for the next ones."""
     return [("action" if k == 0 else f"action{k}", step) for k, step in enumerate(segment.actions)]
-
-
-def complete_chains(steps: list[list[_Match]], gaps: list[timedelta]) -> list[_Match]:
-    """Times at which the ordered actions complete: from each first-action match, the earliest
-    next-action match in ``[previous ts, previous ts + gap)``, and so on; the chain's last
-    match stands for it (its ts arms the inaction window, its event triggers the entry)."""
-    completions = {}
-    for first in steps[0]:
-        last = first
-        for k, gap in enumerate(gaps):
-            last = next((m for m in steps[k + 1] if last.ts <= m.ts < last.ts + gap), None)
-            if last is None:
-                break
-        if last is not None:
-            completions[last.event_id] = last
-    return sorted(completions.values(), key=lambda m: (m.ts, m.event_id))
 
 
 def _live(segments: list[SegmentDefinition]) -> list[SegmentDefinition]:
@@ -387,7 +366,7 @@ def _resolve(
     if not pairs:
         return []
     _temp_table(con, "_live_pairs", ["segment_name", "user_id"], list(pairs), [pl.String, pl.String])
-    matches: dict[tuple[str, str], dict[str, list[_Match]]] = defaultdict(lambda: defaultdict(list))
+    matches: dict[tuple[str, str], dict[str, list[Match]]] = defaultdict(lambda: defaultdict(list))
     for segment_name, user_id, role, ts, event_id in con.execute(
         f"""SELECT m.segment_name, m.user_id, m.role, m.ts, m.event_id
             FROM {MATCHES} m JOIN _live_pairs p USING (segment_name, user_id)
@@ -395,7 +374,7 @@ def _resolve(
             WHERE a.armed_from IS NULL OR m.ts >= a.armed_from
             ORDER BY m.ts, m.event_id"""
     ).fetchall():
-        matches[(segment_name, user_id)][role].append(_Match(ts, event_id))
+        matches[(segment_name, user_id)][role].append(Match(ts, event_id))
     emitted: list[tuple[str, datetime, str]] = []  # (segment, entered_at, action event_id)
     pending, armed, cancelled = [], [], []
     for pair in pairs:
@@ -426,44 +405,6 @@ def _entries_for(con: duckdb.DuckDBPyConnection, emitted: list[tuple[str, dateti
     }
     entries = [_entry(segment_name, entered_at, rows[event_id]) for segment_name, entered_at, event_id in emitted]
     return sorted(entries, key=lambda e: (e.entered_at, e.segment_name, e.user_id))
-
-
-@dataclass
-class Outcome:
-    emitted: list[tuple[_Match, datetime]] = field(default_factory=list)  # (action, entered_at)
-    cancelled: list[tuple[_Match, _Match]] = field(default_factory=list)  # (action, inaction)
-    pending: tuple[_Match, datetime] | None = None  # (action, deadline)
-    armed_from: datetime | None = None  # unchanged when None
-
-
-def simulate(actions: list[_Match], inactions: list[_Match], window: timedelta, watermark: datetime) -> Outcome:
-    """One pair's subtype 2 history from its last resolution on (both lists sorted by ts)."""
-    outcome = Outcome()
-    start, index = None, 0
-    while index < len(actions):
-        action = actions[index]
-        if start is not None and action.ts < start:
-            index += 1
-            continue
-        deadline = action.ts + window
-        inaction = next((i for i in inactions if action.ts <= i.ts < deadline), None)
-        if inaction is not None:
-            start = inaction.ts
-            if inaction.ts > watermark:
-                # Not final yet: a late action before the inaction could still change the
-                # history, so the pair keeps its old armed_from and is replayed next time.
-                index += 1
-                continue
-            outcome.cancelled.append((action, inaction))
-        elif deadline <= watermark:
-            outcome.emitted.append((action, deadline))
-            start = deadline
-        else:
-            outcome.pending = (action, deadline)
-            break
-        outcome.armed_from = start
-        index += 1
-    return outcome
 
 
 def _temp_table(con: duckdb.DuckDBPyConnection, name: str, columns: list[str], rows: list, types: list) -> None:
