@@ -152,30 +152,11 @@ def load_goals_text(text: str, segments: SegmentConfig, source_name: str = "goal
     items, max_active = _document(reader)
     goals: list[GoalDefinition] = []
     goal_paths: dict[int, tuple] = {}
-    seen_names: set[str] = set()
-    for index, raw in enumerate(items):
-        path = ("goals", index)
-        name = raw.get("goalName") if isinstance(raw, dict) else None
-        item = f"goal '{name}'" if isinstance(name, str) else f"goal #{index + 1}"
-        if not isinstance(raw, dict):
-            reader.add(path, item, "format", "each goal must be a mapping of keys")
-            continue
-        raw = reader.known_keys(raw, GOAL_KEYS, path, item)
-        if isinstance(raw.get("events"), list):
-            raw["events"] = [
-                reader.known_keys(e, EVENT_KEYS, path + ("events", j), item) if isinstance(e, dict) else e
-                for j, e in enumerate(raw["events"])
-            ]
-        if isinstance(name, str):
-            if name in seen_names:
-                reader.add(
-                    path + ("goalName",),
-                    item,
-                    RULE_NAMES,
-                    "the name is used by another goal too. Fix: rename one (a goal's name is its identity: "
-                    "it seeds the control-group hash)",
-                )
-            seen_names.add(name)
+    for path, item, raw in reader.entries(
+        items, ("goals",), label="goal", name_key="goalName", keys=GOAL_KEYS, nested=("events", EVENT_KEYS),
+        rule_names=RULE_NAMES,
+        duplicate_fix="rename one (a goal's name is its identity: it seeds the control-group hash)",
+    ):
         try:
             goal = GoalDefinition.model_validate(raw)
         except ValidationError as exc:

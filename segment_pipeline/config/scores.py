@@ -67,26 +67,10 @@ def load_scores_text(text: str, segments: SegmentConfig, source_name: str = "sco
     reader = ConfigReader(text, source_name)
     items, base = reader.document("scores", "scoreDefinitions")
     scores: list[ScoreDefinition] = []
-    seen_names: set[str] = set()
-    for index, raw in enumerate(items):
-        path = base + (index,)
-        name = raw.get("scoreName") if isinstance(raw, dict) else None
-        item = f"score '{name}'" if isinstance(name, str) else f"score #{index + 1}"
-        if not isinstance(raw, dict):
-            reader.add(path, item, "format", "each score definition must be a mapping of keys")
-            continue
-        raw = reader.known_keys(raw, SCORE_KEYS, path, item)
-        if isinstance(raw.get("paths"), list):
-            raw["paths"] = [
-                reader.known_keys(p, PATH_KEYS, path + ("paths", j), item) if isinstance(p, dict) else p
-                for j, p in enumerate(raw["paths"])
-            ]
-        if isinstance(name, str):
-            if name in seen_names:
-                reader.add(
-                    path + ("scoreName",), item, RULE_NAMES, "the name is used by another score too. Fix: rename one"
-                )
-            seen_names.add(name)
+    for path, item, raw in reader.entries(
+        items, base, label="score", name_key="scoreName", keys=SCORE_KEYS, nested=("paths", PATH_KEYS),
+        rule_names=RULE_NAMES, duplicate_fix="rename one",
+    ):
         try:
             score = ScoreDefinition.model_validate(raw)
         except ValidationError as exc:

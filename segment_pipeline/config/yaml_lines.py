@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import difflib
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -156,6 +157,44 @@ class ConfigReader:
             key = next((part for part in reversed(loc) if isinstance(part, str)), "")
             rule = (rule_for or {}).get(key, "format")
             self.add(path + loc, item, rule, f"{_dotted(loc) or 'item'}: {_describe(err)}")
+
+    def entries(
+        self,
+        items: list,
+        base: Path,
+        *,
+        label: str,
+        name_key: str,
+        keys: list[str],
+        nested: tuple[str, list[str]],
+        rule_names: str,
+        duplicate_fix: str,
+    ) -> Iterator[tuple[Path, str, dict]]:
+        """Each definition of a list as ``(path, item label, mapping)``: non-mappings, unknown
+        keys (also in the ``nested`` list of mappings) and repeated names are reported here."""
+        seen: set[str] = set()
+        list_key, list_keys = nested
+        for index, raw in enumerate(items):
+            path = base + (index,)
+            name = raw.get(name_key) if isinstance(raw, dict) else None
+            item = f"{label} '{name}'" if isinstance(name, str) else f"{label} #{index + 1}"
+            if not isinstance(raw, dict):
+                self.add(path, item, "format", f"each {label} must be a mapping of keys")
+                continue
+            raw = self.known_keys(raw, keys, path, item)
+            if isinstance(raw.get(list_key), list):
+                raw[list_key] = [
+                    self.known_keys(e, list_keys, path + (list_key, j), item) if isinstance(e, dict) else e
+                    for j, e in enumerate(raw[list_key])
+                ]
+            if isinstance(name, str):
+                if name in seen:
+                    self.add(
+                        path + (name_key,), item, rule_names,
+                        f"the name is used by another {label} too. Fix: {duplicate_fix}",
+                    )
+                seen.add(name)
+            yield path, item, raw
 
     def document(self, kind: str, list_key: str) -> tuple[list, Path]:
         """The list of definitions under ``list_key`` (empty for an empty file), checking ``kind``."""
