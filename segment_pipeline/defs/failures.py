@@ -5,12 +5,11 @@ from contextlib import contextmanager
 
 import dagster as dg
 
-from segment_pipeline.config.errors import ConfigError
 from segment_pipeline.ingest.events import LoadRefused
 from segment_pipeline.ingest.sources import SourceError
 from segment_pipeline.settings import SettingsError
 
-USER_INPUT_ERRORS: tuple[type[Exception], ...] = (ConfigError, LoadRefused, SourceError, SettingsError)
+USER_INPUT_ERRORS: tuple[type[Exception], ...] = (LoadRefused, SourceError, SettingsError)
 
 
 @contextmanager

@@ -10,6 +10,9 @@ daily_partitions = dg.DailyPartitionsDefinition(
     start_date=load_settings().start_date.isoformat(), timezone="UTC"
 )
 
+# Every asset: one partition per day, and a range of days as one run (dg launch --partition-range).
+DAILY = {"partitions_def": daily_partitions, "backfill_policy": dg.BackfillPolicy.single_run()}
+
 
 def run_days(context: dg.AssetExecutionContext | dg.AssetCheckExecutionContext) -> list[date]:
     """The days a run covers, oldest first: one for a nightly run, several for a backfill."""

@@ -9,6 +9,7 @@ from pathlib import Path
 import dagster as dg
 import duckdb
 
+from segment_pipeline.config.errors import ConfigError
 from segment_pipeline.config.project import ProjectConfig, load_project_config
 from segment_pipeline.demo.generator import DemoSpec, generate_demo
 from segment_pipeline.ingest.sources import SourceFile, discover
@@ -64,7 +65,11 @@ class ConfigResource(dg.ConfigurableResource):
     config_dir: str
 
     def load(self) -> ProjectConfig:
-        return load_project_config(Path(self.config_dir))
+        """The validated config; a broken one fails the step with the problems listed, no stack trace."""
+        try:
+            return load_project_config(Path(self.config_dir))
+        except ConfigError as exc:
+            raise dg.Failure(description=str(exc), allow_retries=False) from exc
 
 
 class MLflowResource(dg.ConfigurableResource):

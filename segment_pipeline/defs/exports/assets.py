@@ -5,7 +5,7 @@ from pathlib import Path
 import dagster as dg
 
 from segment_pipeline.defs.constants import EXPORTS_GROUP
-from segment_pipeline.defs.partitions import daily_partitions
+from segment_pipeline.defs.partitions import DAILY
 from segment_pipeline.defs.resources import ExportResource, WarehouseResource
 from segment_pipeline.storage.export import export_tables
 
@@ -21,8 +21,7 @@ from segment_pipeline.storage.export import export_tables
     ],
     group_name=EXPORTS_GROUP,
     kinds={"duckdb", "parquet"},
-    partitions_def=daily_partitions,
-    backfill_policy=dg.BackfillPolicy.single_run(),
+    **DAILY,
 )
 def bi_exports(warehouse: WarehouseResource, exports: ExportResource) -> dg.MaterializeResult:
     """Parquet copies of every analytics table in SEGMENT_PIPELINE_EXPORT_DIR, refreshed after

@@ -3,8 +3,7 @@
 import dagster as dg
 
 from segment_pipeline.defs.constants import GOALS_GROUP, KEY_PREFIX
-from segment_pipeline.defs.failures import input_errors_as_failures
-from segment_pipeline.defs.partitions import daily_partitions, run_days
+from segment_pipeline.defs.partitions import DAILY, run_days
 from segment_pipeline.defs.previews import rows_table
 from segment_pipeline.defs.resources import ConfigResource, MLflowResource, WarehouseResource
 from segment_pipeline.defs.segments.assets import SEGMENT_MEMBERSHIPS
@@ -42,8 +41,7 @@ def _spec(key: dg.AssetKey, description: str, deps: list, kinds: set[str] | None
               "absolute and relative uplift with a 95% Newcombe interval, a two-sided p-value and a "
               "sample-ratio-mismatch test against the declared split.", [SEGMENT_MEMBERSHIPS]),
     ],
-    partitions_def=daily_partitions,
-    backfill_policy=dg.BackfillPolicy.single_run(),
+    **DAILY,
     can_subset=False,
 )
 def goals(
@@ -52,8 +50,7 @@ def goals(
     project_config: ConfigResource,
     mlflow: MLflowResource,
 ):
-    with input_errors_as_failures():
-        config = project_config.load()
+    config = project_config.load()
     rows: list[goal_day.GoalDayResult] = []
     with warehouse.connect() as con:
         ensure_tables(con)

@@ -5,7 +5,7 @@ import dagster as dg
 
 from segment_pipeline.defs.constants import INGEST_GROUP, KEY_PREFIX
 from segment_pipeline.defs.failures import input_errors_as_failures
-from segment_pipeline.defs.partitions import daily_partitions, run_days
+from segment_pipeline.defs.partitions import DAILY, run_days
 from segment_pipeline.defs.previews import table_preview
 from segment_pipeline.defs.resources import ConfigResource, EventSourcesResource, WarehouseResource
 from segment_pipeline.ingest.events import load_events
@@ -39,8 +39,7 @@ PROFILES = dg.AssetKey([KEY_PREFIX, "profiles"])
             kinds={"duckdb"},
         ),
     ],
-    partitions_def=daily_partitions,
-    backfill_policy=dg.BackfillPolicy.single_run(),
+    **DAILY,
     can_subset=False,
 )
 def event_snapshots(
@@ -50,8 +49,7 @@ def event_snapshots(
     project_config: ConfigResource,
 ):
     as_of = run_days(context)[-1]
-    with input_errors_as_failures():
-        project_config.load()  # a broken config stops the run here, before anything is written
+    project_config.load()  # a broken config stops the run here, before anything is written
     with warehouse.connect() as con, input_errors_as_failures():
         files = sources.event_files()
         report = load_events(con, files, snapshot_date=as_of, max_reject_rate=sources.max_reject_rate)
@@ -103,8 +101,7 @@ def event_snapshots(
     key=PROFILES,
     group_name=INGEST_GROUP,
     kinds={"duckdb"},
-    partitions_def=daily_partitions,
-    backfill_policy=dg.BackfillPolicy.single_run(),
+    **DAILY,
 )
 def profiles(
     context: dg.AssetExecutionContext,
@@ -115,8 +112,7 @@ def profiles(
     """User profiles as they are now (one row per user_id, one column per property), replacing
     the previous state; segments test their properties. Rows without a user_id are rejected."""
     as_of = run_days(context)[-1]
-    with input_errors_as_failures():
-        project_config.load()  # the first steps both check the config: neither writes if it is broken
+    project_config.load()  # the first steps both check the config: neither writes if it is broken
     with warehouse.connect() as con, input_errors_as_failures():
         files = sources.profile_files()
         report = load_profiles(con, files, snapshot_date=as_of)

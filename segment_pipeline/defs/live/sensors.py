@@ -5,7 +5,6 @@ from datetime import UTC, datetime
 import dagster as dg
 import duckdb
 
-from segment_pipeline.config.errors import ConfigError
 from segment_pipeline.defs.constants import KEY_PREFIX, LIVE_GROUP
 from segment_pipeline.defs.resources import ConfigResource, EventSourcesResource, LiveResource, WarehouseResource
 from segment_pipeline.ingest.sources import SourceError
@@ -50,8 +49,8 @@ def live_segments_sensor(
 ):
     try:
         live = project_config.load().segments.live
-    except ConfigError as exc:
-        return dg.SkipReason(f"config problem, nothing evaluated: {exc}")
+    except dg.Failure as exc:
+        return dg.SkipReason(f"config problem, nothing evaluated: {exc.description}")
     if not live:
         return dg.SkipReason("segments.yaml has no live segments")
     if sources.uses_demo:

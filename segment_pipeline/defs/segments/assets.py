@@ -3,9 +3,8 @@
 import dagster as dg
 
 from segment_pipeline.defs.constants import KEY_PREFIX, SEGMENTS_GROUP
-from segment_pipeline.defs.failures import input_errors_as_failures
 from segment_pipeline.defs.ingest.assets import EVENT_SNAPSHOTS, PROFILES
-from segment_pipeline.defs.partitions import daily_partitions, run_days
+from segment_pipeline.defs.partitions import DAILY, run_days
 from segment_pipeline.defs.previews import rows_table, table_preview
 from segment_pipeline.defs.resources import ConfigResource, WarehouseResource
 from segment_pipeline.rules.vocabulary import read_vocabulary, vocabulary_warnings
@@ -53,13 +52,11 @@ USER_SCORES = dg.AssetKey([KEY_PREFIX, "user_scores"])
             kinds={"duckdb"},
         ),
     ],
-    partitions_def=daily_partitions,
-    backfill_policy=dg.BackfillPolicy.single_run(),
+    **DAILY,
     can_subset=False,
 )
 def segment_memberships(context: dg.AssetExecutionContext, warehouse: WarehouseResource, project_config: ConfigResource):
-    with input_errors_as_failures():
-        segments = project_config.load().segments
+    segments = project_config.load().segments
     days = run_days(context)
     with warehouse.connect() as con:
         warnings = vocabulary_warnings(segments.past, read_vocabulary(con, segments.past))
@@ -111,15 +108,13 @@ def _trend_table(trend: list[tuple]) -> str:
     deps=[SEGMENT_MEMBERSHIPS],
     group_name=SEGMENTS_GROUP,
     kinds={"duckdb"},
-    partitions_def=daily_partitions,
-    backfill_policy=dg.BackfillPolicy.single_run(),
+    **DAILY,
 )
 def user_scores(context: dg.AssetExecutionContext, warehouse: WarehouseResource, project_config: ConfigResource):
     """Score-tree labels (e.g. S1..S4) per user: the first path of scores.yaml whose segments all
     hold; the default path catches everyone else. Recomputed on each tree's refresh day and
     carried forward between."""
-    with input_errors_as_failures():
-        scores = project_config.load().scores.scores
+    scores = project_config.load().scores.scores
     with warehouse.connect() as con:
         runs = [replace_user_scores(con, day, scores) for day in run_days(context)][-1]
     rows = [[r.score_name, r.mode, r.multi_path_users, ", ".join(f"{k}: {v:,}" for k, v in r.labels.items())] for r in runs]
