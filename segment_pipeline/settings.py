@@ -41,6 +41,7 @@ class Settings:
     export_dir: Path | None
     live_tick_seconds: int
     live_late_tolerance_seconds: int
+    lock_wait_seconds: int
 
     @property
     def uses_demo_data(self) -> bool:
@@ -105,6 +106,7 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
         live_late_tolerance_seconds=_seconds(
             "SEGMENT_PIPELINE_LIVE_LATE_TOLERANCE_SECONDS", env, default=30, low=0, high=86_400
         ),
+        lock_wait_seconds=_seconds("SEGMENT_PIPELINE_LOCK_WAIT_SECONDS", env, default=3600, low=0, high=7 * 86_400),
     )
 
 

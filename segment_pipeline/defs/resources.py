@@ -2,30 +2,86 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import dagster as dg
 import duckdb
+from pydantic import PrivateAttr
 
 from segment_pipeline.config.errors import ConfigError
 from segment_pipeline.config.project import ProjectConfig, load_project_config
 from segment_pipeline.demo.generator import DemoSpec, generate_demo
 from segment_pipeline.ingest.sources import SourceFile, discover
 from segment_pipeline.settings import load_settings
-from segment_pipeline.storage import warehouse
+from segment_pipeline.storage import publish, warehouse
 
 
 class WarehouseResource(dg.ConfigurableResource):
-    """The DuckDB file that holds every ``analytics`` table."""
+    """The DuckDB file that holds every ``analytics`` table.
+
+    In a run, every step works on the run's private copy, published by atomic rename when
+    no step failed (``storage/publish.py``); readers of the file never see a half-done day
+    and never block the run. Outside a run, ``connect`` opens the published file.
+    """
 
     path: str
+    lock_wait_seconds: int = 3600
+
+    _build: publish.Build | None = PrivateAttr(default=None)
+
+    @contextmanager
+    def yield_for_execution(self, context: dg.InitResourceContext) -> Iterator[WarehouseResource]:
+        run_id = context.run_id
+        if run_id is None:  # not in a run (a sensor, a direct call): the published file
+            yield self
+            return
+        try:
+            with publish.private_build(
+                Path(self.path),
+                owner=f"run-{run_id}",
+                wait_s=self.lock_wait_seconds,
+                on_wait=context.log.warning if context.log else print,
+                on_acquired=lambda previous: _mark_killed_run_failed(context.instance, previous),
+            ) as build:
+                self._build = build
+                try:
+                    yield self
+                finally:
+                    self._build = None
+                if context.instance.get_records_for_run(
+                    run_id, of_type={dg.DagsterEventType.STEP_FAILURE}, limit=1
+                ).records:
+                    context.log.warning("a step failed: the warehouse keeps its last published state")
+                else:
+                    build.before_publish.extend(BEFORE_PUBLISH)
+                    build.publish()
+                    context.log.info(f"published {self.path}")
+        except publish.WarehouseBusy as exc:
+            raise dg.Failure(description=str(exc), allow_retries=False) from exc
 
     @contextmanager
     def connect(self, *, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
-        with warehouse.connect(Path(self.path), read_only=read_only) as con:
+        target = self._build.working if self._build is not None else Path(self.path)
+        with warehouse.connect(target, read_only=read_only) as con:
             yield con
+
+
+# Called on the private copy right before it is published (the live store's tables).
+BEFORE_PUBLISH: list[Callable[[duckdb.DuckDBPyConnection], None]] = []
+
+
+def _mark_killed_run_failed(instance: dg.DagsterInstance, previous: publish.LockHolder | None) -> None:
+    """A run killed while it held the warehouse stays STARTED forever and blocks the queue."""
+    if previous is None or not previous.owner.startswith("run-") or previous.is_alive_here:
+        return
+    run = instance.get_run_by_id(previous.owner.removeprefix("run-"))
+    if run is not None and run.status in (dg.DagsterRunStatus.STARTED, dg.DagsterRunStatus.STARTING):
+        instance.report_run_failed(
+            run, f"the run's process (pid {previous.pid}) died while it held the warehouse; "
+            "nothing it wrote was published"
+        )
 
 
 class EventSourcesResource(dg.ConfigurableResource):
@@ -98,7 +154,7 @@ class LiveResource(dg.ConfigurableResource):
 def default_resources() -> dict[str, dg.ConfigurableResource]:
     settings = load_settings()
     return {
-        "warehouse": WarehouseResource(path=str(settings.warehouse)),
+        "warehouse": WarehouseResource(path=str(settings.warehouse), lock_wait_seconds=settings.lock_wait_seconds),
         "sources": EventSourcesResource(
             events=settings.events,
             profiles=settings.profiles,
