@@ -9,12 +9,25 @@ import duckdb
 
 from segment_pipeline.config.goals import GoalDefinition
 from segment_pipeline.config.segments import SegmentConfig
+from segment_pipeline.goals.mlflow_store import TrackingStoreError
 from segment_pipeline.goals.scoring import forecast_rows, score_night
 from segment_pipeline.goals.setup import set_up_goal
 from segment_pipeline.goals.target_groups import frozen_goal
 from segment_pipeline.goals.uplift_report import BucketUplift, replace_uplift
 
 ACTIVE, INSUFFICIENT, ENDED, INVALID = "active", "insufficient_history", "ended", "invalid"
+
+
+def is_infrastructure_failure(exc: BaseException) -> bool:
+    """The warehouse, the tracking store, the disk or memory failed: not something a goal caused."""
+    if isinstance(exc, TrackingStoreError | OSError | MemoryError):
+        return True
+    if isinstance(exc, duckdb.IOException | duckdb.InternalException | duckdb.FatalException
+                  | duckdb.TransactionException | duckdb.OutOfMemoryException):
+        return True
+    module = type(exc).__module__
+    # MLflow and its SQL store: every error from them is the store's, whatever the goal.
+    return module.startswith(("mlflow.", "sqlalchemy.", "alembic."))
 
 
 @dataclass
@@ -82,12 +95,20 @@ def run_goal_day(
                 from segment_pipeline.goals.tracking import load_champion
 
                 champion = load_champion(tracking_uri, goal.name)
+                if champion is None:
+                    raise TrackingStoreError(
+                        f"goal {goal.name!r} was set up with MLflow run {setup.run_id} but the store "
+                        f"{tracking_uri} has no champion model for it; restore the store or set MLFLOW_TRACKING_URI"
+                    )
                 outcome = score_night(con, goal, as_of, champion.model)
                 result.buckets, result.audience = outcome.buckets, outcome.audience
                 result.run_id = champion.run_id
                 if standing:
                     result.message = f"{standing}; {setup.message}"
-    except Exception as exc:  # one goal's failure is reported in its status, never stops the others
+    except Exception as exc:
+        if is_infrastructure_failure(exc):
+            raise  # the run goes red; marking every goal invalid would hide it behind a green run
+        # One goal's own problem is reported in its status and never stops the others.
         result.status, result.message = INVALID, f"{type(exc).__name__}: {exc}"
     _write_status(con, result)
     return result

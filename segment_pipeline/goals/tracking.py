@@ -38,6 +38,7 @@ import numpy as np
 import polars as pl
 
 from segment_pipeline.goals.buckets import BucketThresholds
+from segment_pipeline.goals.mlflow_store import ensure_sqlite_store
 from segment_pipeline.goals.training import GoalModel, TrainedGoalModel, bootstrap_rel_error_sd, evaluation_metrics
 
 # MLflow decides on telemetry when it is first imported, so say no before anyone imports it.
@@ -96,10 +97,12 @@ def resolve_store(tracking_uri: str) -> tuple[str, str | None]:
     if parsed.scheme in ("", "file"):
         folder = Path(unquote(parsed.path) if parsed.scheme else tracking_uri).resolve()
         folder.mkdir(parents=True, exist_ok=True)
+        ensure_sqlite_store(folder / "mlflow.db")
         return f"sqlite:///{folder / 'mlflow.db'}", (folder / "artifacts").as_uri()
     if parsed.scheme == "sqlite":
         database = Path(tracking_uri[len("sqlite:///") :]).resolve()
         database.parent.mkdir(parents=True, exist_ok=True)
+        ensure_sqlite_store(database)
         return f"sqlite:///{database}", (database.parent / "artifacts").as_uri()
     return tracking_uri, None
 

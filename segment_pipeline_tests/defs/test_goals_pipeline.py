@@ -138,3 +138,23 @@ def test_goal_ends_after_its_end_date(tmp_path, goal_config):
 
 def test_target_groups_key_is_exported():
     assert TARGET_GROUPS == dg.AssetKey(["analytics", "target_groups"])
+
+
+def test_a_broken_tracking_store_fails_the_run_red_and_publishes_no_invalid_goal(tmp_path, goal_config):
+    import sqlite3
+
+    resources = small_demo_resources(tmp_path, config_dir=goal_config)
+    assert run(resources, "2026-02-20").success
+    published = query(tmp_path, "SELECT status, count(*) FROM analytics.goal_status GROUP BY 1 ORDER BY 1")
+    assert ("invalid", 0) not in published and published
+
+    store = tmp_path / "mlruns" / "mlflow.db"
+    with sqlite3.connect(store) as con:  # a store with runs whose schema no MLflow knows
+        con.execute("UPDATE alembic_version SET version_num = 'broken'")
+    result = run(resources, "2026-02-21", raise_on_error=False)
+    assert not result.success
+    failure = next(e for e in result.all_events if e.event_type_value == "STEP_FAILURE")
+    assert failure.step_key == "goals"
+    assert "MLflow store" in failure.event_specific_data.user_failure_data.description
+    assert query(tmp_path, "SELECT max(as_of_date)::VARCHAR FROM analytics.goal_status") == [("2026-02-20",)]
+    assert query(tmp_path, "SELECT count(*) FROM analytics.goal_status WHERE status = 'invalid'") == [(0,)]

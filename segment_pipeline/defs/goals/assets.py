@@ -3,6 +3,7 @@
 import dagster as dg
 
 from segment_pipeline.defs.constants import GOALS_GROUP, KEY_PREFIX
+from segment_pipeline.defs.failures import input_errors_as_failures
 from segment_pipeline.defs.partitions import DAILY, run_days
 from segment_pipeline.defs.previews import rows_table
 from segment_pipeline.defs.resources import ConfigResource, MLflowResource, WarehouseResource
@@ -52,7 +53,7 @@ def goals(
 ):
     config = project_config.load()
     rows: list[goal_day.GoalDayResult] = []
-    with warehouse.connect() as con:
+    with warehouse.connect() as con, input_errors_as_failures():
         ensure_tables(con)
         for day in run_days(context):
             for goal in config.goals.goals:
