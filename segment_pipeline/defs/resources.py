@@ -13,6 +13,7 @@ from segment_pipeline.config.errors import ConfigError
 from segment_pipeline.config.project import ProjectConfig, load_project_config
 from segment_pipeline.demo.generator import DemoSpec, generate_demo
 from segment_pipeline.ingest.sources import SourceFile, discover
+from segment_pipeline.live.outbox import RETRY_SCHEDULE_S
 from segment_pipeline.settings import load_settings
 from segment_pipeline.storage import warehouse
 
@@ -85,14 +86,18 @@ class ExportResource(dg.ConfigurableResource):
 
 
 class LiveResource(dg.ConfigurableResource):
-    """Live segments: the webhook entries are POSTed to (SEGMENT_PIPELINE_WEBHOOK_URL; none: kept,
-    not sent), how late an event may arrive and still count, and the delivery retries."""
+    """Live segments: the sensor's own DuckDB file (SEGMENT_PIPELINE_LIVE_STORE), the webhook
+    entries are POSTed to (SEGMENT_PIPELINE_WEBHOOK_URL; none: kept, not sent) and its signing
+    secret (SEGMENT_PIPELINE_WEBHOOK_SECRET; none: unsigned), how late an event may arrive and
+    still count, the time per request and per tick, and the waits between retries."""
 
+    store_path: str
     webhook_url: str | None = None
+    webhook_secret: str | None = None
     late_tolerance_seconds: int = 30
-    max_attempts: int = 8
-    base_delay_s: float = 2.0
     timeout_s: float = 5.0
+    tick_budget_s: float = 20.0
+    retry_schedule_s: list[float] = list(RETRY_SCHEDULE_S)
 
 
 def default_resources() -> dict[str, dg.ConfigurableResource]:
@@ -107,7 +112,14 @@ def default_resources() -> dict[str, dg.ConfigurableResource]:
         ),
         "project_config": ConfigResource(config_dir=str(settings.config_dir)),
         "mlflow": MLflowResource(tracking_uri=settings.mlflow_tracking_uri),
-        "live_config": LiveResource(webhook_url=settings.webhook_url, late_tolerance_seconds=settings.live_late_tolerance_seconds),
+        "live_config": LiveResource(
+            store_path=str(settings.live_store),
+            webhook_url=settings.webhook_url,
+            # by name, so the UI shows the variable, not the secret (validated by load_settings)
+            webhook_secret=dg.EnvVar("SEGMENT_PIPELINE_WEBHOOK_SECRET") if settings.webhook_secret else None,
+            late_tolerance_seconds=settings.live_late_tolerance_seconds,
+            tick_budget_s=settings.live_tick_budget_seconds,
+        ),
         "exports": ExportResource(export_dir=str(settings.export_dir) if settings.export_dir else None),
     }
 

@@ -21,10 +21,10 @@ not on the order they arrive in, as long as each arrives within the tolerance. A
 cancellation takes effect at once (the pending entry is dropped) but is recorded in
 ``live_cancelled`` only once final, when the pair is next replayed.
 
-First start. Events that were already in the files when the live store was first used
-are history, not live: ``start_watermark`` records those files as processed and the
-newest event time among them (at most the clock) as ``history_until``; later events at
-or before it are ignored. Without that, a first start would post months-old events.
+First start. What was there before the live store was first used is history, not live:
+``start_watermark`` records the files present as processed (without reading them) and
+``history_until`` = first tick's clock - late tolerance; events stamped before it are
+ignored wherever they land later. Without that, a first start would post months-old events.
 
 Poison events. A row the event load would reject (empty user_id, properties that are not
 a JSON object, a broken line...), properties over ``MAX_PROPERTIES_BYTES`` or nested
@@ -120,7 +120,7 @@ class ProcessResult:
     entries: list[Entry] = field(default_factory=list)  # newly written to the outbox
     cancelled: int = 0
     pending: int = 0  # pending entries after this call, all segments
-    events_history: int = 0  # at or before the first start's history_until: not live
+    events_history: int = 0  # stamped before the first start's history_until: not live
     rejected: int = 0  # rows, poison events and unreadable files recorded in live_rejected
 
 
@@ -269,21 +269,21 @@ def process_files(
 @dataclass(frozen=True)
 class StartResult:
     files_present: int
-    history_until: datetime | None  # None: no event was there yet
+    history_until: datetime
 
 
-def start_watermark(con: duckdb.DuckDBPyConnection, files: list[SourceFile], *, now: datetime) -> StartResult | None:
+def start_watermark(
+    con: duckdb.DuckDBPyConnection, files: list[SourceFile], *, now: datetime, late_tolerance_seconds: float
+) -> StartResult | None:
     """On the live store's first use: mark the files already present as processed without
-    evaluating them, and remember their newest event time (at most ``now``) as the end of
-    history. Returns None once started (every later call)."""
+    reading them, and take every event stamped before ``now - late_tolerance`` as history
+    (even one that lands later, in a new file or a changed old one). Returns None once
+    started (every later call). Cheap: months of files present are not read."""
     ensure_tables(con)
     if con.execute(f"SELECT count(*) FROM {HISTORY}").fetchone()[0]:
         return None
     now = utc_naive(now)
-    con.execute("SET TimeZone = 'UTC'")
-    _stage(con, files)
-    newest = con.execute("SELECT max(ts) FROM _classified WHERE reason IS NULL").fetchone()[0]
-    history_until = min(newest, now) if newest is not None else None
+    history_until = now - timedelta(seconds=late_tolerance_seconds)
     with transaction(con):
         con.execute(f"INSERT INTO {HISTORY} VALUES (?, ?, ?)", [now, history_until, len(files)])
         if files:
@@ -400,14 +400,14 @@ def _process(
     con.execute(
         f"""CREATE OR REPLACE TEMP TABLE _live_new AS
             SELECT * FROM _live_read
-            WHERE (CAST($until AS TIMESTAMP) IS NULL OR ts > $until)
+            WHERE (CAST($until AS TIMESTAMP) IS NULL OR ts >= $until)
             QUALIFY row_number() OVER (PARTITION BY event_id ORDER BY ts) = 1
               AND event_id NOT IN (SELECT event_id FROM {EVENTS})
               AND event_id NOT IN (SELECT event_id FROM {REJECTED} WHERE event_id IS NOT NULL)""",
         {"until": history_until},
     )
     result.events_read, result.events_history = con.execute(
-        "SELECT count(*), count(*) FILTER (WHERE ts <= CAST(? AS TIMESTAMP)) FROM _live_read", [history_until]
+        "SELECT count(*), count(*) FILTER (WHERE ts < CAST(? AS TIMESTAMP)) FROM _live_read", [history_until]
     ).fetchone()
     result.rejected = _reject_poison(con, now)
     result.events_new = con.execute("SELECT count(*) FROM _live_new").fetchone()[0]
