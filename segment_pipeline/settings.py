@@ -145,7 +145,8 @@ def check_webhook_secret(secret: str | None) -> str | None:
     """A ``whsec_`` secret must carry a base64 key (Standard Webhooks); other text is used as is."""
     if secret is not None and secret.startswith("whsec_"):
         try:
-            key = base64.b64decode(secret.removeprefix("whsec_"), validate=True)
+            encoded = secret.removeprefix("whsec_")
+            key = base64.b64decode(encoded + "=" * (-len(encoded) % 4), validate=True)
         except (binascii.Error, ValueError):
             key = b""
         if not key:

@@ -191,7 +191,8 @@ def check_url(url: str) -> None:
 def signing_key(secret: str) -> bytes:
     """Standard Webhooks: ``whsec_<base64>`` carries the key in base64; any other secret is its UTF-8 bytes."""
     if secret.startswith("whsec_"):
-        return base64.b64decode(secret.removeprefix("whsec_"))
+        encoded = secret.removeprefix("whsec_")
+        return base64.b64decode(encoded + "=" * (-len(encoded) % 4))  # receivers often show it unpadded
     return secret.encode()
 
 
