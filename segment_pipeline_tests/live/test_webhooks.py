@@ -277,3 +277,27 @@ def test_the_store_is_plain_duckdb_readable_by_anyone_between_ticks(tmp_path):
     enqueue_logins(path, 1)
     with duckdb.connect(str(path), read_only=True) as con:
         assert con.execute("SELECT count(*) FROM analytics.live_segment_entries").fetchone()[0] == 1
+
+
+def test_overlapping_ticks_in_one_process_do_not_send_twice(tmp_path, receivers):
+    """Dagster may start a tick in another thread of the code server while a slow one still runs."""
+    import threading
+
+    from segment_pipeline.live.tick import run_tick
+
+    path = tmp_path / "live.duckdb"
+    enqueue_logins(path, 6)
+    slow = receivers(delay_s=0.3).start()
+    summaries: list[str] = []
+
+    def one_tick() -> None:
+        result = run_tick(path, [VISA], [], url=slow.url, now=minutes(10), late_tolerance_seconds=30)
+        summaries.append(result.summary(slow.url))
+
+    threads = [threading.Thread(target=one_tick) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert len(summaries) == 2 and any("still running; skipped" in s for s in summaries), summaries
+    assert len(slow.requests) == 6 and all(n == 1 for n in slow.keys().values())
