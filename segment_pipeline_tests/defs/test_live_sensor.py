@@ -97,3 +97,29 @@ def test_without_live_segments_or_with_demo_data_the_sensor_skips(tmp_path):
         "live_config": LiveResource(store_path=str(tmp_path / "live.duckdb")),
     }
     assert "no live segments" in tick(resources)
+
+
+def test_the_sensor_turned_on_over_months_of_files_posts_nothing_old(tmp_path, receiver):  # noqa: F811
+    server, url = receiver
+    config = tmp_path / "config"
+    config.mkdir()
+    (config / "segments.yaml").write_text(SEGMENTS_YAML)
+    events = tmp_path / "events"
+    events.mkdir()
+    months_ago = datetime.now(UTC).replace(tzinfo=None) - timedelta(days=90)
+    write(events / "history.ndjson", [
+        {"event_id": f"h{i}", "user_id": f"u{i}", "event_name": "app_launch", "ts": (months_ago + timedelta(hours=i)).isoformat()}
+        for i in range(200)
+    ])
+    resources = {
+        "sources": EventSourcesResource(events=str(events / "*.ndjson"), demo_dir=str(tmp_path / "demo")),
+        "project_config": ConfigResource(config_dir=str(config)),
+        "live_config": LiveResource(store_path=str(tmp_path / "live.duckdb"), webhook_url=url),
+    }
+    first = tick(resources)
+    assert "first start: 1 file(s) already present" in first and "0 entries" in first, first
+    write(events / "fresh.ndjson", [
+        {"event_id": "f1", "user_id": "u1", "event_name": "app_launch", "ts": datetime.now(UTC).isoformat()},
+    ])
+    assert "1 entries" in tick(resources)
+    assert [body["user_id"] for _, body in server.accepted] == ["u1"]
