@@ -103,7 +103,7 @@ CREATE TABLE IF NOT EXISTS {CANCELLED} (
 CREATE TABLE IF NOT EXISTS {FILES} (
     path VARCHAR PRIMARY KEY, size_bytes BIGINT, modified_ns BIGINT, processed_at TIMESTAMP
 );
--- one row, written on the first start: events at or before history_until are history, not live
+-- one row, written on the first start: events stamped before history_until are history, not live
 CREATE TABLE IF NOT EXISTS {HISTORY} (started_at TIMESTAMP NOT NULL, history_until TIMESTAMP, files_present INTEGER);
 CREATE TABLE IF NOT EXISTS {REJECTED} (
     source VARCHAR, event_id VARCHAR, reason VARCHAR NOT NULL, raw VARCHAR, rejected_at TIMESTAMP NOT NULL

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import duckdb
 
+from segment_pipeline.live import store
 from segment_pipeline.live.outbox import ENTRIES
 from segment_pipeline.segments import history
 from segment_pipeline.storage.warehouse import transaction
@@ -36,11 +37,6 @@ class LiveCopy:
         return f"live tables copied: {self.entries} live_segment_entries, {self.tags} live segment_tags"
 
 
-def _literal(text: str) -> str:
-    """ATTACH takes no bound parameters: quote the path as an SQL string literal."""
-    return "'" + text.replace("'", "''") + "'"
-
-
 def copy_live_tables(
     con: duckdb.DuckDBPyConnection, live_store_path: Path | str, *, attempts: int = 5, wait_s: float = 0.2
 ) -> LiveCopy:
@@ -58,7 +54,7 @@ def copy_live_tables(
         return LiveCopy(False, reason=f"no live store at {path} (the live_segments sensor has not run)")
     for attempt in range(attempts):
         try:
-            con.execute(f"ATTACH {_literal(str(path))} AS {_ALIAS} (READ_ONLY)")
+            con.execute(f"ATTACH {store.sql_string(str(path))} AS {_ALIAS} (READ_ONLY)")
             break
         except duckdb.IOException as exc:
             if attempt == attempts - 1:

@@ -31,6 +31,11 @@ def prepare(con: duckdb.DuckDBPyConnection) -> duckdb.DuckDBPyConnection:
     return con
 
 
+def sql_string(text: str) -> str:
+    """ATTACH takes no bound parameters: a path as an SQL string literal, quotes doubled."""
+    return "'" + text.replace("'", "''") + "'"
+
+
 @contextmanager
 def connect(path: Path | str, *, busy_retries: int = 0, busy_wait_s: float = 0.2) -> Iterator[duckdb.DuckDBPyConnection]:
     """Open the live store read-write (created with its schemas if new).
