@@ -89,7 +89,8 @@ class LiveResource(dg.ConfigurableResource):
     """Live segments: the sensor's own DuckDB file (SEGMENT_PIPELINE_LIVE_STORE), the webhook
     entries are POSTed to (SEGMENT_PIPELINE_WEBHOOK_URL; none: kept, not sent) and its signing
     secret (SEGMENT_PIPELINE_WEBHOOK_SECRET; none: unsigned), how late an event may arrive and
-    still count, the time per request and per tick, and the waits between retries."""
+    still count, the time per request and per tick, requests in flight at once, and the waits
+    between retries."""
 
     store_path: str
     webhook_url: str | None = None
@@ -97,6 +98,7 @@ class LiveResource(dg.ConfigurableResource):
     late_tolerance_seconds: int = 30
     timeout_s: float = 5.0
     tick_budget_s: float = 20.0
+    concurrency: int = 4  # requests in flight at once, so a slow receiver still keeps up
     retry_schedule_s: list[float] = list(RETRY_SCHEDULE_S)
 
 

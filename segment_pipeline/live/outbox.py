@@ -24,6 +24,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -263,6 +264,7 @@ def deliver(
     send: Sender = urllib_send,
     limit: int = 1000,
     rng: random.Random | None = None,
+    concurrency: int = 1,
 ) -> DeliveryResult:
     """POST every due pending entry once (oldest first, at most ``limit``).
 
@@ -272,7 +274,8 @@ def deliver(
     due for the next call. 2xx: delivered. Anything else (3xx included, connection error,
     timeout): retried after the next wait of ``schedule``; once it is spent the row is
     ``dead``. ``secret``: sign each request (Standard Webhooks). With no URL, entries are
-    kept pending and untouched (contract section 2).
+    kept pending and untouched (contract section 2). ``concurrency``: requests in flight at
+    once (entries of one user may then arrive out of order; ``entered_at`` orders them).
     """
     now = utc_naive(now)
     rng = rng or random.Random()
@@ -289,21 +292,36 @@ def deliver(
         result.skipped = len(due)
         return result
     check_url(url)
-    answers: list[_Answer] = []
-    for index, (key, segment_name, user_id, entered_at, retry_step, payload) in enumerate(due):
-        if deadline is not None and time.monotonic() >= deadline:
-            result.deferred = len(due) - index
-            break
+    def attempt(row: tuple) -> _Answer:
+        key, segment_name, user_id, entered_at, retry_step, payload = row
         body = payload.encode()
         try:
             status = send(url, body, request_headers(key, body, secret, int(time.time())), timeout_s)
             error = None if 200 <= status < 300 else f"HTTP {status}"
         except (OSError, ValueError, http.client.HTTPException) as exc:  # URLError and timeouts are OSErrors
             error = f"{type(exc).__name__}: {exc}"
-        answers.append(_Answer(key, (segment_name, user_id, entered_at), retry_step, error))
-        if len(answers) >= RECORD_EVERY:
-            _record(target, answers, now, schedule, rng, result)
-            answers = []
+        return _Answer(key, (segment_name, user_id, entered_at), retry_step, error)
+
+    answers: list[_Answer] = []
+    started = 0
+    with ThreadPoolExecutor(max_workers=max(1, concurrency)) as pool:
+        in_flight: set = set()
+        while True:
+            while (
+                len(in_flight) < max(1, concurrency)
+                and started < len(due)
+                and (deadline is None or time.monotonic() < deadline)
+            ):
+                in_flight.add(pool.submit(attempt, due[started]))
+                started += 1
+            if not in_flight:
+                break
+            done, in_flight = wait(in_flight, return_when=FIRST_COMPLETED)
+            answers += [future.result() for future in done]
+            if len(answers) >= RECORD_EVERY:
+                _record(target, answers, now, schedule, rng, result)
+                answers = []
+    result.deferred = len(due) - started
     _record(target, answers, now, schedule, rng, result)
     return result
 

@@ -61,6 +61,7 @@ def run_tick(
     budget_s: float = 20.0,
     schedule: Sequence[float] = RETRY_SCHEDULE_S,
     send: Sender = urllib_send,
+    concurrency: int = 4,
 ) -> TickResult:
     """Raises ``duckdb.IOException`` when another process holds the store (the nightly copy
     reading it): nothing was changed, the next tick tries again."""
@@ -73,7 +74,8 @@ def run_tick(
             result.started = start_watermark(con, files, now=now, late_tolerance_seconds=late_tolerance_seconds)
             result.processed = process_files(con, segments, files, now=now, late_tolerance_seconds=late_tolerance_seconds)
         result.delivery = deliver(
-            store_path, url, now=now, schedule=schedule, timeout_s=timeout_s, deadline=deadline, secret=secret, send=send
+            store_path, url, now=now, schedule=schedule, timeout_s=timeout_s, deadline=deadline, secret=secret,
+            send=send, concurrency=concurrency,
         )
         with store.connect(store_path, busy_retries=3) as con:
             result.outbox = dict(con.execute(f"SELECT status, count(*) FROM {OUTBOX} GROUP BY 1 ORDER BY 1").fetchall())

@@ -88,7 +88,7 @@ def test_dead_letter_after_a_day_of_failures_then_redrive_delivers(tmp_path, rec
     enqueue_logins(path, 2)
     receiver = receivers(status=503).start()
     now = minutes(2)
-    while now <= minutes(2) + timedelta(hours=30):
+    while now <= minutes(2) + timedelta(hours=36):  # 27.6 h of waits, +10% jitter at most
         deliver(path, receiver.url, now=now)
         now += timedelta(minutes=10)
     assert set(receiver.keys().values()) == {len(RETRY_SCHEDULE_S)}
@@ -301,3 +301,28 @@ def test_overlapping_ticks_in_one_process_do_not_send_twice(tmp_path, receivers)
         thread.join(timeout=60)
     assert len(summaries) == 2 and any("still running; skipped" in s for s in summaries), summaries
     assert len(slow.requests) == 6 and all(n == 1 for n in slow.keys().values())
+
+
+def test_concurrent_sends_keep_to_the_limit_and_the_budget_and_send_each_entry_once(tmp_path, receivers):
+    import threading
+
+    path = tmp_path / "live.duckdb"
+    enqueue_logins(path, 30)
+    in_flight, most, lock = [0], [0], threading.Lock()
+
+    def count(request: Request) -> None:
+        with lock:
+            in_flight[0] += 1
+            most[0] = max(most[0], in_flight[0])
+        time.sleep(0.3)
+        with lock:
+            in_flight[0] -= 1
+
+    slow = receivers(on_request=count).start()
+    first = deliver(path, slow.url, now=minutes(40), deadline=time.monotonic() + 0.5, concurrency=4)
+    # four requests start at once; more only as earlier ones end inside the budget
+    assert 4 <= len(first.delivered) <= 8 and first.deferred == 30 - len(first.delivered)
+    deliver(path, slow.url, now=minutes(41), concurrency=4)
+    assert most[0] == 4
+    assert len(slow.requests) == 30 and all(n == 1 for n in slow.keys().values())
+    assert {status for _, status, *_ in outbox(path)} == {"delivered"}

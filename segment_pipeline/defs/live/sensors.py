@@ -68,6 +68,7 @@ def live_segments_sensor(
             timeout_s=live_config.timeout_s,
             budget_s=live_config.tick_budget_s,
             schedule=live_config.retry_schedule_s,
+            concurrency=live_config.concurrency,
         )
     except (SourceError, ValueError) as exc:  # an unreadable source, a refused URL: the message says what to fix
         return dg.SkipReason(str(exc))
