@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -14,6 +14,8 @@ from segment_pipeline.config.errors import ConfigError
 from segment_pipeline.config.project import ProjectConfig, load_project_config
 from segment_pipeline.demo.generator import DemoSpec, generate_demo
 from segment_pipeline.ingest.sources import SourceFile, discover
+from segment_pipeline.live.outbox import RETRY_SCHEDULE_S
+from segment_pipeline.live.publish import copy_live_tables
 from segment_pipeline.settings import load_settings
 from segment_pipeline.storage import publish, warehouse
 
@@ -28,6 +30,8 @@ class WarehouseResource(dg.ConfigurableResource):
 
     path: str
     lock_wait_seconds: int = 3600
+    # The live sensor's own file: its tables are copied in right before each publish.
+    live_store: str | None = None
 
     _build: publish.Build | None = PrivateAttr(default=None)
 
@@ -55,7 +59,10 @@ class WarehouseResource(dg.ConfigurableResource):
                 ).records:
                     context.log.warning("a step failed: the warehouse keeps its last published state")
                 else:
-                    build.before_publish.extend(BEFORE_PUBLISH)
+                    if self.live_store:
+                        build.before_publish.append(
+                            lambda con: context.log.info(copy_live_tables(con, self.live_store).summary())
+                        )
                     build.publish()
                     context.log.info(f"published {self.path}")
         except publish.WarehouseBusy as exc:
@@ -66,10 +73,6 @@ class WarehouseResource(dg.ConfigurableResource):
         target = self._build.working if self._build is not None else Path(self.path)
         with warehouse.connect(target, read_only=read_only) as con:
             yield con
-
-
-# Called on the private copy right before it is published (the live store's tables).
-BEFORE_PUBLISH: list[Callable[[duckdb.DuckDBPyConnection], None]] = []
 
 
 def _mark_killed_run_failed(instance: dg.DagsterInstance, previous: publish.LockHolder | None) -> None:
@@ -141,20 +144,29 @@ class ExportResource(dg.ConfigurableResource):
 
 
 class LiveResource(dg.ConfigurableResource):
-    """Live segments: the webhook entries are POSTed to (SEGMENT_PIPELINE_WEBHOOK_URL; none: kept,
-    not sent), how late an event may arrive and still count, and the delivery retries."""
+    """Live segments: the sensor's own DuckDB file (SEGMENT_PIPELINE_LIVE_STORE), the webhook
+    entries are POSTed to (SEGMENT_PIPELINE_WEBHOOK_URL; none: kept, not sent) and its signing
+    secret (SEGMENT_PIPELINE_WEBHOOK_SECRET; none: unsigned), how late an event may arrive and
+    still count, the time per request and per tick, requests in flight at once, and the waits
+    between retries."""
 
+    store_path: str
     webhook_url: str | None = None
+    webhook_secret: str | None = None
     late_tolerance_seconds: int = 30
-    max_attempts: int = 8
-    base_delay_s: float = 2.0
     timeout_s: float = 5.0
+    tick_budget_s: float = 20.0
+    concurrency: int = 4  # requests in flight at once, so a slow receiver still keeps up
+    retry_schedule_s: list[float] = list(RETRY_SCHEDULE_S)
 
 
 def default_resources() -> dict[str, dg.ConfigurableResource]:
     settings = load_settings()
     return {
-        "warehouse": WarehouseResource(path=str(settings.warehouse), lock_wait_seconds=settings.lock_wait_seconds),
+        "warehouse": WarehouseResource(
+            path=str(settings.warehouse), lock_wait_seconds=settings.lock_wait_seconds,
+            live_store=str(settings.live_store),
+        ),
         "sources": EventSourcesResource(
             events=settings.events,
             profiles=settings.profiles,
@@ -163,7 +175,14 @@ def default_resources() -> dict[str, dg.ConfigurableResource]:
         ),
         "project_config": ConfigResource(config_dir=str(settings.config_dir)),
         "mlflow": MLflowResource(tracking_uri=settings.mlflow_tracking_uri),
-        "live_config": LiveResource(webhook_url=settings.webhook_url, late_tolerance_seconds=settings.live_late_tolerance_seconds),
+        "live_config": LiveResource(
+            store_path=str(settings.live_store),
+            webhook_url=settings.webhook_url,
+            # by name, so the UI shows the variable, not the secret (validated by load_settings)
+            webhook_secret=dg.EnvVar("SEGMENT_PIPELINE_WEBHOOK_SECRET") if settings.webhook_secret else None,
+            late_tolerance_seconds=settings.live_late_tolerance_seconds,
+            tick_budget_s=settings.live_tick_budget_seconds,
+        ),
         "exports": ExportResource(export_dir=str(settings.export_dir) if settings.export_dir else None),
     }
 
