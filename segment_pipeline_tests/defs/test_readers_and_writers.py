@@ -106,3 +106,20 @@ def test_a_run_killed_while_it_holds_the_warehouse_is_marked_failed_by_the_next(
         failure = instance.get_records_for_run(killed.run_id, of_type=dg.DagsterEventType.RUN_FAILURE).records
         assert "died while it held the warehouse" in failure[0].event_log_entry.dagster_event.message
     assert table_dump(path)["event_snapshots"]
+
+
+def test_each_publish_brings_in_the_live_stores_entries(tmp_path: Path) -> None:
+    from segment_pipeline.defs.resources import WarehouseResource
+    from segment_pipeline_tests.live.test_publish import live_store_with_entries
+
+    live = tmp_path / "warehouse.live.duckdb"
+    live_store_with_entries(live)
+    resources = small_demo_resources(tmp_path)
+    resources["warehouse"] = WarehouseResource(path=str(tmp_path / "warehouse.duckdb"), live_store=str(live))
+    assert run(resources, "2026-02-20").success
+    with duckdb.connect(str(tmp_path / "warehouse.duckdb"), read_only=True) as con:
+        entries = con.execute("SELECT segment_name, user_id FROM analytics.live_segment_entries ORDER BY ALL").fetchall()
+    with duckdb.connect(str(live), read_only=True) as con:
+        assert entries == con.execute(
+            "SELECT segment_name, user_id FROM analytics.live_segment_entries ORDER BY ALL").fetchall()
+    assert entries
