@@ -61,7 +61,9 @@ from segment_pipeline.goals.feature_spec import (
 )
 from segment_pipeline.goals.feature_sql import first_event_day
 from segment_pipeline.goals.outcomes import (
+    MIN_ANCHORS,
     MIN_OUTCOMES,
+    anchor_step,
     achievers_by_day,
     historical_timing_curve,
     history_problem,
@@ -69,6 +71,7 @@ from segment_pipeline.goals.outcomes import (
 from segment_pipeline.rules.compiler import read_profile_columns
 
 __all__ = [
+    "MIN_ANCHORS",
     "MIN_OUTCOMES",
     "FeatureSpec",
     "TrainingSet",
@@ -92,12 +95,6 @@ MAX_VALUE_PROPERTIES = 3  # numeric goal-event properties summed, averaged and c
 MAX_ROWS = 2_000_000  # above this, each (anchor, user) gets one horizon instead of all
 
 Users = str | Sequence[str] | pl.Series | pl.DataFrame
-
-
-def anchor_step(length_days: int) -> int:
-    """Days between anchors: about half the goal length, in whole weeks, so every anchor
-    falls on the same weekday and labels see the same weekly pattern."""
-    return 7 * max(1, round(length_days / 14))
 
 
 def choose_anchors(
