@@ -95,7 +95,8 @@ def run_goal_day(
 
                 if retrain_due(con, goal, as_of):
                     result.retrain = retrain(con, goal, segments, as_of, tracking_uri=tracking_uri, xgb_params=xgb_params)
-                    result.message = f"{result.retrain}; {result.message}"
+                    setup = set_up_goal(con, goal, segments, as_of=as_of, tracking_uri=tracking_uri)  # re-read: no training
+                    result.message = f"{result.retrain}; {setup.message}"
                 champion = load_champion(tracking_uri, goal.name)
                 outcome = score_night(con, goal, as_of, champion.model)
                 result.buckets, result.audience = outcome.buckets, outcome.audience

@@ -148,7 +148,8 @@ def log_goal_model(
     champion = _load(client, name)
     as_of = as_of or trained.holdout_anchor
     run_name = f"{name.removeprefix('goal-')} {as_of}"
-    with mlflow.start_run(experiment_id=_experiment_id(client, artifact_root), run_name=run_name) as run:
+    experiment_id = _experiment_id(client, artifact_root)
+    with mlflow.start_run(experiment_id=experiment_id, run_name=run_name) as run:
         kind = getattr(trained.model, "kind", "xgboost")
         mlflow.set_tags({"goal_name": goal_name, "as_of": str(as_of), "holdout_anchor": str(trained.holdout_anchor),
                          "model_kind": kind, "selection": selection[:5000]})
@@ -156,7 +157,7 @@ def log_goal_model(
             candidate_kind = getattr(candidate.model, "kind", "xgboost")
             mlflow.log_metrics(_finite({f"candidate_{candidate_kind}_{k}": v for k, v in candidate.metrics.items()
                                         if k in ("auc", "brier", "log_loss", "ece", "forecast_rel_error")}))
-            with mlflow.start_run(run_name=f"{run_name} {candidate_kind}", nested=True):
+            with mlflow.start_run(experiment_id=experiment_id, run_name=f"{run_name} {candidate_kind}", nested=True):
                 mlflow.set_tags({"goal_name": goal_name, "as_of": str(as_of), "model_kind": candidate_kind,
                                  "selected": str(candidate is trained).lower()})
                 mlflow.log_params({k: str(v)[:6000] for k, v in candidate.params.items()})
