@@ -63,8 +63,8 @@ from segment_pipeline.goals.feature_sql import first_event_day
 from segment_pipeline.goals.outcomes import (
     MIN_ANCHORS,
     MIN_OUTCOMES,
-    anchor_step,
     achievers_by_day,
+    anchor_step,
     historical_timing_curve,
     history_problem,
 )

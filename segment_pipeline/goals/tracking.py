@@ -9,7 +9,8 @@ file; other URIs (an MLflow server) are used as given. Telemetry is switched off
 happen before MLflow's first import in the process; then nothing reaches the network.
 
 Each call to ``log_goal_model`` makes one run in the experiment ``segment_pipeline goals``
-and one version of the registered model ``goal-<slug>``. The version becomes the
+(with each candidate of that training, XGBoost and the baselines, as a nested run) and
+one version of the registered model ``goal-<slug>``, whatever its kind (``model_kind`` tag). The version becomes the
 ``champion`` alias unless it is clearly worse than the current champion on the *new*
 held-out rows (the champion is loaded and scored on them): AUC lower by more than
 ``MAX_AUC_DROP`` or Brier score higher by more than ``MAX_BRIER_INCREASE``. A fresher model
