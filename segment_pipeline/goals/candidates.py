@@ -4,6 +4,12 @@ The rule (``choose_best``): the highest held-out AUC, unless that candidate's Br
 is clearly worse (more than ``MAX_BRIER_INCREASE`` above the lowest); then the next by
 AUC. So a goal never ships a model that the simplest references beat on its own held-out
 rows, and the winner's kind is reported (``goal_status.message``, MLflow).
+
+A model kind is a picklable object with ``kind``, ``feature_columns`` and
+``predict_proba(frame)`` (probabilities from a frame holding at least those columns);
+storage (MLflow pyfunc), champion comparison and nightly scoring rely on nothing else.
+Another model family (e.g. a value model predicting a sum) fits the same way: its own
+kinds, trainer and ``choose_best``-like rule, stored beside this one.
 """
 
 from __future__ import annotations
