@@ -196,6 +196,8 @@ def test_retraining_on_schedule_and_realized_quality_of_every_scored_night(tmp_p
         if m.event_specific_data.materialization.asset_key.path[-1] == "goal_model_quality"
     )
     assert metadata["carts in late february: realized auc"].value == pytest.approx(rows[-1][6])
+    history = mlflow.MlflowClient().get_metric_history(rows[-1][1], "realized_auc")  # on the run that scored it
+    assert [(m.step, m.value) for m in history if m.step == 3] == [(3, pytest.approx(rows[-1][6]))]
     assert run(resources, "2026-02-27").success  # written once per prediction date
     assert query(tmp_path, "SELECT count(*) FROM analytics.goal_model_quality")[0][0] == 3
 
