@@ -135,3 +135,18 @@ def test_night_quality_figures():
     assert got["auc"] == pytest.approx(5 / 6)
     assert got["brier"] == pytest.approx((0.01 + 0.64 + 0.49 + 0.04 + 0.01) / 5)
     assert got["top_bucket_lift"] == pytest.approx(0.5 / 0.4)
+
+
+@pytest.mark.parametrize("kind", ["bgnbd", "logistic"])
+def test_a_baseline_champion_is_stored_in_mlflow_and_scores_the_same_after_loading(frame, tmp_path, kind):
+    from segment_pipeline.goals.tracking import load_champion, log_goal_model
+
+    candidates = train_candidates(frame, FEATURES, kinds=(kind,))
+    trained = candidates[0]
+    users = trained.evaluation_frame["user_id"]
+    thresholds = choose_thresholds(trained.evaluation_scores, trained.evaluation_labels, user_ids=users)
+    uri = (tmp_path / "mlruns").as_uri()
+    record = log_goal_model(uri, "baseline goal", trained, thresholds, {}, candidates=candidates, selection=kind)
+    champion = load_champion(uri, "baseline goal")
+    assert record.promoted and champion.kind == kind and champion.run_id == record.run_id
+    np.testing.assert_allclose(champion.predict_proba(trained.evaluation_frame), trained.evaluation_scores)
