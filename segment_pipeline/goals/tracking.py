@@ -9,7 +9,8 @@ file; other URIs (an MLflow server) are used as given. Telemetry is switched off
 happen before MLflow's first import in the process; then nothing reaches the network.
 
 Each call to ``log_goal_model`` makes one run in the experiment ``segment_pipeline goals``
-and one version of the registered model ``goal-<slug>``. The version becomes the
+(with each candidate of that training, XGBoost and the baselines, as a nested run) and
+one version of the registered model ``goal-<slug>``, whatever its kind (``model_kind`` tag). The version becomes the
 ``champion`` alias unless it is clearly worse than the current champion on the *new*
 held-out rows (the champion is loaded and scored on them): AUC lower by more than
 ``MAX_AUC_DROP`` or Brier score higher by more than ``MAX_BRIER_INCREASE``. A fresher model
@@ -73,10 +74,14 @@ class ModelRecord:
 class ChampionModel:
     """The registered champion, ready for nightly scoring."""
 
-    model: GoalModel
+    model: Any  # a goal model of any kind (GoalModel, or a baseline of goals/baselines.py)
     version: int
     run_id: str
     model_uri: str
+
+    @property
+    def kind(self) -> str:
+        return getattr(self.model, "kind", "xgboost")
 
     @property
     def feature_columns(self) -> list[str]:
@@ -133,8 +138,13 @@ def log_goal_model(
     *,
     extra_params: dict[str, Any] | None = None,
     as_of: date | None = None,
+    candidates: list[TrainedGoalModel] = (),
+    selection: str = "",
 ) -> ModelRecord:
-    """Log a run, register a version, and make it champion unless clearly worse."""
+    """Log a run, register a version, and make it champion unless clearly worse.
+
+    ``candidates`` (every model of this training, the winner ``trained`` among them) are
+    logged as nested runs with their held-out metrics; ``selection`` says why ``trained`` won."""
     mlflow, client, artifact_root = _connect(tracking_uri)
     from mlflow.models import infer_signature
 
@@ -142,8 +152,20 @@ def log_goal_model(
     champion = _load(client, name)
     as_of = as_of or trained.holdout_anchor
     run_name = f"{name.removeprefix('goal-')} {as_of}"
-    with mlflow.start_run(experiment_id=_experiment_id(client, artifact_root), run_name=run_name) as run:
-        mlflow.set_tags({"goal_name": goal_name, "as_of": str(as_of), "holdout_anchor": str(trained.holdout_anchor)})
+    experiment_id = _experiment_id(client, artifact_root)
+    with mlflow.start_run(experiment_id=experiment_id, run_name=run_name) as run:
+        kind = getattr(trained.model, "kind", "xgboost")
+        mlflow.set_tags({"goal_name": goal_name, "as_of": str(as_of), "holdout_anchor": str(trained.holdout_anchor),
+                         "model_kind": kind, "selection": selection[:5000]})
+        for candidate in candidates:
+            candidate_kind = getattr(candidate.model, "kind", "xgboost")
+            mlflow.log_metrics(_finite({f"candidate_{candidate_kind}_{k}": v for k, v in candidate.metrics.items()
+                                        if k in ("auc", "brier", "log_loss", "ece", "forecast_rel_error")}))
+            with mlflow.start_run(experiment_id=experiment_id, run_name=f"{run_name} {candidate_kind}", nested=True):
+                mlflow.set_tags({"goal_name": goal_name, "as_of": str(as_of), "model_kind": candidate_kind,
+                                 "selected": str(candidate is trained).lower()})
+                mlflow.log_params({k: str(v)[:6000] for k, v in candidate.params.items()})
+                mlflow.log_metrics(_finite(candidate.metrics))
         mlflow.log_params(_params(trained, thresholds, extra_params or {}))
         mlflow.log_metrics(_finite({**trained.metrics, **_bucket_metrics(bucket_report)}))
         _log_artifacts(mlflow, trained, thresholds, bucket_report)
@@ -178,6 +200,20 @@ def log_goal_model(
         champion_version=champion.version if kept else version,
         champion_metrics=champion_metrics if kept else trained.metrics,
     )
+
+
+def log_realized_metrics(tracking_uri: str, entries: list[tuple[str, int, dict[str, float]]]) -> None:
+    """``(run_id, step, metrics)`` each: realized quality logged on the run that scored it."""
+    import time
+
+    from mlflow.entities import Metric
+
+    _, client, _ = _connect(tracking_uri)
+    now = int(time.time() * 1000)
+    for run_id, step, metrics in entries:
+        batch = [Metric(k, v, now, step) for k, v in _finite(metrics).items()]
+        if batch:
+            client.log_batch(run_id, metrics=batch)
 
 
 def load_champion(tracking_uri: str, goal_name: str) -> ChampionModel | None:
@@ -233,7 +269,7 @@ def _decide(trained: TrainedGoalModel, champion: ChampionModel | None) -> tuple[
     champion_metrics["forecast_rel_error_sd"] = bootstrap_rel_error_sd(trained.evaluation_labels, scores)
     promoted, reason = compare_with_champion(trained.metrics, champion_metrics)
     verb = "replaces" if promoted else "keeps"
-    return promoted, f"{verb} champion v{champion.version}: {reason}", champion_metrics
+    return promoted, f"{verb} champion v{champion.version} ({champion.kind}): {reason}", champion_metrics
 
 
 @contextmanager
@@ -281,7 +317,10 @@ def _requirements(mlflow: Any) -> list[str]:
 
 
 def _params(trained: TrainedGoalModel, thresholds: BucketThresholds, extra: dict[str, Any]) -> dict[str, str]:
-    params = {f"xgb_{k}": v for k, v in trained.params.items()}
+    kind = getattr(trained.model, "kind", "xgboost")
+    prefix = "xgb" if kind == "xgboost" else kind
+    params = {f"{prefix}_{k}": v for k, v in trained.params.items()}
+    params["model_kind"] = kind
     params.update(
         calibration_method=trained.calibration_method,
         calibration_reason=trained.calibration_reason,

@@ -17,6 +17,9 @@ GOAL_FORECASTS = dg.AssetKey([KEY_PREFIX, "goal_forecasts"])
 INTENT_BUCKETS = dg.AssetKey([KEY_PREFIX, "intent_buckets"])
 ENGAGEMENT_AUDIENCES = dg.AssetKey([KEY_PREFIX, "engagement_audiences"])
 GOAL_UPLIFT = dg.AssetKey([KEY_PREFIX, "goal_uplift"])
+GOAL_MODEL_QUALITY = dg.AssetKey([KEY_PREFIX, "goal_model_quality"])
+QUALITY_NUMBERS = ("auc", "auc_ci_low", "auc_ci_high", "brier", "top_bucket_lift", "users", "achievers",
+                   "predicted_achievers")
 
 
 def _spec(key: dg.AssetKey, description: str, deps: list, kinds: set[str] | None = None) -> dg.AssetSpec:
@@ -41,6 +44,10 @@ def _spec(key: dg.AssetKey, description: str, deps: list, kinds: set[str] | None
         _spec(GOAL_UPLIFT, "Test vs control each night, overall and per bucket frozen at creation: rates, "
               "absolute and relative uplift with a 95% Newcombe interval, a two-sided p-value and a "
               "sample-ratio-mismatch test against the declared split.", [SEGMENT_MEMBERSHIPS]),
+        _spec(GOAL_MODEL_QUALITY, "How good each night's predictions turned out: once a goal's window has "
+              "ended, one row per scored night with realized AUC (95% Hanley-McNeil interval), Brier score, "
+              "predicted vs actual achievers and the most-likely bucket's lift.", [SEGMENT_MEMBERSHIPS],
+              {"duckdb", "mlflow"}),
     ],
     **DAILY,
     can_subset=False,
@@ -93,9 +100,28 @@ def goals(
     yield dg.MaterializeResult(asset_key=ENGAGEMENT_AUDIENCES, metadata={
         "audience_users": sum(r.audience for r in latest)
     })
+    yield dg.MaterializeResult(asset_key=GOAL_MODEL_QUALITY, metadata=_quality_metadata(rows))
     yield dg.MaterializeResult(asset_key=GOAL_UPLIFT, metadata={
         f"uplift: {r.goal_name}": dg.MetadataValue.md(_uplift_table(r)) for r in latest if r.uplift
     })
+
+
+def _quality_metadata(rows: list[goal_day.GoalDayResult]) -> dict:
+    """Numbers (so Dagster plots them across runs): the latest matured night of each goal, and
+    the mean over its matured nights."""
+    metadata: dict = {"matured_prediction_dates": sum(len(r.quality) for r in rows)}
+    for result in rows:
+        if not result.quality:
+            continue
+        latest = max(result.quality, key=lambda q: q["prediction_date"])
+        for name in QUALITY_NUMBERS:
+            value = latest[name]
+            if value is not None and value == value:  # NaN is not plottable
+                metadata[f"{result.goal_name}: realized {name}"] = dg.MetadataValue.float(float(value))
+        aucs = [q["auc"] for q in result.quality if q["auc"] == q["auc"]]
+        if aucs:
+            metadata[f"{result.goal_name}: mean realized auc"] = dg.MetadataValue.float(sum(aucs) / len(aucs))
+    return metadata
 
 
 def _pts(value: float | None) -> str:
