@@ -13,6 +13,10 @@ from pathlib import Path
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 BUNDLED_CONFIG_DIR = PACKAGE_DIR / "demo" / "config"
+# The demo's first day (demo.generator.DemoSpec.start), kept here so settings import no generator.
+DEMO_FIRST_DAY = date(2026, 1, 1)
+OWN_DATA_FIRST_DAY = date(2025, 1, 1)
+DEFAULT_MLFLOW_UI_URL = "http://127.0.0.1:5000"
 
 
 def project_root() -> Path:
@@ -41,6 +45,8 @@ class Settings:
     export_dir: Path | None
     live_tick_seconds: int
     live_late_tolerance_seconds: int
+    reports_dir: Path
+    mlflow_ui_url: str
 
     @property
     def uses_demo_data(self) -> bool:
@@ -80,7 +86,10 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
             "it is a share of rows, e.g. 0.01 for 1%"
         )
 
-    raw_start = _env("SEGMENT_PIPELINE_START_DATE", env) or "2025-01-01"
+    events = _env("SEGMENT_PIPELINE_EVENTS", env)
+    # With the demo, partitions start where its data does, so the UI shows no months of empty days.
+    raw_start = _env("SEGMENT_PIPELINE_START_DATE", env) or (
+        DEMO_FIRST_DAY if events is None else OWN_DATA_FIRST_DAY).isoformat()
     try:
         start_date = date.fromisoformat(raw_start)
     except ValueError as exc:
@@ -89,8 +98,11 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
         ) from exc
 
     config_dir = Path(_env("SEGMENT_PIPELINE_CONFIG", env) or BUNDLED_CONFIG_DIR)
+    reports_dir = Path(_env("SEGMENT_PIPELINE_REPORTS_DIR", env) or warehouse.parent / "reports")
+    if not reports_dir.is_absolute():
+        reports_dir = root / reports_dir
     return Settings(
-        events=_env("SEGMENT_PIPELINE_EVENTS", env),
+        events=events,
         profiles=_env("SEGMENT_PIPELINE_PROFILES", env),
         config_dir=config_dir,
         warehouse=warehouse,
@@ -105,6 +117,8 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
         live_late_tolerance_seconds=_seconds(
             "SEGMENT_PIPELINE_LIVE_LATE_TOLERANCE_SECONDS", env, default=30, low=0, high=86_400
         ),
+        reports_dir=reports_dir,
+        mlflow_ui_url=(_env("SEGMENT_PIPELINE_MLFLOW_UI_URL", env) or DEFAULT_MLFLOW_UI_URL).rstrip("/"),
     )
 
 
