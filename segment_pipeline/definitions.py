@@ -5,7 +5,10 @@ from pathlib import Path
 
 import dagster as dg
 
+from segment_pipeline.defs import console
 from segment_pipeline.defs.schemas import with_column_schema
+
+console.install()
 
 # map_asset_specs is marked preview; its warning would print on every command that loads the code.
 with warnings.catch_warnings():
