@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import textwrap
+
 import duckdb
 
 from segment_pipeline.reports.build import NightReports, standing_sentences
@@ -19,8 +21,9 @@ def table_rows(con: duckdb.DuckDBPyConnection) -> dict[str, int]:
 
 
 def night_summary(con: duckdb.DuckDBPyConnection, reports: NightReports) -> str:
-    rows = table_rows(con)
-    lines = [f"Night {reports.as_of} done. Tables (rows): " + ", ".join(f"{k} {v:,}" for k, v in rows.items())]
+    rows = ", ".join(f"{k} {v:,}" for k, v in table_rows(con).items())
+    lines = [f"Night {reports.as_of} done. Tables now hold (rows):"]
+    lines += textwrap.wrap(rows, width=110, initial_indent="  ", subsequent_indent="  ")
     for name, night in reports.nights.items():
         standing = standing_sentences(night)
         lines.append(f"  goal '{name}': {night.status}" + (f": {standing[0]}" if standing else f": {night.message}"))

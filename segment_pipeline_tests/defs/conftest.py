@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from segment_pipeline.defs.reports.resources import ReportsResource
 from segment_pipeline.defs.resources import (
     ConfigResource,
     EventSourcesResource,
@@ -13,7 +14,6 @@ from segment_pipeline.defs.resources import (
     MLflowResource,
     WarehouseResource,
 )
-from segment_pipeline.defs.reports.resources import ReportsResource
 from segment_pipeline.settings import BUNDLED_CONFIG_DIR
 
 SMALL_DEMO = {"demo_users": 400, "demo_days": 60}

@@ -3,8 +3,8 @@
 import dagster as dg
 
 from segment_pipeline.defs.constants import GOALS_GROUP, KEY_PREFIX
-from segment_pipeline.defs.partitions import DAILY, run_days
 from segment_pipeline.defs.goals.metadata import goal_asset_metadata
+from segment_pipeline.defs.partitions import DAILY, run_days
 from segment_pipeline.defs.resources import ConfigResource, MLflowResource, WarehouseResource
 from segment_pipeline.defs.segments.assets import SEGMENT_MEMBERSHIPS
 from segment_pipeline.goals import goal_day
