@@ -18,6 +18,12 @@ def run_page_url(ui_url: str, tracking_uri: str, run_id: str) -> str | None:
     return f"{ui_url.rstrip('/')}/#/experiments/{experiment}/runs/{run_id}{WORKFLOW_QUERY}"
 
 
+def experiment_runs_url(ui_url: str, tracking_uri: str, run_id: str) -> str | None:
+    """The runs table of the experiment that holds ``run_id``."""
+    experiment = _experiment_of(tracking_uri, run_id)
+    return None if experiment is None else f"{ui_url.rstrip('/')}/#/experiments/{experiment}/runs{WORKFLOW_QUERY}"
+
+
 @cache
 def _experiment_of(tracking_uri: str, run_id: str) -> str | None:
     from mlflow import MlflowClient

@@ -12,7 +12,7 @@ import duckdb
 from segment_pipeline.goals.goal_day import GoalDayResult
 from segment_pipeline.goals.setup import stored_model
 from segment_pipeline.reports.figures import GoalNight, goal_night
-from segment_pipeline.reports.mlflow_links import mlflow_ui_command, run_page_url
+from segment_pipeline.reports.mlflow_links import experiment_runs_url, mlflow_ui_command, run_page_url
 from segment_pipeline.settings import load_settings
 
 FORECAST_FIGURES = ("achievers", "forecast", "forecast_low", "forecast_high")
@@ -48,6 +48,7 @@ def goal_asset_metadata(
         night, numbers = nights[r.goal_name], nights[r.goal_name].numbers()
         if r.run_id and (url := run_page_url(ui_url, tracking_uri, r.run_id)):
             status[f"{r.goal_name}/mlflow_run"] = dg.MetadataValue.url(url)
+            status["mlflow_experiment"] = dg.MetadataValue.url(experiment_runs_url(ui_url, tracking_uri, r.run_id))
         model = stored_model(con, r.goal_name)
         if model and "auc" in model["metrics"]:
             status[f"{r.goal_name}/model_auc"] = float(model["metrics"]["auc"])
@@ -55,7 +56,7 @@ def goal_asset_metadata(
             status[f"{r.goal_name}/auc"] = float(q["auc"])
         for figure in FORECAST_FIGURES:
             if figure in numbers:
-                status[f"{r.goal_name}/{figure}"] = forecasts[f"{r.goal_name}/{figure}"] = numbers[figure]
+                status[f"{r.goal_name}/{figure}"] = forecasts[f"{r.goal_name}/{figure}"] = round(numbers[figure], 2)
         for figure in UPLIFT_FIGURES:
             if figure in numbers:
                 uplift[f"{r.goal_name}/{figure}"] = numbers[figure]
