@@ -17,7 +17,7 @@ def _chart(title: str, values: list[dict], **spec) -> dict:
 
 def forecast_vs_actual(rows: list[dict]) -> dict:
     """Cumulative achievers: the creation forecast with its 90% band, and the actual count so far."""
-    x = {"field": "day", "type": "temporal", "title": "day of the goal window"}
+    x = {"field": "day", "type": "temporal", "timeUnit": "yearmonthdate", "title": "day of the goal window"}
     return _chart(
         "Achievers: forecast at creation (90% band) vs actual", rows,
         layer=[
@@ -46,7 +46,7 @@ def conversion_over_time(rows: list[dict]) -> dict:
         transform=[{"fold": ["test_rate", "control_rate"], "as": ["arm", "rate"]},
                    {"calculate": "replace(datum.arm, '_rate', '')", "as": "arm"}],
         mark={"type": "line", "point": True},
-        encoding={"x": {"field": "as_of_date", "type": "temporal", "title": "night"},
+        encoding={"x": {"field": "as_of_date", "type": "temporal", "timeUnit": "yearmonthdate", "title": "night"},
                   "y": {"field": "rate", "type": "quantitative", "axis": {"format": ".0%"}, "title": "conversion"},
                   "color": {"field": "arm", "type": "nominal", "scale": TEST_CONTROL, "title": "group"},
                   "tooltip": [{"field": "as_of_date", "type": "temporal"}, {"field": "arm"},
@@ -56,7 +56,7 @@ def conversion_over_time(rows: list[dict]) -> dict:
 
 def uplift_interval(rows: list[dict]) -> dict:
     """Absolute uplift each night with its 95% Newcombe interval; zero drawn for reference."""
-    x = {"field": "as_of_date", "type": "temporal", "title": "night"}
+    x = {"field": "as_of_date", "type": "temporal", "timeUnit": "yearmonthdate", "title": "night"}
     return _chart(
         "Uplift (test - control) with its 95% interval", rows,
         layer=[
@@ -113,7 +113,7 @@ def conversion_by_bucket(rows: list[dict]) -> dict:
 
 def model_quality(rows: list[dict]) -> dict:
     """Held-out AUC per prediction date with its interval (0.5 = no better than chance)."""
-    x = {"field": "prediction_date", "type": "temporal", "title": "prediction date"}
+    x = {"field": "prediction_date", "type": "temporal", "timeUnit": "yearmonthdate", "title": "prediction date"}
     return _chart(
         "Model quality over prediction dates: AUC with its interval", rows,
         layer=[
@@ -136,7 +136,7 @@ def segment_sizes(rows: list[dict]) -> dict:
     return _chart(
         "Segment sizes over time", rows,
         mark={"type": "line"},
-        encoding={"x": {"field": "as_of_date", "type": "temporal", "title": "day"},
+        encoding={"x": {"field": "as_of_date", "type": "temporal", "timeUnit": "yearmonthdate", "title": "day"},
                   "y": {"field": "users", "type": "quantitative", "title": "members"},
                   "color": {"field": "segment", "type": "nominal"},
                   "tooltip": [{"field": "as_of_date", "type": "temporal"}, {"field": "segment"}, {"field": "users"}]},
