@@ -16,6 +16,10 @@ from urllib.parse import urlsplit
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 BUNDLED_CONFIG_DIR = PACKAGE_DIR / "demo" / "config"
+# The demo's first day (demo.generator.DemoSpec.start), kept here so settings import no generator.
+DEMO_FIRST_DAY = date(2026, 1, 1)
+OWN_DATA_FIRST_DAY = date(2025, 1, 1)
+DEFAULT_MLFLOW_UI_URL = "http://127.0.0.1:5000"
 
 
 def project_root() -> Path:
@@ -48,6 +52,8 @@ class Settings:
     live_store: Path
     webhook_secret: str | None
     live_tick_budget_seconds: int
+    reports_dir: Path
+    mlflow_ui_url: str
 
     @property
     def uses_demo_data(self) -> bool:
@@ -87,7 +93,10 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
             "it is a share of rows, e.g. 0.01 for 1%"
         )
 
-    raw_start = _env("SEGMENT_PIPELINE_START_DATE", env) or "2025-01-01"
+    events = _env("SEGMENT_PIPELINE_EVENTS", env)
+    # With the demo, partitions start where its data does, so the UI shows no months of empty days.
+    raw_start = _env("SEGMENT_PIPELINE_START_DATE", env) or (
+        DEMO_FIRST_DAY if events is None else OWN_DATA_FIRST_DAY).isoformat()
     try:
         start_date = date.fromisoformat(raw_start)
     except ValueError as exc:
@@ -106,8 +115,11 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
             f"SEGMENT_PIPELINE_LIVE_STORE={str(live_store)!r} is the warehouse file; "
             "give the live store its own file, or unset it for <warehouse>.live.duckdb"
         )
+    reports_dir = Path(_env("SEGMENT_PIPELINE_REPORTS_DIR", env) or warehouse.parent / "reports")
+    if not reports_dir.is_absolute():
+        reports_dir = root / reports_dir
     return Settings(
-        events=_env("SEGMENT_PIPELINE_EVENTS", env),
+        events=events,
         profiles=_env("SEGMENT_PIPELINE_PROFILES", env),
         config_dir=config_dir,
         warehouse=warehouse,
@@ -127,6 +139,8 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
         webhook_secret=check_webhook_secret(_env("SEGMENT_PIPELINE_WEBHOOK_SECRET", env)),
         # Dagster cancels a sensor tick after 60 s: stop sending well before that.
         live_tick_budget_seconds=_seconds("SEGMENT_PIPELINE_LIVE_TICK_BUDGET_SECONDS", env, default=20, low=1, high=45),
+        reports_dir=reports_dir,
+        mlflow_ui_url=(_env("SEGMENT_PIPELINE_MLFLOW_UI_URL", env) or DEFAULT_MLFLOW_UI_URL).rstrip("/"),
     )
 
 

@@ -22,4 +22,5 @@ def input_errors_as_failures() -> Iterator[None]:
     try:
         yield
     except USER_INPUT_ERRORS + EXPLAINED_FAILURES as exc:
-        raise dg.Failure(description=str(exc), allow_retries=False) from exc
+        # from None: the message says it all; the cause's trace would only repeat it.
+        raise dg.Failure(description=str(exc), allow_retries=False) from None

@@ -22,7 +22,9 @@ model needs this package importable (the model pickles ``GoalModel`` by referenc
 
 from __future__ import annotations
 
+import contextlib
 import io
+import logging
 import math
 import os
 import re
@@ -46,6 +48,10 @@ from segment_pipeline.goals.training import GoalModel, TrainedGoalModel, bootstr
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 
 EXPERIMENT_NAME = "segment_pipeline goals"
+# MLflow 3's UI opens an experiment on its GenAI overview unless the experiment says it is
+# classic model development; then it opens on the runs table.
+EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
+EXPERIMENT_KIND = "custom_model_development"
 CHAMPION_ALIAS = "champion"
 MODEL_ARTIFACT = "model"
 MAX_AUC_DROP = 0.02
@@ -227,6 +233,8 @@ def _connect(tracking_uri: str) -> tuple[Any, Any, str | None]:
     from mlflow import MlflowClient
 
     store, artifact_root = resolve_store(tracking_uri)
+    # "Creating initial MLflow database tables..." on a new store is not news for the console.
+    logging.getLogger("mlflow.store.db.utils").setLevel(logging.WARNING)
     mlflow.set_tracking_uri(store)
     mlflow.set_registry_uri(store)
     return mlflow, MlflowClient(tracking_uri=store, registry_uri=store), artifact_root
@@ -236,12 +244,15 @@ def _experiment_id(client: Any, artifact_root: str | None) -> str:
     from mlflow.exceptions import MlflowException
 
     experiment = client.get_experiment_by_name(EXPERIMENT_NAME)
-    if experiment is not None:
-        return experiment.experiment_id
-    try:
-        return client.create_experiment(EXPERIMENT_NAME, artifact_location=artifact_root)
-    except MlflowException:  # created meanwhile by a parallel run
-        return client.get_experiment_by_name(EXPERIMENT_NAME).experiment_id
+    if experiment is None:
+        try:
+            client.create_experiment(EXPERIMENT_NAME, artifact_location=artifact_root)
+        except MlflowException:  # created meanwhile by a parallel run
+            pass
+        experiment = client.get_experiment_by_name(EXPERIMENT_NAME)
+    if experiment.tags.get(EXPERIMENT_KIND_TAG) != EXPERIMENT_KIND:
+        client.set_experiment_tag(experiment.experiment_id, EXPERIMENT_KIND_TAG, EXPERIMENT_KIND)
+    return experiment.experiment_id
 
 
 def _load(client: Any, name: str) -> ChampionModel | None:
@@ -274,12 +285,30 @@ def _decide(trained: TrainedGoalModel, champion: ChampionModel | None) -> tuple[
 
 @contextmanager
 def _without_mlflow_advice() -> Iterator[None]:
-    """Silence advice that does not apply: the signature is given explicitly, and an input
-    example would put a copy of user features into the model artifact."""
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=".*type hints to the `predict` method")
-        warnings.filterwarnings("ignore", message=".*input example was not provided")
-        yield
+    """Silence advice that does not apply: the signature is given explicitly, an input
+    example would put a copy of user features into the model artifact, and the pickled
+    model is our own class written by this process (the models-from-code alternative would
+    ship a script per goal). MLflow's "registered model / created version" lines are
+    printed to stderr; the goal's status and the run's metadata already say it."""
+    pickle_advice = _DropMessages("serialized using CloudPickle")
+    pyfunc_logger = logging.getLogger("mlflow.pyfunc")
+    pyfunc_logger.addFilter(pickle_advice)
+    try:
+        with warnings.catch_warnings(), contextlib.redirect_stderr(io.StringIO()):
+            warnings.filterwarnings("ignore", message=".*type hints to the `predict` method")
+            warnings.filterwarnings("ignore", message=".*input example was not provided")
+            yield
+    finally:
+        pyfunc_logger.removeFilter(pickle_advice)
+
+
+class _DropMessages(logging.Filter):
+    def __init__(self, fragment: str) -> None:
+        super().__init__()
+        self.fragment = fragment
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return self.fragment not in record.getMessage()
 
 
 def _pyfunc_model(goal_model: GoalModel) -> Any:
