@@ -7,12 +7,13 @@ last one read wins (files in path order, rows in file order).
 
 from __future__ import annotations
 
+from contextlib import ExitStack
 from dataclasses import dataclass
 from datetime import date
 
 import duckdb
 
-from segment_pipeline.ingest.sources import SourceError, SourceFile
+from segment_pipeline.ingest.sources import SourceError, SourceFile, literal_path
 from segment_pipeline.storage.schema import ensure_tables
 from segment_pipeline.storage.warehouse import ANALYTICS, quote_ident, transaction
 
@@ -36,21 +37,23 @@ class ProfileReport:
 
 def _read_all(con: duckdb.DuckDBPyConnection, files: list[SourceFile]) -> None:
     selects, params = [], []
-    for idx, f in enumerate(files):
-        try:
-            columns = [r[0] for r in con.execute(f"DESCRIBE SELECT * FROM {_READERS[f.format]}", [str(f.path)]).fetchall()]
-        except duckdb.Error as exc:
-            raise SourceError(f"{f.path}: cannot be read as {f.format} profiles: {exc}") from exc
-        if "user_id" not in columns:
-            raise SourceError(f"{f.path}: a profiles file needs a user_id column (found: {', '.join(columns)})")
-        # Positions come from a table scan of a freshly read file, so they follow file order.
-        selects.append(
-            f"SELECT *, {idx} AS {_FILE}, row_number() OVER () AS {_ROW} FROM {_READERS[f.format]}"
+    with ExitStack() as links:
+        for idx, f in enumerate(files):
+            read_path = links.enter_context(literal_path(f.path))
+            try:
+                columns = [r[0] for r in con.execute(f"DESCRIBE SELECT * FROM {_READERS[f.format]}", [read_path]).fetchall()]
+            except duckdb.Error as exc:
+                raise SourceError(f"{f.path}: cannot be read as {f.format} profiles: {exc}") from exc
+            if "user_id" not in columns:
+                raise SourceError(f"{f.path}: a profiles file needs a user_id column (found: {', '.join(columns)})")
+            # Positions come from a table scan of a freshly read file, so they follow file order.
+            selects.append(
+                f"SELECT *, {idx} AS {_FILE}, row_number() OVER () AS {_ROW} FROM {_READERS[f.format]}"
+            )
+            params.append(read_path)
+        con.execute(
+            f"CREATE OR REPLACE TEMP TABLE _profile_rows AS {' UNION ALL BY NAME '.join(selects)}", params
         )
-        params.append(str(f.path))
-    con.execute(
-        f"CREATE OR REPLACE TEMP TABLE _profile_rows AS {' UNION ALL BY NAME '.join(selects)}", params
-    )
 
 
 def load_profiles(
