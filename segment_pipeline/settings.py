@@ -12,6 +12,8 @@ from datetime import date
 from pathlib import Path
 
 PACKAGE_DIR = Path(__file__).resolve().parent
+# The contract's earliest day (section 2): history from the Unix epoch on.
+EARLIEST_START_DATE = date(1970, 1, 1)
 BUNDLED_CONFIG_DIR = PACKAGE_DIR / "demo" / "config"
 
 
@@ -87,6 +89,11 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
         raise SettingsError(
             f"SEGMENT_PIPELINE_START_DATE={raw_start!r} is not a YYYY-MM-DD date"
         ) from exc
+    if start_date < EARLIEST_START_DATE:
+        raise SettingsError(
+            f"SEGMENT_PIPELINE_START_DATE={raw_start!r} is before {EARLIEST_START_DATE}; "
+            f"set it to a day from {EARLIEST_START_DATE} on"
+        )
 
     config_dir = Path(_env("SEGMENT_PIPELINE_CONFIG", env) or BUNDLED_CONFIG_DIR)
     return Settings(

@@ -11,10 +11,12 @@ import duckdb
 
 from segment_pipeline.config.errors import ConfigError
 from segment_pipeline.config.project import ProjectConfig, load_project_config
+from segment_pipeline.defs.failures import input_errors_as_failures
 from segment_pipeline.demo.generator import DemoSpec, generate_demo
 from segment_pipeline.ingest.sources import SourceFile, discover
 from segment_pipeline.settings import load_settings
 from segment_pipeline.storage import warehouse
+from segment_pipeline.storage.location import check_writable_warehouse
 
 
 class WarehouseResource(dg.ConfigurableResource):
@@ -24,6 +26,10 @@ class WarehouseResource(dg.ConfigurableResource):
 
     @contextmanager
     def connect(self, *, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
+        if not read_only:
+            # A wrong SEGMENT_PIPELINE_WAREHOUSE is the user's to fix: one line, not an OSError.
+            with input_errors_as_failures():
+                check_writable_warehouse(Path(self.path))
         with warehouse.connect(Path(self.path), read_only=read_only) as con:
             yield con
 
