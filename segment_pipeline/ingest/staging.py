@@ -53,7 +53,7 @@ _SKIPPED_LINE_REASON = f"""CASE any_value(error_type)
 _SKIPPED_LINE_RAW = f"""CASE WHEN length(any_value(csv_line)) > {RAW_EXCERPT_CHARS}
     THEN left(any_value(csv_line), {RAW_EXCERPT_CHARS}) || '…' ELSE any_value(csv_line) END"""
 # Errors that say the file itself is broken; any other error is ours and must surface.
-_FILE_ERRORS = (duckdb.IOException, duckdb.InvalidInputException, duckdb.DataError, duckdb.NotSupportedError)
+FILE_ERRORS = (duckdb.IOException, duckdb.InvalidInputException, duckdb.DataError, duckdb.NotSupportedError)
 
 
 class UnreadableFile(SourceError):
@@ -154,7 +154,7 @@ def _csv_header(source: SourceFile) -> list[str]:
     try:
         text = first.decode("utf-8-sig")
     except UnicodeDecodeError:
-        raise UnreadableFile(source, "unreadable file: the header line is not UTF-8 text") from None
+        raise UnreadableFile(source, "unreadable file: the header line is not UTF-8 text (save the file as UTF-8)") from None
     if not text.strip():
         raise UnreadableFile(source, "unreadable file: empty file (no header line)")
     header = next(csv.reader([text.rstrip("\r\n")]), [])
@@ -286,7 +286,7 @@ def stage_file(con: duckdb.DuckDBPyConnection, source: SourceFile, target: str, 
             else:
                 sql, params = _parquet_select(con, source, read_path)
                 con.execute(_INSERT.format(target=target) + sql, params)
-    except (OSError, *_FILE_ERRORS) as exc:
+    except (OSError, *FILE_ERRORS) as exc:
         raise UnreadableFile(source, unreadable_reason(source, exc)) from exc
     except duckdb.Error as exc:
         raise SourceError(f"{source.path}: cannot be read as {source.format}: {exc}") from exc

@@ -211,3 +211,15 @@ def test_events_from_the_1970s_and_1990s_load(tmp_path, con):
     assert report.loaded == 100
     first, last = con.execute("SELECT min(ts), max(ts) FROM analytics.event_snapshots").fetchone()
     assert first == datetime(1970, 1, 1, 0, 1) and last.date() == date(1995, 3, 1)
+
+
+def test_a_broken_profiles_file_stops_the_profile_load_with_one_line(tmp_path, con):
+    from segment_pipeline.ingest.sources import SourceError
+
+    (tmp_path / "a.csv").write_text("user_id,plan\nu1,free\n")
+    (tmp_path / "b.parquet").write_bytes(b"")
+    with pytest.raises(SourceError) as failed:
+        load_profiles(con, discover(str(tmp_path / "*"), env_var="P"), snapshot_date=DAY)
+    message = str(failed.value)
+    assert "\n" not in message and "b.parquet: unreadable file: not a Parquet file" in message
+    assert "fix or remove this file" in message
