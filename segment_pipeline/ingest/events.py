@@ -71,39 +71,41 @@ FROM (
 
 CONFLICTING_DUPLICATE = "duplicate event_id with different content"
 
-_VALID = """
-CREATE OR REPLACE TEMP TABLE _valid AS
-SELECT file_idx, row_no, source, raw_json, event_id, user_id, event_name, ts, properties,
-       row_number() OVER (PARTITION BY event_id ORDER BY file_idx, row_no) AS id_rank
-FROM _classified WHERE reason IS NULL AND ts < ?
-"""
+_VALID_BEFORE_CUTOFF = "FROM _classified WHERE reason IS NULL AND ts < ?"
 
 # The loaded version of the ids this load carries. The ids are matched on the snapshot's
 # event_id column alone, then only the matching rows are fetched (by rowid) to compare content.
-_LOADED_TWINS = """
+_LOADED_TWINS = f"""
 CREATE OR REPLACE TEMP TABLE _loaded_twins AS
 SELECT event_id, user_id, event_name, ts, CAST(properties AS VARCHAR) AS properties
 FROM analytics.event_snapshots
 WHERE rowid IN (SELECT s.rowid FROM analytics.event_snapshots s
-                WHERE s.event_id IN (SELECT event_id FROM _valid WHERE id_rank = 1))
+                WHERE s.event_id IN (SELECT event_id {_VALID_BEFORE_CUTOFF}))
 QUALIFY row_number() OVER (PARTITION BY event_id ORDER BY snapshot_date, ts) = 1
 """
 
 # What an id stands for: its loaded version, else its first row in this load. A row that
 # repeats it exactly is a re-send (skipped); one that differs is a conflict (rejected).
-_FATES = """
+# Both joins build on the few rows that need them (loaded twins, ids repeated in the load),
+# so a load of new events pays one window and two cheap probes.
+_FATES = f"""
 CREATE OR REPLACE TEMP TABLE _fates AS
-WITH reference AS (
-    SELECT v.event_id, l.event_id IS NOT NULL AS loaded,
-           coalesce(l.user_id, v.user_id) AS user_id, coalesce(l.event_name, v.event_name) AS event_name,
-           coalesce(l.ts, v.ts) AS ts, coalesce(l.properties, v.properties) AS properties
-    FROM _valid v LEFT JOIN _loaded_twins l USING (event_id)
-    WHERE v.id_rank = 1
+WITH ranked AS MATERIALIZED (
+    SELECT file_idx, row_no, source, raw_json, event_id, user_id, event_name, ts, properties,
+           row_number() OVER (PARTITION BY event_id ORDER BY file_idx, row_no) AS id_rank
+    {_VALID_BEFORE_CUTOFF}
+),
+reference AS (
+    SELECT event_id, user_id, event_name, ts, properties FROM _loaded_twins
+    UNION ALL
+    SELECT event_id, user_id, event_name, ts, properties FROM ranked
+    WHERE id_rank = 1 AND event_id IN (SELECT event_id FROM ranked WHERE id_rank = 2)
+      AND event_id NOT IN (SELECT event_id FROM _loaded_twins)
 )
-SELECT v.*, r.loaded,
-       v.user_id = r.user_id AND v.event_name = r.event_name AND v.ts = r.ts
-           AND v.properties = r.properties AS same_content
-FROM _valid v JOIN reference r USING (event_id)
+SELECT c.*, c.event_id IN (SELECT event_id FROM _loaded_twins) AS loaded,
+       r.event_id IS NULL OR (c.user_id = r.user_id AND c.event_name = r.event_name
+                              AND c.ts = r.ts AND c.properties = r.properties) AS same_content
+FROM ranked c LEFT JOIN reference r USING (event_id)
 """
 
 _NEW_REJECTS = f"""
@@ -222,9 +224,8 @@ def load_events(
     unreadable = _stage(con, files, to_read)
     with transaction(con):
         con.execute(_CLASSIFY)
-        con.execute(_VALID, [cutoff])
-        con.execute(_LOADED_TWINS)
-        con.execute(_FATES)
+        con.execute(_LOADED_TWINS, [cutoff])
+        con.execute(_FATES, [cutoff])
         con.execute(_NEW_REJECTS)
 
         rows_read, deferred = con.execute(
@@ -288,6 +289,6 @@ def load_events(
                                          ELSE excluded.loaded_through END""",
                 [str(f.path), f.size_bytes, f.modified_ns, max_ts_by_file.get(index[f.path]), cutoff],
             )
-        for table in ("_staged", "_classified", "_valid", "_loaded_twins", "_fates", "_new_rejects"):
+        for table in ("_staged", "_classified", "_loaded_twins", "_fates", "_new_rejects"):
             con.execute(f"DROP TABLE {table}")
     return report
