@@ -3,7 +3,9 @@
 A load for day D takes every source row with ``ts`` before D+1 00:00 that is not in
 the snapshot yet. Rows that break the contract (section 3) go to
 ``analytics.rejected_events`` with a reason; if too many do, the whole load is
-refused and nothing of it is kept.
+refused and nothing of it is kept. A file that cannot be read at all is one reject row
+(source = its path), is left out of the file manifest so the next run tries it again,
+and never stops the other files.
 """
 
 from __future__ import annotations

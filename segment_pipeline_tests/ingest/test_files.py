@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from datetime import date
 
+import polars as pl
 import pytest
 
 from segment_pipeline.ingest.events import load_events
@@ -71,14 +72,20 @@ def test_profile_file_with_glob_characters_in_its_name(tmp_path, con):
 
 
 def _broken_files(folder):
-    """A truncated Parquet, an empty Parquet, a 0-byte CSV and Parquet garbage."""
+    """A truncated Parquet, an empty Parquet, a 0-byte CSV, Parquet garbage, a Parquet with corrupt pages."""
     whole = write_events(folder / "tmp_whole.parquet", make_events(500, prefix="t")).read_bytes()
     (folder / "tmp_whole.parquet").unlink()
     (folder / "truncated.parquet").write_bytes(whole[: len(whole) // 2])
     (folder / "empty.parquet").write_bytes(b"")
     (folder / "empty.csv").write_bytes(b"")
     (folder / "garbage.parquet").write_bytes(b"PAR1 this is not parquet" * 40)
+    # Footer intact, data pages zeroed: the schema reads, the rows do not.
+    pl.DataFrame(make_events(5000, prefix="m")).write_parquet(folder / "mangled.parquet", compression="snappy")
+    mangled = bytearray((folder / "mangled.parquet").read_bytes())
+    mangled[200:1200] = bytes(1000)
+    (folder / "mangled.parquet").write_bytes(bytes(mangled))
     return {
+        "mangled.parquet": "unreadable file: corrupt Parquet data (Snappy decompression failure)",
         "truncated.parquet": "unreadable file: not a Parquet file (empty or truncated?)",
         "empty.parquet": "unreadable file: not a Parquet file (empty or truncated?)",
         "empty.csv": "unreadable file: empty file (no header line)",
@@ -104,7 +111,7 @@ def test_broken_files_are_one_reject_each_never_block_the_good_ones_and_load_onc
 
     # Still broken the next night: read again, not recorded twice, nothing else changes.
     again = load(con, src / "*", day=date(2026, 1, 6), max_reject_rate=0)
-    assert again.files_skipped == 3 and len(again.unreadable_files) == 4 and again.loaded == 0
+    assert again.files_skipped == 3 and len(again.unreadable_files) == 5 and again.loaded == 0
     assert rejects(con) == got
 
     # Fixed: they load on the next run and join the manifest.
@@ -112,9 +119,10 @@ def test_broken_files_are_one_reject_each_never_block_the_good_ones_and_load_onc
     write_events(src / "empty.parquet", make_events(7, prefix="p"))
     (src / "empty.csv").write_text("user_id,event_name,ts\nu1,login,2026-01-02T00:00:00\n")
     write_events(src / "garbage.parquet", make_events(9, prefix="g"))
+    write_events(src / "mangled.parquet", make_events(5000, prefix="m"))
     fixed = load(con, src / "*", day=date(2026, 1, 7), max_reject_rate=0)
-    assert fixed.unreadable_files == {} and fixed.loaded == 500 + 7 + 1 + 9
-    assert len(manifest(con)) == 7
+    assert fixed.unreadable_files == {} and fixed.loaded == 500 + 7 + 1 + 9 + 5000
+    assert len(manifest(con)) == 8
     assert rejects(con) == got  # the history of what was wrong stays
 
 
