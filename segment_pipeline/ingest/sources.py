@@ -63,7 +63,10 @@ def discover(pattern: str, *, env_var: str) -> list[SourceFile]:
         )
     files = []
     for path in sorted(paths):
-        stat = path.stat()
+        try:
+            stat = path.stat()
+        except FileNotFoundError:  # removed since it was listed: a writer is still at work
+            continue
         files.append(SourceFile(path.resolve(), file_format(path), stat.st_size, stat.st_mtime_ns))
     return files
 

@@ -289,4 +289,4 @@ def stage_file(con: duckdb.DuckDBPyConnection, source: SourceFile, target: str, 
     except (OSError, *FILE_ERRORS) as exc:
         raise UnreadableFile(source, unreadable_reason(source, exc)) from exc
     except duckdb.Error as exc:
-        raise SourceError(f"{source.path}: cannot be read as {source.format}: {exc}") from exc
+        raise SourceError(f"{source.path}: cannot be read as {source.format}: {_first_line(str(exc))}") from exc
