@@ -17,7 +17,7 @@ import polars as pl
 
 from segment_pipeline.config.segments import SegmentDefinition
 from segment_pipeline.live.engine import flush_deadlines, process_events
-from segment_pipeline.storage.warehouse import connect
+from segment_pipeline.live.store import connect
 
 SEGMENTS = [
     SegmentDefinition.model_validate(

@@ -5,7 +5,8 @@ error and forecast error of the total (all from training), then what actually
 happened to the target group since creation: conversion by the bucket each user had
 at creation (most / moderately / least likely), the control group's conversion next
 to the creation forecast (the control gets no campaign, so it is the fair check of
-the forecast), and the test group's.
+the forecast), and the test group's; each training's champion decision, and the
+realized quality of the scored nights once the window has ended (goal_model_quality).
 
     .venv/bin/dg launch --job nightly_refresh --partition 2026-06-30
     .venv/bin/python scripts/goal_quality_report.py [--warehouse data/warehouse.duckdb]
@@ -78,6 +79,23 @@ def main() -> None:
                 most, least = rates.get("most_likely"), rates.get("least_likely")
                 if most and least and least[1]:
                     print(f"  most vs least likely conversion: {(most[1] / most[0]) / (least[1] / least[0]):.1f}x")
+            decisions = con.execute(
+                """SELECT as_of_date, model_kind, promoted, champion_kind FROM pipeline_state.goal_model_decisions
+                   WHERE goal_name = ? ORDER BY as_of_date""",
+                [goal],
+            ).fetchall()
+            for as_of, kind, promoted, champion in decisions:
+                print(f"  training as of {as_of}: challenger {kind} {'promoted' if promoted else 'rejected'}; "
+                      f"champion {champion}")
+            quality = con.execute(
+                """SELECT count(*), avg(auc), avg(brier), avg(top_bucket_lift), sum(predicted_achievers), sum(achievers)
+                   FROM analytics.goal_model_quality WHERE goal_name = ?""",
+                [goal],
+            ).fetchone()
+            if quality[0]:
+                n, auc, brier, lift, predicted, actual = quality
+                print(f"  realized over {n} scored nights: mean AUC {auc:.3f}, mean Brier {brier:.4f}, "
+                      f"most-likely lift {lift:.2f}x, predicted {predicted:,.0f} vs {actual:,} achievers")
 
 
 if __name__ == "__main__":

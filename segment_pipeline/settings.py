@@ -6,15 +6,22 @@ and writes a DuckDB file and an MLflow store under ``data/`` in the project root
 
 from __future__ import annotations
 
+import base64
+import binascii
 import os
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
+from urllib.parse import urlsplit
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 # The contract's earliest day (section 2): history from the Unix epoch on.
 EARLIEST_START_DATE = date(1970, 1, 1)
 BUNDLED_CONFIG_DIR = PACKAGE_DIR / "demo" / "config"
+# The demo's first day (demo.generator.DemoSpec.start), kept here so settings import no generator.
+DEMO_FIRST_DAY = date(2026, 1, 1)
+OWN_DATA_FIRST_DAY = date(2025, 1, 1)
+DEFAULT_MLFLOW_UI_URL = "http://127.0.0.1:5000"
 
 
 def project_root() -> Path:
@@ -43,6 +50,12 @@ class Settings:
     export_dir: Path | None
     live_tick_seconds: int
     live_late_tolerance_seconds: int
+    lock_wait_seconds: int
+    live_store: Path
+    webhook_secret: str | None
+    live_tick_budget_seconds: int
+    reports_dir: Path
+    mlflow_ui_url: str
 
     @property
     def uses_demo_data(self) -> bool:
@@ -82,7 +95,10 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
             "it is a share of rows, e.g. 0.01 for 1%"
         )
 
-    raw_start = _env("SEGMENT_PIPELINE_START_DATE", env) or "2025-01-01"
+    events = _env("SEGMENT_PIPELINE_EVENTS", env)
+    # With the demo, partitions start where its data does, so the UI shows no months of empty days.
+    raw_start = _env("SEGMENT_PIPELINE_START_DATE", env) or (
+        DEMO_FIRST_DAY if events is None else OWN_DATA_FIRST_DAY).isoformat()
     try:
         start_date = date.fromisoformat(raw_start)
     except ValueError as exc:
@@ -96,15 +112,28 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
         )
 
     config_dir = Path(_env("SEGMENT_PIPELINE_CONFIG", env) or BUNDLED_CONFIG_DIR)
+    # The live sensor's own DuckDB file, next to the warehouse: it never opens the warehouse,
+    # so the nightly run and the sensor never wait on each other's write lock.
+    live_store = Path(_env("SEGMENT_PIPELINE_LIVE_STORE", env) or warehouse.with_name(f"{warehouse.stem}.live.duckdb"))
+    if not live_store.is_absolute():
+        live_store = root / live_store
+    if live_store.resolve() == warehouse.resolve():
+        raise SettingsError(
+            f"SEGMENT_PIPELINE_LIVE_STORE={str(live_store)!r} is the warehouse file; "
+            "give the live store its own file, or unset it for <warehouse>.live.duckdb"
+        )
+    reports_dir = Path(_env("SEGMENT_PIPELINE_REPORTS_DIR", env) or warehouse.parent / "reports")
+    if not reports_dir.is_absolute():
+        reports_dir = root / reports_dir
     return Settings(
-        events=_env("SEGMENT_PIPELINE_EVENTS", env),
+        events=events,
         profiles=_env("SEGMENT_PIPELINE_PROFILES", env),
         config_dir=config_dir,
         warehouse=warehouse,
         data_dir=data_dir,
         mlflow_tracking_uri=_env("MLFLOW_TRACKING_URI", env)
         or (data_dir / "mlruns").as_uri(),
-        webhook_url=_env("SEGMENT_PIPELINE_WEBHOOK_URL", env),
+        webhook_url=check_webhook_url(_env("SEGMENT_PIPELINE_WEBHOOK_URL", env)),
         max_reject_rate=max_reject_rate,
         start_date=start_date,
         export_dir=Path(export) if (export := _env("SEGMENT_PIPELINE_EXPORT_DIR", env)) else None,
@@ -112,7 +141,43 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
         live_late_tolerance_seconds=_seconds(
             "SEGMENT_PIPELINE_LIVE_LATE_TOLERANCE_SECONDS", env, default=30, low=0, high=86_400
         ),
+        lock_wait_seconds=_seconds("SEGMENT_PIPELINE_LOCK_WAIT_SECONDS", env, default=3600, low=0, high=7 * 86_400),
+        live_store=live_store,
+        webhook_secret=check_webhook_secret(_env("SEGMENT_PIPELINE_WEBHOOK_SECRET", env)),
+        # Dagster cancels a sensor tick after 60 s: stop sending well before that.
+        live_tick_budget_seconds=_seconds("SEGMENT_PIPELINE_LIVE_TICK_BUDGET_SECONDS", env, default=20, low=1, high=45),
+        reports_dir=reports_dir,
+        mlflow_ui_url=(_env("SEGMENT_PIPELINE_MLFLOW_UI_URL", env) or DEFAULT_MLFLOW_UI_URL).rstrip("/"),
     )
+
+
+def check_webhook_url(url: str | None) -> str | None:
+    """An http(s) URL with a host, or None; anything else (file:, data:, ftp:) is refused at start-up."""
+    if url is None:
+        return None
+    parts = urlsplit(url)
+    if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
+        raise SettingsError(
+            f"SEGMENT_PIPELINE_WEBHOOK_URL={url!r} is not an http(s) URL with a host; "
+            "set it to e.g. https://example.com/hooks/segments, or unset it to keep entries unsent"
+        )
+    return url
+
+
+def check_webhook_secret(secret: str | None) -> str | None:
+    """A ``whsec_`` secret must carry a base64 key (Standard Webhooks); other text is used as is."""
+    if secret is not None and secret.startswith("whsec_"):
+        try:
+            encoded = secret.removeprefix("whsec_")
+            key = base64.b64decode(encoded + "=" * (-len(encoded) % 4), validate=True)
+        except (binascii.Error, ValueError):
+            key = b""
+        if not key:
+            raise SettingsError(
+                "SEGMENT_PIPELINE_WEBHOOK_SECRET starts with whsec_ but the rest is not base64; "
+                "use whsec_<base64 key> as the receiver shows it, or a secret without the whsec_ prefix"
+            )
+    return secret
 
 
 def _seconds(name: str, env: dict[str, str], *, default: int, low: int, high: int) -> int:

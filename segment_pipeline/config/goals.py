@@ -29,6 +29,7 @@ RULE_EVENTS = "rule events (at least one event, each with an eventType)"
 RULE_ACTIVE = "rule maxActiveGoals (no more goals active on one day than maxActiveGoals)"
 RULE_CONTROL = f"rule controlGroupPercent (above 0 and at most {MAX_CONTROL_PERCENT})"
 RULE_LOOKBACK = "rule lookbackDays (a whole number of days, at least 1)"
+RULE_RETRAIN = "rule retrainEveryDays (extension: a whole number of days, at least 1)"
 RULE_PRECISION = "rule precisionLevel (extension: a share strictly between 0 and 1)"
 RULE_OBJECTIVE = "rule objective (maximize or minimize)"
 RULE_NAMES = "rule names (goal names are unique)"
@@ -81,6 +82,7 @@ class GoalDefinition(BaseModel):
     control_group_percent: float = Field(5.0, alias="controlGroupPercent")
     lookback_days: int = Field(90, alias="lookbackDays")
     precision_level: float | None = Field(None, alias="precisionLevel")
+    retrain_every_days: int = Field(14, alias="retrainEveryDays")
 
     @field_validator("created_on", "end_date", mode="before")
     @classmethod
@@ -174,6 +176,7 @@ def load_goals_text(text: str, segments: SegmentConfig, source_name: str = "goal
                     "controlGroupPercent": RULE_CONTROL,
                     "lookbackDays": RULE_LOOKBACK,
                     "precisionLevel": RULE_PRECISION,
+                    "retrainEveryDays": RULE_RETRAIN,
                 },
             )
             continue
@@ -274,6 +277,15 @@ def goal_problems(goal: GoalDefinition, segments: SegmentConfig) -> list[tuple[t
                 ("lookbackDays",),
                 RULE_LOOKBACK,
                 f"found {goal.lookback_days}. Fix: give the feature window in days, at least 1 (default 90)",
+            )
+        )
+    if goal.retrain_every_days < 1:
+        found.append(
+            (
+                ("retrainEveryDays",),
+                RULE_RETRAIN,
+                f"found {goal.retrain_every_days}. Fix: give how often a challenger model is trained, in days "
+                "(at least 1; default 14)",
             )
         )
     if goal.precision_level is not None and not 0 < goal.precision_level < 1:

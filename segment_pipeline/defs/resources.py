@@ -3,35 +3,106 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 import dagster as dg
 import duckdb
+from pydantic import PrivateAttr
 
 from segment_pipeline.config.errors import ConfigError
 from segment_pipeline.config.project import ProjectConfig, load_project_config
 from segment_pipeline.defs.failures import input_errors_as_failures
 from segment_pipeline.demo.generator import DemoSpec, generate_demo
 from segment_pipeline.ingest.sources import SourceFile, discover
+from segment_pipeline.live.outbox import RETRY_SCHEDULE_S
+from segment_pipeline.live.publish import copy_live_tables
 from segment_pipeline.settings import load_settings
-from segment_pipeline.storage import warehouse
+from segment_pipeline.storage import publish, warehouse
 from segment_pipeline.storage.location import check_writable_warehouse
 
 
 class WarehouseResource(dg.ConfigurableResource):
-    """The DuckDB file that holds every ``analytics`` table."""
+    """The DuckDB file that holds every ``analytics`` table.
+
+    In a run, every step works on the run's private copy, published by atomic rename when
+    no step failed (``storage/publish.py``); readers of the file never see a half-done day
+    and never block the run. Outside a run, ``connect`` opens the published file.
+    """
 
     path: str
+    lock_wait_seconds: int = 3600
+    # The live sensor's own file: its tables are copied in right before each publish.
+    live_store: str | None = None
+
+    _context: dg.InitResourceContext | None = PrivateAttr(default=None)
+    _build: publish.Build | None = PrivateAttr(default=None)
+    _stack: ExitStack | None = PrivateAttr(default=None)
+
+    @contextmanager
+    def yield_for_execution(self, context: dg.InitResourceContext) -> Iterator[WarehouseResource]:
+        if context.run_id is None:  # not in a run (a sensor, a direct call): the published file
+            yield self
+            return
+        # The private copy is made by the first step that connects, so a lock that cannot be
+        # had or a path that cannot be written fails that step with its message.
+        self._context, self._stack = context, ExitStack()
+        try:
+            with self._stack:
+                yield self
+                if self._build is not None:
+                    self._publish_unless_a_step_failed(context, self._build)
+        finally:
+            self._context, self._build, self._stack = None, None, None
+
+    def _publish_unless_a_step_failed(self, context: dg.InitResourceContext, build: publish.Build) -> None:
+        assert context.run_id is not None
+        if context.instance.get_records_for_run(
+            context.run_id, of_type={dg.DagsterEventType.STEP_FAILURE}, limit=1
+        ).records:
+            context.log.warning("a step failed: the warehouse keeps its last published state")
+            return
+        if self.live_store:
+            build.before_publish.append(lambda con: context.log.info(copy_live_tables(con, self.live_store).summary()))
+        build.publish()
+        context.log.info(f"published {self.path}")
+
+    def _private_copy(self) -> Path:
+        context, stack = self._context, self._stack
+        if context is None or stack is None:
+            return Path(self.path)
+        if self._build is None:
+            with input_errors_as_failures():
+                self._build = stack.enter_context(publish.private_build(
+                    Path(self.path),
+                    owner=f"run-{context.run_id}",
+                    wait_s=self.lock_wait_seconds,
+                    on_wait=context.log.warning,
+                    on_acquired=lambda previous: _mark_killed_run_failed(context.instance, previous),
+                ))
+        return self._build.working
 
     @contextmanager
     def connect(self, *, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
-        if not read_only:
+        target = self._private_copy()
+        if not read_only and target == Path(self.path):
             # A wrong SEGMENT_PIPELINE_WAREHOUSE is the user's to fix: one line, not an OSError.
             with input_errors_as_failures():
-                check_writable_warehouse(Path(self.path))
-        with warehouse.connect(Path(self.path), read_only=read_only) as con:
+                check_writable_warehouse(target)
+        with warehouse.connect(target, read_only=read_only) as con:
             yield con
+
+
+def _mark_killed_run_failed(instance: dg.DagsterInstance, previous: publish.LockHolder | None) -> None:
+    """A run killed while it held the warehouse stays STARTED forever and blocks the queue."""
+    if previous is None or not previous.owner.startswith("run-") or previous.is_alive_here:
+        return
+    run = instance.get_run_by_id(previous.owner.removeprefix("run-"))
+    if run is not None and run.status in (dg.DagsterRunStatus.STARTED, dg.DagsterRunStatus.STARTING):
+        instance.report_run_failed(
+            run, f"the run's process (pid {previous.pid}) died while it held the warehouse; "
+            "nothing it wrote was published"
+        )
 
 
 class EventSourcesResource(dg.ConfigurableResource):
@@ -91,20 +162,29 @@ class ExportResource(dg.ConfigurableResource):
 
 
 class LiveResource(dg.ConfigurableResource):
-    """Live segments: the webhook entries are POSTed to (SEGMENT_PIPELINE_WEBHOOK_URL; none: kept,
-    not sent), how late an event may arrive and still count, and the delivery retries."""
+    """Live segments: the sensor's own DuckDB file (SEGMENT_PIPELINE_LIVE_STORE), the webhook
+    entries are POSTed to (SEGMENT_PIPELINE_WEBHOOK_URL; none: kept, not sent) and its signing
+    secret (SEGMENT_PIPELINE_WEBHOOK_SECRET; none: unsigned), how late an event may arrive and
+    still count, the time per request and per tick, requests in flight at once, and the waits
+    between retries."""
 
+    store_path: str
     webhook_url: str | None = None
+    webhook_secret: str | None = None
     late_tolerance_seconds: int = 30
-    max_attempts: int = 8
-    base_delay_s: float = 2.0
     timeout_s: float = 5.0
+    tick_budget_s: float = 20.0
+    concurrency: int = 4  # requests in flight at once, so a slow receiver still keeps up
+    retry_schedule_s: list[float] = list(RETRY_SCHEDULE_S)
 
 
 def default_resources() -> dict[str, dg.ConfigurableResource]:
     settings = load_settings()
     return {
-        "warehouse": WarehouseResource(path=str(settings.warehouse)),
+        "warehouse": WarehouseResource(
+            path=str(settings.warehouse), lock_wait_seconds=settings.lock_wait_seconds,
+            live_store=str(settings.live_store),
+        ),
         "sources": EventSourcesResource(
             events=settings.events,
             profiles=settings.profiles,
@@ -113,7 +193,14 @@ def default_resources() -> dict[str, dg.ConfigurableResource]:
         ),
         "project_config": ConfigResource(config_dir=str(settings.config_dir)),
         "mlflow": MLflowResource(tracking_uri=settings.mlflow_tracking_uri),
-        "live_config": LiveResource(webhook_url=settings.webhook_url, late_tolerance_seconds=settings.live_late_tolerance_seconds),
+        "live_config": LiveResource(
+            store_path=str(settings.live_store),
+            webhook_url=settings.webhook_url,
+            # by name, so the UI shows the variable, not the secret (validated by load_settings)
+            webhook_secret=dg.EnvVar("SEGMENT_PIPELINE_WEBHOOK_SECRET") if settings.webhook_secret else None,
+            late_tolerance_seconds=settings.live_late_tolerance_seconds,
+            tick_budget_s=settings.live_tick_budget_seconds,
+        ),
         "exports": ExportResource(export_dir=str(settings.export_dir) if settings.export_dir else None),
     }
 

@@ -12,11 +12,19 @@ so the same cut-offs apply to the target group at creation and to later nightly 
   rest whose calibrated score is at least the held-out base rate (more likely than the
   average user), or, if that is empty, the next 30% by score; least = everyone else.
 
-Users tied on a score always share a bucket, so shares can exceed their targets a little.
+Scoring a population (``assign_buckets`` with ``user_ids``: creation and every night) ranks
+users by score, ties broken by a stable hash of ``user_id``. With the shares method the
+buckets are the ranks' top 20% / next 30% / rest (or the widened shares chosen), so many
+tied scores (sparse data: every one-time buyer alike) can no longer pile everyone into
+one bucket. With any method, a population of 3 or more users gets all three buckets
+non-empty: the top-ranked user is at least most likely, the bottom-ranked at least least
+likely, the next after the most likely at least moderately likely. Without ``user_ids``
+(cut-offs alone), users tied on a score share a bucket.
 """
 
 from __future__ import annotations
 
+import hashlib
 import math
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -61,9 +69,10 @@ class BucketThresholds:
 
 
 def choose_thresholds(
-    scores: np.ndarray, labels: np.ndarray, *, precision_level: float | None = None
+    scores: np.ndarray, labels: np.ndarray, *, precision_level: float | None = None, user_ids=None
 ) -> BucketThresholds:
-    """Cut-offs from held-out ``scores`` (calibrated) and their 0/1 ``labels``."""
+    """Cut-offs from held-out ``scores`` (calibrated) and their 0/1 ``labels``; with
+    ``user_ids`` the shares are judged by rank, as ``assign_buckets`` will apply them."""
     s, y = _arrays(scores, labels)
     if len(s) == 0:
         raise ValueError("no held-out scores to choose bucket thresholds from")
@@ -73,6 +82,10 @@ def choose_thresholds(
         most_min = _cut_at_share(s, most_share)
         moderate_min = min(_cut_at_share(s, most_share + moderate_share), most_min)
         rates = _rates(s, y, most_min, moderate_min)
+        if user_ids is not None:
+            trial = BucketThresholds(most_min, moderate_min, "shares", True, "", shares=(most_share, moderate_share))
+            names = np.asarray(assign_buckets(s, trial, user_ids))
+            rates = [float(y[names == b].mean()) if (names == b).any() else math.nan for b in BUCKETS]
         if _strictly_ordered(rates):
             widened = (
                 "" if (most_share, moderate_share) == DEFAULT_SHARES else " (widened: the default was not ordered)"
@@ -99,21 +112,53 @@ def choose_thresholds(
     )
 
 
-def assign_buckets(scores: np.ndarray, thresholds: BucketThresholds) -> list[str]:
-    """``most_likely`` / ``moderately_likely`` / ``least_likely`` for each score."""
+def assign_buckets(scores: np.ndarray, thresholds: BucketThresholds, user_ids=None) -> list[str]:
+    """``most_likely`` / ``moderately_likely`` / ``least_likely`` for each score; with
+    ``user_ids``, by rank within this population (see the module docstring)."""
     s = np.asarray(scores, dtype=np.float64)
-    names = np.where(
-        s >= thresholds.most_likely_min,
-        MOST_LIKELY,
-        np.where(s >= thresholds.moderately_likely_min, MODERATELY_LIKELY, LEAST_LIKELY),
-    )
-    return names.tolist()
+    if user_ids is None:
+        names = np.where(
+            s >= thresholds.most_likely_min,
+            MOST_LIKELY,
+            np.where(s >= thresholds.moderately_likely_min, MODERATELY_LIKELY, LEAST_LIKELY),
+        )
+        return names.tolist()
+    ids = [str(u) for u in user_ids]
+    if len(ids) != len(s):
+        raise ValueError(f"scores and user_ids differ in length: {len(s)} vs {len(ids)}")
+    n = len(s)
+    order = rank_order(s, ids)  # best first
+    if thresholds.method == "shares" and thresholds.shares is not None:
+        most_share, moderate_share = thresholds.shares
+        k_most = math.ceil(most_share * n - 1e-9)
+        k_upper = math.ceil((most_share + moderate_share) * n - 1e-9)
+    else:
+        k_most = int(np.sum(s >= thresholds.most_likely_min))
+        k_upper = int(np.sum(s >= thresholds.moderately_likely_min))
+    if n >= 3:
+        k_most = min(max(k_most, 1), n - 2)
+        k_upper = min(max(k_upper, k_most + 1), n - 1)
+    ranked = np.empty(n, dtype=object)
+    ranked[order[:k_most]] = MOST_LIKELY
+    ranked[order[k_most:k_upper]] = MODERATELY_LIKELY
+    ranked[order[k_upper:]] = LEAST_LIKELY
+    return ranked.tolist()
 
 
-def bucket_report(scores: np.ndarray, labels: np.ndarray, thresholds: BucketThresholds) -> dict[str, dict[str, float]]:
+def rank_order(scores: np.ndarray, user_ids: list[str]) -> np.ndarray:
+    """Indices from the highest score down; ties by a stable hash of the user id, so the
+    same users win a tie every night and on every machine."""
+    ties = np.array([int.from_bytes(hashlib.blake2b(u.encode(), digest_size=8).digest(), "big") for u in user_ids],
+                    dtype=np.uint64)
+    return np.lexsort((ties, -np.asarray(scores, dtype=np.float64)))
+
+
+def bucket_report(
+    scores: np.ndarray, labels: np.ndarray, thresholds: BucketThresholds, user_ids=None
+) -> dict[str, dict[str, float]]:
     """Per bucket: rows, conversion rate, share of rows, lift over the base rate, score range."""
     s, y = _arrays(scores, labels)
-    names = np.asarray(assign_buckets(s, thresholds))
+    names = np.asarray(assign_buckets(s, thresholds, user_ids))
     base_rate = float(y.mean()) if len(y) else math.nan
     report: dict[str, dict[str, float]] = {}
     for bucket in BUCKETS:

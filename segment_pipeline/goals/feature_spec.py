@@ -66,6 +66,9 @@ class FeatureSpec:
     segment_names: list[str]  # column per segment
     profile: list[ProfileFeature]
     feature_columns: list[str]
+    # Lifetime features (all history before the anchor); empty in specs stored before they existed.
+    lifetime_names: list[str] = field(default_factory=list)
+    value_properties: list[str] = field(default_factory=list)  # numeric properties of the goal events
 
     @property
     def goal_event_models(self) -> list[GoalEvent]:
@@ -149,6 +152,42 @@ def goal_names(windows: list[int]) -> list[str]:
     return [f"goal_events_{w}d" for w in windows] + ["days_since_goal_event"]
 
 
+# All history before the anchor: what carries the signal when purchases are sparse. The
+# ``bgnbd_*`` triple is the goal events' (x, t_x, T) in days, the BG/NBD baseline's input.
+BGNBD_X, BGNBD_T_X, BGNBD_T = "bgnbd_x", "bgnbd_t_x", "bgnbd_T"
+LIFETIME_FEATURES = [
+    "life_events",
+    "life_active_days",
+    "life_days_since_last_event",
+    "all_x",
+    "all_t_x",
+    "all_T",
+    "goal_life_events",
+    "goal_life_days",
+    "goal_days_since_first",
+    "goal_days_since_last_life",
+    BGNBD_X,
+    BGNBD_T_X,
+    BGNBD_T,
+    "goal_mean_gap_days",
+    "goal_recency_ratio",
+]
+VALUE_STATS = ("sum", "mean", "last")
+
+
+def may_be_empty(column: str) -> bool:
+    """Columns that are empty (missing) when undefined: profile values, the inter-purchase
+    timing of users with no repeat goal day, value means and last values without a value."""
+    return (
+        column.startswith(("profile:", "goal_value_mean:", "goal_value_last:"))
+        or column in ("goal_mean_gap_days", "goal_recency_ratio")
+    )
+
+
+def value_names(properties: list[str]) -> list[str]:
+    return [f"goal_value_{stat}:{p}" for p in properties for stat in VALUE_STATS]
+
+
 def make_spec(
     goal_name: str,
     goal_events: list[GoalEvent],
@@ -156,11 +195,13 @@ def make_spec(
     event_types: list[str],
     segments: list[SegmentDefinition],
     profile: list[tuple[str, str, list[str]]],
+    value_properties: list[str] = (),
 ) -> FeatureSpec:
     """Name every column; ``profile`` is ``(column, kind, categories)`` per profile column used."""
     windows = window_names(lookback_days)
     names = _Names()
     fixed = [names(n) for n in [HORIZON, *base_names(lookback_days), *goal_names(windows)]]
+    lifetime = [names(n) for n in [*LIFETIME_FEATURES, *value_names(list(value_properties))]]
     type_names = [[names(f"events_{w}d:{t}") for w in windows] for t in event_types]
     segment_names = [names(f"segment:{s.name}") for s in segments]
     profile_features = []
@@ -170,7 +211,7 @@ def make_spec(
         else:
             cols = [names(f"profile:{column}" + ("_days" if kind == "days_before" else ""))]
         profile_features.append(ProfileFeature(column, kind, cols, list(categories)))
-    columns = fixed + [n for row in type_names for n in row] + segment_names
+    columns = fixed + lifetime + [n for row in type_names for n in row] + segment_names
     columns += [n for p in profile_features for n in p.names]
     return FeatureSpec(
         goal_name=goal_name,
@@ -183,4 +224,6 @@ def make_spec(
         segment_names=segment_names,
         profile=profile_features,
         feature_columns=columns,
+        lifetime_names=lifetime,
+        value_properties=list(value_properties),
     )

@@ -38,6 +38,7 @@ TEMP_TABLES = (
     "_gf_utd",
     "_gf_ud",
     "_gf_first",
+    "_gf_life",
     "_gf_labels",
     "_gf_users",
     "_gf_typemap",
@@ -152,11 +153,16 @@ def make_population(
 
 
 def load_daily(
-    con: duckdb.DuckDBPyConnection, goal_events: Sequence[GoalEvent], anchors: Sequence[date], lookback_days: int
+    con: duckdb.DuckDBPyConnection,
+    goal_events: Sequence[GoalEvent],
+    anchors: Sequence[date],
+    lookback_days: int,
+    value_properties: Sequence[str] = (),
 ) -> None:
     """``_gf_utd`` (per uid, day, event type: events, goal events, last times) over the union
     of the lookback windows; ``_gf_ud`` (per uid and day, with the previous active day);
-    ``_gf_first`` (each user's first event before the last anchor, for tenure)."""
+    ``_gf_first`` (each user's first event before the last anchor, for tenure) from
+    ``_gf_life`` (``load_lifetime``)."""
     params = SqlParams()
     is_goal = goal_event_condition(goal_events, params)
     earliest = params.bind(midnight(min(anchors)) - timedelta(days=lookback_days), "TIMESTAMP")
@@ -180,14 +186,66 @@ def load_daily(
                         max(last_goal_ts) AS last_goal_ts
                  FROM _gf_utd GROUP BY uid, day)"""
     )
+    load_lifetime(con, goal_events, anchors, value_properties)
+    con.execute("CREATE OR REPLACE TEMP TABLE _gf_first AS SELECT uid, min(first_ts) AS first_ts FROM _gf_life GROUP BY uid")
+
+
+def _json_pointer(key: str) -> str:
+    return "/" + key.replace("~", "~0").replace("/", "~1")
+
+
+def load_lifetime(
+    con: duckdb.DuckDBPyConnection,
+    goal_events: Sequence[GoalEvent],
+    anchors: Sequence[date],
+    value_properties: Sequence[str] = (),
+) -> None:
+    """``_gf_life``: per uid and day, all events before the last anchor (one scan of the
+    whole history), with the goal events' counts, last time and, per numeric property of
+    theirs, sum, count and last value. Lifetime features aggregate it per anchor."""
+    params = SqlParams()
+    is_goal = goal_event_condition(goal_events, params)
+    latest = params.bind(midnight(max(anchors)), "TIMESTAMP")
+    values, aggregates = [], []
+    for i, key in enumerate(value_properties):
+        path = params.bind(_json_pointer(key), "VARCHAR")
+        values.append(f", TRY_CAST(json_extract_string(properties, {path}) AS DOUBLE) AS v{i}")
+        aggregates.append(
+            f", sum(e.v{i}) FILTER (WHERE e.is_goal) AS vs{i}, count(e.v{i}) FILTER (WHERE e.is_goal) AS vc{i}"
+            f", arg_max(e.v{i}, e.ts) FILTER (WHERE e.is_goal AND e.v{i} IS NOT NULL) AS vl{i}"
+            f", max(e.ts) FILTER (WHERE e.is_goal AND e.v{i} IS NOT NULL) AS vt{i}"
+        )
     con.execute(
-        f"""CREATE OR REPLACE TEMP TABLE _gf_first AS
-            SELECT u.uid, f.first_ts
-            FROM (SELECT user_id, min(ts) AS first_ts FROM {EVENTS}
-                  WHERE ts < $latest AND user_id IN (SELECT user_id FROM _gf_uids) GROUP BY user_id) f
-            JOIN _gf_uids u ON u.user_id = f.user_id""",
-        {"latest": midnight(max(anchors))},
+        f"""CREATE OR REPLACE TEMP TABLE _gf_life AS
+            SELECT u.uid, CAST(e.ts AS DATE) AS day, count(*) AS n, count(*) FILTER (WHERE e.is_goal) AS n_goal,
+                   min(e.ts) AS first_ts, max(e.ts) AS last_ts, max(e.ts) FILTER (WHERE e.is_goal) AS last_goal_ts
+                   {"".join(aggregates)}
+            FROM (SELECT user_id, ts, {is_goal} AS is_goal {"".join(values)} FROM {EVENTS}
+                  WHERE ts < {latest} AND user_id IN (SELECT user_id FROM _gf_uids)) e
+            JOIN _gf_uids u ON u.user_id = e.user_id
+            GROUP BY ALL""",
+        params.values,
     )
+
+
+def numeric_goal_properties(
+    con: duckdb.DuckDBPyConnection, goal_events: Sequence[GoalEvent], before: date, limit: int, sample: int = 100_000
+) -> list[str]:
+    """The goal events' properties that hold numbers (in most of a sample of them), commonest first."""
+    params = SqlParams()
+    types, is_goal = event_types_condition(goal_events, params), goal_event_condition(goal_events, params)
+    rows = con.execute(
+        f"""WITH e AS (SELECT properties FROM {EVENTS}
+                       WHERE {types} AND ts < {params.bind(midnight(before), "TIMESTAMP")} AND {is_goal} LIMIT {int(sample)}),
+                 keyed AS (SELECT properties, unnest(json_keys(properties)) AS key FROM e),
+                 kv AS (SELECT key, json_type(properties, '/' || replace(replace(key, '~', '~0'), '/', '~1')) AS kind
+                        FROM keyed)
+            SELECT key FROM kv GROUP BY key
+            HAVING count(*) FILTER (WHERE kind IN ('BIGINT', 'UBIGINT', 'DOUBLE')) * 2 > count(*)
+            ORDER BY count(*) DESC, key LIMIT {int(limit)}""",
+        params.values,
+    ).fetchall()
+    return [r[0] for r in rows]
 
 
 def empty_daily(con: duckdb.DuckDBPyConnection) -> None:
@@ -197,6 +255,8 @@ def empty_daily(con: duckdb.DuckDBPyConnection) -> None:
     con.execute("""CREATE OR REPLACE TEMP TABLE _gf_ud (uid INTEGER, day DATE, n BIGINT, n_goal BIGINT,
                    last_ts TIMESTAMP, last_goal_ts TIMESTAMP, prev_day DATE)""")
     con.execute("CREATE OR REPLACE TEMP TABLE _gf_first (uid INTEGER, first_ts TIMESTAMP)")
+    con.execute("""CREATE OR REPLACE TEMP TABLE _gf_life (uid INTEGER, day DATE, n BIGINT, n_goal BIGINT,
+                   first_ts TIMESTAMP, last_ts TIMESTAMP, last_goal_ts TIMESTAMP)""")
     con.execute("CREATE OR REPLACE TEMP TABLE _gf_labels (row_id BIGINT, achieved_day INTEGER)")
 
 
@@ -268,6 +328,11 @@ def wide_features(
     ]
     fixed_names = spec.feature_columns[1 : 1 + len(base)]
     selects = [f"CAST({expr} AS FLOAT) AS {quote_ident(name)}" for expr, name in zip(base, fixed_names, strict=True)]
+    life_cte, life_join = "", ""
+    if spec.lifetime_names:
+        life_cte, exprs = _lifetime_sql(len(spec.value_properties))
+        selects += [f"CAST({e} AS FLOAT) AS {quote_ident(n)}" for e, n in zip(exprs, spec.lifetime_names, strict=True)]
+        life_join = "LEFT JOIN life lf ON lf.row_id = p.row_id CROSS JOIN (SELECT min(day) AS day FROM _gf_life) hs"
     for feature in spec.profile:
         col = f"pr.{quote_ident(feature.column)}"
         if feature.column not in profile_columns:  # dropped from the profiles since training
@@ -295,15 +360,61 @@ def wide_features(
                    avg({gap}) {gap_inside} AS mean_gap, median({gap}) {gap_inside} AS median_gap{goal_counts}
             FROM _gf_pop p JOIN _gf_ud d ON d.uid = p.uid AND d.day >= p.start_day AND d.day < p.anchor
             GROUP BY p.row_id
-        )
+        ){life_cte}
         SELECT p.anchor, p.user_id, p.slot{label}, {", ".join(selects)}
         FROM _gf_pop p
         LEFT JOIN stats s ON s.row_id = p.row_id
         LEFT JOIN _gf_first f ON f.uid = p.uid
+        {life_join}
         {profile_join}
         {label_join}
         ORDER BY p.row_id"""
     return con.execute(sql, params.values).pl()
+
+
+def _lifetime_sql(value_count: int) -> tuple[str, list[str]]:
+    """The ``life`` CTE (per ``_gf_pop`` row, aggregates of ``_gf_life`` before the anchor) and the
+    expressions of ``LIFETIME_FEATURES`` then ``value_names``, in order.
+
+    Times with no event are censored at the history's span before the anchor (``hs.day``:
+    the population's first event day); mean gap, recency ratio and value mean/last are
+    empty (NaN) when undefined."""
+    value_aggs = "".join(
+        f", sum(d.vs{i}) AS vs{i}, sum(d.vc{i}) AS vc{i}, arg_max(d.vl{i}, d.vt{i}) AS vl{i}" for i in range(value_count)
+    )
+    cte = f""",
+        life AS (
+            SELECT p.row_id, sum(d.n) AS events, count(*) AS active_days, min(d.day) AS first_day,
+                   max(d.day) AS last_day, max(d.last_ts) AS last_ts, sum(d.n_goal) AS goal_events,
+                   count(*) FILTER (WHERE d.n_goal > 0) AS goal_days,
+                   min(d.day) FILTER (WHERE d.n_goal > 0) AS goal_first_day,
+                   max(d.day) FILTER (WHERE d.n_goal > 0) AS goal_last_day, max(d.last_goal_ts) AS goal_last_ts{value_aggs}
+            FROM _gf_pop p JOIN _gf_life d ON d.uid = p.uid AND d.day < p.anchor
+            GROUP BY p.row_id
+        )"""
+    span = "CAST(greatest(p.anchor - coalesce(hs.day, p.anchor), 0) AS DOUBLE)"
+    goal_x = "greatest(coalesce(lf.goal_days, 0) - 1, 0)"
+    goal_t_x = "coalesce(lf.goal_last_day - lf.goal_first_day, 0)"
+    exprs = [
+        "coalesce(lf.events, 0)",
+        "coalesce(lf.active_days, 0)",
+        f"coalesce({days_between_sql('lf.last_ts', 'p.anchor_ts')}, {span})",
+        "greatest(coalesce(lf.active_days, 0) - 1, 0)",
+        "coalesce(lf.last_day - lf.first_day, 0)",
+        "coalesce(p.anchor - lf.first_day, 0)",
+        "coalesce(lf.goal_events, 0)",
+        "coalesce(lf.goal_days, 0)",
+        f"coalesce(CAST(p.anchor - lf.goal_first_day AS DOUBLE), {span})",
+        f"coalesce({days_between_sql('lf.goal_last_ts', 'p.anchor_ts')}, {span})",
+        goal_x,
+        goal_t_x,
+        "coalesce(p.anchor - lf.goal_first_day, p.anchor - lf.first_day, 0)",
+        f"CASE WHEN {goal_x} > 0 THEN {goal_t_x} / {goal_x} END",
+        f"CASE WHEN {goal_x} > 0 AND {goal_t_x} > 0 THEN (p.anchor - lf.goal_last_day) / ({goal_t_x} / {goal_x}) END",
+    ]
+    for i in range(value_count):
+        exprs += [f"coalesce(lf.vs{i}, 0)", f"CASE WHEN lf.vc{i} > 0 THEN lf.vs{i} / lf.vc{i} END", f"lf.vl{i}"]
+    return cte, exprs
 
 
 def long_features(con: duckdb.DuckDBPyConnection, spec: FeatureSpec, rows: int) -> pl.DataFrame:

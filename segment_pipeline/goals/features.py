@@ -20,8 +20,23 @@ every past segment; ``profile:<column>`` (numbers, booleans as 0/1),
 ``profile:<column>_days`` (dates, days before the anchor, empty when not yet reached)
 and ``profile:<column>=<value>`` (0/1, the commonest values of short text columns).
 Windows ``w`` are 7, 30 and the lookback ``L`` (those shorter than it). Times with no
-event in the lookback are censored at ``L`` days; counts default to 0. Only profile
-columns can be empty (no profile): xgboost treats them as missing.
+event in the lookback are censored at ``L`` days; counts default to 0.
+
+Lifetime features see all history before the anchor, whatever ``L``: in sparse data
+(a purchase every few months) the lookback misses most of the signal. Of all events:
+``life_events``, ``life_active_days``, ``life_days_since_last_event`` and the BG/NBD
+summary ``all_x`` (repeat active days), ``all_t_x`` (first to last active day), ``all_T``
+(first active day to the anchor). Of the goal's events: ``goal_life_events``,
+``goal_life_days``, ``goal_days_since_first``, ``goal_days_since_last_life``, their
+BG/NBD summary ``bgnbd_x``, ``bgnbd_t_x``, ``bgnbd_T`` (``T`` from the first event of any
+kind for users who never did a goal event), the inter-purchase timing
+``goal_mean_gap_days`` (t_x / x) and ``goal_recency_ratio`` (days since the last goal day
+over that gap), and per numeric property of the goal events (the ``MAX_VALUE_PROPERTIES``
+commonest, e.g. spend, quantity) ``goal_value_sum:<p>``, ``goal_value_mean:<p>`` and
+``goal_value_last:<p>``. Times with no event are censored at the history's span.
+
+Profile columns, the inter-purchase timing and value means/last values can be empty:
+xgboost treats them as missing.
 """
 
 from __future__ import annotations
@@ -46,14 +61,17 @@ from segment_pipeline.goals.feature_spec import (
 )
 from segment_pipeline.goals.feature_sql import first_event_day
 from segment_pipeline.goals.outcomes import (
+    MIN_ANCHORS,
     MIN_OUTCOMES,
     achievers_by_day,
+    anchor_step,
     historical_timing_curve,
     history_problem,
 )
 from segment_pipeline.rules.compiler import read_profile_columns
 
 __all__ = [
+    "MIN_ANCHORS",
     "MIN_OUTCOMES",
     "FeatureSpec",
     "TrainingSet",
@@ -73,15 +91,10 @@ HORIZON_FRACTIONS = (1.0, 0.75, 0.5, 0.25)
 MAX_EVENT_TYPES = 30
 MAX_CATEGORIES = 20  # one-hot columns per text profile column
 MAX_CATEGORY_VALUES = 50  # more distinct values than this: not a category (an id, free text)
+MAX_VALUE_PROPERTIES = 3  # numeric goal-event properties summed, averaged and carried (spend, quantity...)
 MAX_ROWS = 2_000_000  # above this, each (anchor, user) gets one horizon instead of all
 
 Users = str | Sequence[str] | pl.Series | pl.DataFrame
-
-
-def anchor_step(length_days: int) -> int:
-    """Days between anchors: about half the goal length, in whole weeks, so every anchor
-    falls on the same weekday and labels see the same weekly pattern."""
-    return 7 * max(1, round(length_days / 14))
 
 
 def choose_anchors(
@@ -166,15 +179,21 @@ def build_training_set(
         )
         sql.load_flags(con, anchors, flag_segments, profile_columns)
         timings["population_s"] = _lap(clock_start)
+        if spec is not None:
+            value_properties = list(spec.value_properties)
+        elif anchors:
+            value_properties = sql.numeric_goal_properties(con, goal.events, max(anchors), MAX_VALUE_PROPERTIES)
+        else:
+            value_properties = []
         if anchors:
-            sql.load_daily(con, goal_events, anchors, lookback)
+            sql.load_daily(con, goal_events, anchors, lookback, value_properties)
             sql.load_labels(con, goal.events, anchors, length)
         else:
             sql.empty_daily(con)
         timings["events_s"] = round(_lap(clock_start) - timings["population_s"], 3)
         spec_derived = spec is None
         if spec is None:
-            spec = _derive_spec(con, goal, segments, profile_columns, left_out, max_event_types)
+            spec = _derive_spec(con, goal, segments, profile_columns, left_out, max_event_types, value_properties)
         frame = _features(con, spec, profile_columns, rows, with_labels=True)
     pairs = frame.height
     sampling = "all" if pairs * len(horizons) <= max_rows else "one per anchor and user"
@@ -228,7 +247,7 @@ def build_scoring_set(con, goal: GoalDefinition, users: Users, as_of: date, *, s
             {"anchor": anchor},
         )
         sql.load_flags(con, [anchor], spec.segment_models, profile_columns)
-        sql.load_daily(con, spec.goal_event_models, [anchor], spec.lookback_days)
+        sql.load_daily(con, spec.goal_event_models, [anchor], spec.lookback_days, spec.value_properties)
         frame = _features(con, spec, profile_columns, rows, with_labels=False)
     frame = frame.with_columns(pl.lit(float(horizon), dtype=pl.Float32).alias(HORIZON))
     return frame.select(*ID_COLUMNS, *spec.feature_columns)
@@ -257,7 +276,7 @@ def left_out_profile_columns(
     return reasons
 
 
-def _derive_spec(con, goal, segments, profile_columns, left_out, max_event_types) -> FeatureSpec:
+def _derive_spec(con, goal, segments, profile_columns, left_out, max_event_types, value_properties) -> FeatureSpec:
     profile = []
     for column, column_type in (profile_columns or {}).items():
         kind = profile_kind(column_type)
@@ -270,7 +289,8 @@ def _derive_spec(con, goal, segments, profile_columns, left_out, max_event_types
                 continue
         profile.append((column, kind, categories))
     return make_spec(
-        goal.name, goal.events, goal.lookback_days, sql.top_event_types(con, max_event_types), segments.past, profile
+        goal.name, goal.events, goal.lookback_days, sql.top_event_types(con, max_event_types), segments.past, profile,
+        value_properties,
     )
 
 

@@ -9,12 +9,27 @@ import duckdb
 
 from segment_pipeline.config.goals import GoalDefinition
 from segment_pipeline.config.segments import SegmentConfig
+from segment_pipeline.goals.mlflow_store import TrackingStoreError
+from segment_pipeline.goals.model_quality import log_to_mlflow, record_realized_quality
+from segment_pipeline.goals.retrain import retrain, retrain_due
 from segment_pipeline.goals.scoring import forecast_rows, score_night
 from segment_pipeline.goals.setup import set_up_goal
 from segment_pipeline.goals.target_groups import frozen_goal
 from segment_pipeline.goals.uplift_report import BucketUplift, replace_uplift
 
 ACTIVE, INSUFFICIENT, ENDED, INVALID = "active", "insufficient_history", "ended", "invalid"
+
+
+def is_infrastructure_failure(exc: BaseException) -> bool:
+    """The warehouse, the tracking store, the disk or memory failed: not something a goal caused."""
+    if isinstance(exc, TrackingStoreError | OSError | MemoryError):
+        return True
+    if isinstance(exc, duckdb.IOException | duckdb.InternalException | duckdb.FatalException
+                  | duckdb.TransactionException | duckdb.OutOfMemoryException):
+        return True
+    module = type(exc).__module__
+    # MLflow and its SQL store: every error from them is the store's, whatever the goal.
+    return module.startswith(("mlflow.", "sqlalchemy.", "alembic."))
 
 
 @dataclass
@@ -31,6 +46,8 @@ class GoalDayResult:
     audience: int = 0
     forecast_table: str = ""
     uplift: list[BucketUplift] = field(default_factory=list)
+    quality: list[dict] = field(default_factory=list)  # goal_model_quality rows added tonight
+    retrain: str = ""
 
 
 def _write_status(con: duckdb.DuckDBPyConnection, result: GoalDayResult) -> None:
@@ -58,14 +75,22 @@ def _forecast_summary(con: duckdb.DuckDBPyConnection, goal: GoalDefinition, as_o
 
 
 def run_goal_day(
-    con: duckdb.DuckDBPyConnection, goal: GoalDefinition, segments: SegmentConfig, as_of: date, *, tracking_uri: str
+    con: duckdb.DuckDBPyConnection,
+    goal: GoalDefinition,
+    segments: SegmentConfig,
+    as_of: date,
+    *,
+    tracking_uri: str,
+    xgb_params: dict | None = None,
 ) -> GoalDayResult | None:
-    """Everything for ``goal`` as of ``as_of``; None before the goal's freeze day."""
+    """Everything for ``goal`` as of ``as_of``; None before the goal's freeze day.
+
+    ``xgb_params`` override XGBoost's training parameters (tests and benchmarks)."""
     if as_of < goal.frozen_as_of:
         return None
     result = GoalDayResult(goal.name, as_of, INVALID, "")
     try:
-        setup = set_up_goal(con, goal, segments, as_of=as_of, tracking_uri=tracking_uri)
+        setup = set_up_goal(con, goal, segments, as_of=as_of, tracking_uri=tracking_uri, xgb_params=xgb_params)
         result.members, result.control, result.frozen_on = setup.freeze.members, setup.freeze.control, setup.freeze.frozen_on
         result.run_id, result.status, result.message = setup.run_id, setup.status, setup.message
         goal = frozen_goal(con, goal.name) or goal  # the definition the goal was frozen with
@@ -81,13 +106,28 @@ def run_goal_day(
             else:
                 from segment_pipeline.goals.tracking import load_champion
 
+                if retrain_due(con, goal, as_of):
+                    result.retrain = retrain(con, goal, segments, as_of, tracking_uri=tracking_uri, xgb_params=xgb_params)
+                    setup = set_up_goal(con, goal, segments, as_of=as_of, tracking_uri=tracking_uri)  # re-read: no training
+                    result.message = f"{result.retrain}; {setup.message}"
                 champion = load_champion(tracking_uri, goal.name)
+                if champion is None:
+                    raise TrackingStoreError(
+                        f"goal {goal.name!r} was set up with MLflow run {setup.run_id} but the store "
+                        f"{tracking_uri} has no champion model for it; restore the store or set MLFLOW_TRACKING_URI"
+                    )
                 outcome = score_night(con, goal, as_of, champion.model)
                 result.buckets, result.audience = outcome.buckets, outcome.audience
                 result.run_id = champion.run_id
                 if standing:
-                    result.message = f"{standing}; {setup.message}"
-    except Exception as exc:  # one goal's failure is reported in its status, never stops the others
+                    result.message = f"{standing}; {result.message}"
+            result.quality = record_realized_quality(con, goal, as_of)
+            if result.quality:
+                log_to_mlflow(tracking_uri, goal, result.quality)
+    except Exception as exc:
+        if is_infrastructure_failure(exc):
+            raise  # the run goes red; marking every goal invalid would hide it behind a green run
+        # One goal's own problem is reported in its status and never stops the others.
         result.status, result.message = INVALID, f"{type(exc).__name__}: {exc}"
     _write_status(con, result)
     return result

@@ -1,8 +1,9 @@
 """Nightly intent buckets: every target-group user scored for what is left of the window.
 
 Users who have achieved the goal already are ``achieved`` (score 1.0); the others get
-the champion model's calibrated probability of achieving in the days left, and a
-bucket from the thresholds chosen on the held-out anchor at training time.
+the champion model's calibrated probability of achieving in the days left (whichever
+kind won: XGBoost or a baseline), and a bucket by rank among tonight's open users with
+the shares (or precision cut-off) chosen on the held-out anchor at training time.
 """
 
 from __future__ import annotations
@@ -52,7 +53,7 @@ def score_night(
     rows = pl.concat([
         scored.select("user_id", "group").with_columns(
             pl.Series("score", probabilities, dtype=pl.Float64),
-            pl.Series("bucket", assign_buckets(probabilities, thresholds), dtype=pl.String),
+            pl.Series("bucket", assign_buckets(probabilities, thresholds, scored.get_column("user_id")), dtype=pl.String),
         ),
         group.filter(pl.col("user_id").is_in(achieved.implode())).with_columns(
             pl.lit(1.0).alias("score"), pl.lit(ACHIEVED).alias("bucket")

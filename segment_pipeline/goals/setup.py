@@ -1,14 +1,22 @@
 """A goal's one-time setup: freeze its target group, train its model, forecast its outcome.
 
 Everything here happens as of the day before ``createdOn`` (point-in-time), whichever
-day the run covers, and only once: later runs reuse what was stored.
+day the run covers, and only once: later runs reuse what was stored (retraining is
+``goals/retrain.py``; it never changes the target group or the creation forecast).
+
+Edits after the freeze: the target group, segment, events and window stay as frozen and
+an edit of them is reported as NOT APPLIED. The model-only keys (``lookbackDays``,
+``precisionLevel``, ``retrainEveryDays``) are different while the goal has no model yet
+(every night so far was ``insufficient_history``): nothing was trained or forecast with
+them, so the current config's values are applied at the next training. That is how
+"lower lookbackDays" un-sticks a goal. Once a model exists, they are frozen too.
 """
 
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import date, timedelta
 
 import duckdb
 import numpy as np
@@ -18,11 +26,20 @@ from segment_pipeline.config.goals import GoalDefinition
 from segment_pipeline.config.segments import SegmentConfig
 from segment_pipeline.goals import features, store
 from segment_pipeline.goals.buckets import assign_buckets, bucket_report, choose_thresholds
-from segment_pipeline.goals.feature_spec import FeatureSpec
+from segment_pipeline.goals.candidates import choose_best, model_kind, train_candidates
+from segment_pipeline.goals.feature_spec import FeatureSpec, TrainingSet
 from segment_pipeline.goals.forecast import forecast_curve
-from segment_pipeline.goals.target_groups import FreezeResult, freeze_target_group, frozen_goal
-from segment_pipeline.goals.training import InsufficientTrainingData, train_goal_model
+from segment_pipeline.goals.target_groups import (
+    FreezeResult,
+    definition_changed,
+    freeze_target_group,
+    frozen_goal,
+    record_model_keys,
+)
+from segment_pipeline.goals.training import InsufficientTrainingData, TrainedGoalModel
 from segment_pipeline.storage.warehouse import transaction
+
+MODEL_KEYS = {"lookbackDays": "lookback_days", "precisionLevel": "precision_level", "retrainEveryDays": "retrain_every_days"}
 
 
 @dataclass(frozen=True)
@@ -35,6 +52,16 @@ class SetupOutcome:
     metrics: dict
 
 
+@dataclass(frozen=True)
+class Training:
+    """One training of a goal: its set, every candidate, the best of them and why."""
+
+    set: TrainingSet
+    candidates: list[TrainedGoalModel]
+    best: TrainedGoalModel
+    selection: str
+
+
 def target_group(con: duckdb.DuckDBPyConnection, goal: GoalDefinition) -> pl.DataFrame:
     return con.execute(
         'SELECT user_id, "group" FROM analytics.target_groups WHERE goal_name = ? ORDER BY user_id', [goal.name]
@@ -43,64 +70,120 @@ def target_group(con: duckdb.DuckDBPyConnection, goal: GoalDefinition) -> pl.Dat
 
 def stored_model(con: duckdb.DuckDBPyConnection, goal_name: str) -> dict | None:
     row = con.execute(
-        """SELECT run_id, model_uri, version, thresholds_json, spec_json, metrics_json
+        """SELECT run_id, model_uri, version, thresholds_json, spec_json, metrics_json, trained_as_of
            FROM pipeline_state.goal_models WHERE goal_name = ?""",
         [goal_name],
     ).fetchone()
     if row is None:
         return None
-    run_id, model_uri, version, thresholds, spec, metrics = row
+    run_id, model_uri, version, thresholds, spec, metrics, trained_as_of = row
     return {
-        "run_id": run_id, "model_uri": model_uri, "version": version,
+        "run_id": run_id, "model_uri": model_uri, "version": version, "trained_as_of": trained_as_of,
         "thresholds": json.loads(thresholds), "spec": FeatureSpec.from_json(spec), "metrics": json.loads(metrics),
     }
 
 
+def last_decision(con: duckdb.DuckDBPyConnection, goal_name: str) -> dict | None:
+    """The latest training's decision (``pipeline_state.goal_model_decisions``)."""
+    row = con.execute(
+        """SELECT as_of_date, model_kind, promoted, reason, champion_kind FROM pipeline_state.goal_model_decisions
+           WHERE goal_name = ? ORDER BY as_of_date DESC LIMIT 1""",
+        [goal_name],
+    ).fetchone()
+    if row is None:
+        return None
+    return dict(zip(("as_of_date", "model_kind", "promoted", "reason", "champion_kind"), row, strict=True))
+
+
+def effective_goal(
+    con: duckdb.DuckDBPyConnection, goal: GoalDefinition, segments: SegmentConfig, *, has_model: bool
+) -> tuple[GoalDefinition, list[str], str | None]:
+    """(the definition to train and score with, model-key edits applied now, the edit NOT APPLIED)."""
+    frozen = frozen_goal(con, goal.name)
+    if frozen is None:
+        return goal, [], None
+    if has_model:
+        return frozen, [], definition_changed(con, goal, segments)
+    updates = {field: getattr(goal, field) for field in MODEL_KEYS.values() if getattr(goal, field) != getattr(frozen, field)}
+    applied = [f"{key} {getattr(frozen, f)} -> {getattr(goal, f)}" for key, f in MODEL_KEYS.items() if f in updates]
+    refused = definition_changed(con, goal, segments, ignore_keys=tuple(MODEL_KEYS))
+    return frozen.model_copy(update=updates), applied, refused
+
+
+def train(
+    con: duckdb.DuckDBPyConnection,
+    goal: GoalDefinition,
+    segments: SegmentConfig,
+    anchors: list[date],
+    *,
+    spec: FeatureSpec | None = None,
+    xgb_params: dict | None = None,
+) -> Training | str:
+    """Every candidate on one training set, or the ``insufficient_history`` message."""
+    training = features.build_training_set(con, goal, segments, anchors, spec=spec) if anchors else None
+    problem = features.history_problem(con, goal, training)
+    if problem:
+        return problem
+    try:
+        candidates = train_candidates(training.frame, training.feature_columns, xgb_params=xgb_params)
+    except InsufficientTrainingData as exc:
+        return features.history_problem(con, goal, training, detail=str(exc))
+    best, selection = choose_best(candidates)
+    return Training(training, candidates, best, selection)
+
+
 def set_up_goal(
-    con: duckdb.DuckDBPyConnection, goal: GoalDefinition, segments: SegmentConfig, *, as_of, tracking_uri: str
+    con: duckdb.DuckDBPyConnection,
+    goal: GoalDefinition,
+    segments: SegmentConfig,
+    *,
+    as_of,
+    tracking_uri: str,
+    xgb_params: dict | None = None,
 ) -> SetupOutcome:
     """Freeze, train and forecast once; afterwards, report what was stored."""
     store.ensure_tables(con)
     freeze = freeze_target_group(con, goal, segments, as_of=as_of)
-    goal = frozen_goal(con, goal.name) or goal  # an edit after the freeze is reported, never applied
     existing = stored_model(con, goal.name)
+    configured = goal
+    goal, applied, refused = effective_goal(con, goal, segments, has_model=existing is not None)
     if existing is not None:
-        return SetupOutcome(freeze, "active", _active_message(freeze, existing["metrics"]), existing["run_id"], False,
-                            existing["metrics"])
+        message = _active_message(freeze, existing["metrics"], last_decision(con, goal.name), freeze.definition_change)
+        return SetupOutcome(freeze, "active", message, existing["run_id"], False, existing["metrics"])
 
     trained_on = goal.frozen_as_of
     first = features.first_event_day(con)
     anchors = features.choose_anchors(first, goal.created_on, goal.length_days, goal.lookback_days) if first else []
-    training = features.build_training_set(con, goal, segments, anchors) if anchors else None
-    problem = features.history_problem(con, goal, training) if training is not None else (
-        f"goal '{goal.name}': the events start {first}, fewer than lookbackDays ({goal.lookback_days}) + the goal's "
-        f"{goal.length_days} days before createdOn {goal.created_on}; shorten lookbackDays or load older events"
-    )
-    if problem:
-        return SetupOutcome(freeze, "insufficient_history", problem, None, False, {})
-    try:
-        trained = train_goal_model(training.frame, training.feature_columns)
-    except InsufficientTrainingData as exc:
-        return SetupOutcome(freeze, "insufficient_history", f"goal '{goal.name}': {exc}", None, False, {})
+    result = train(con, goal, segments, anchors, xgb_params=xgb_params)
+    if isinstance(result, str):
+        notes = [result]
+        if applied:
+            notes.append("applied (no model yet): " + ", ".join(applied))
+        if refused:
+            notes.append(f"NOT APPLIED: {refused}")
+        return SetupOutcome(freeze, "insufficient_history", "; ".join(notes), None, False, {})
 
     from segment_pipeline.goals import tracking
 
+    best, training = result.best, result.set
     thresholds = choose_thresholds(
-        trained.evaluation_scores, trained.evaluation_labels, precision_level=goal.precision_level
+        best.evaluation_scores, best.evaluation_labels, precision_level=goal.precision_level,
+        user_ids=best.evaluation_frame["user_id"],
     )
-    report = bucket_report(trained.evaluation_scores, trained.evaluation_labels, thresholds)
+    report = bucket_report(best.evaluation_scores, best.evaluation_labels, thresholds, best.evaluation_frame["user_id"])
     record = tracking.log_goal_model(
-        tracking_uri, goal.name, trained, thresholds, report,
+        tracking_uri, goal.name, best, thresholds, report,
         extra_params={"anchors": ",".join(a.isoformat() for a in training.anchors), "segment": goal.segment},
-        as_of=trained_on,
+        as_of=trained_on, candidates=result.candidates, selection=result.selection,
     )
-    model, metrics = trained.model, dict(trained.metrics)
+    model, metrics = best.model, dict(best.metrics)
+    champion = None
     if not record.promoted:  # the registered champion stays: score and judge with it
         champion = tracking.load_champion(tracking_uri, goal.name)
         model = champion.model
+        scores = champion.predict_proba(best.evaluation_frame)
         thresholds = choose_thresholds(
-            champion.predict_proba(trained.evaluation_frame), trained.evaluation_labels,
-            precision_level=goal.precision_level,
+            scores, best.evaluation_labels, precision_level=goal.precision_level, user_ids=best.evaluation_frame["user_id"]
         )
         metrics = {**metrics, **record.champion_metrics}
     run_id = record.run_id if record.promoted else champion.run_id
@@ -118,7 +201,8 @@ def set_up_goal(
         holdout_relative_error_sd=metrics.get("forecast_rel_error_sd", 0.0),
         days=days,
     )
-    buckets = assign_buckets(probabilities, thresholds)
+    buckets = assign_buckets(probabilities, thresholds, scored.get_column("user_id"))
+    decision = _decision_row(goal.name, trained_on, best, record, champion, result.selection)
     with transaction(con):
         con.execute(
             "INSERT INTO pipeline_state.goal_models VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
@@ -126,6 +210,9 @@ def set_up_goal(
              record.version if record.promoted else champion.version,
              json.dumps(thresholds.to_dict()), training.spec.to_json(), json.dumps(_finite(metrics))],
         )
+        con.execute("INSERT INTO pipeline_state.goal_model_decisions VALUES (?, ?, ?, ?, ?, ?, ?, ?)", decision)
+        if applied:  # the model was trained with them: from now on they are part of the frozen definition
+            record_model_keys(con, goal.name, {k: getattr(goal, f) for k, f in MODEL_KEYS.items()})
         con.executemany(
             "INSERT INTO pipeline_state.goal_creation_forecasts VALUES (?, ?, ?, ?, ?)",
             [(goal.name, p.day, p.predicted_cumulative, p.predicted_low, p.predicted_high) for p in points],
@@ -136,17 +223,33 @@ def set_up_goal(
         con.register("_creation_scores", creation)
         con.execute("INSERT INTO pipeline_state.goal_creation_scores SELECT * FROM _creation_scores")
         con.unregister("_creation_scores")
-    return SetupOutcome(freeze, "active", _active_message(freeze, metrics), run_id, True, _finite(metrics))
+    change = definition_changed(con, configured, segments)
+    message = _active_message(freeze, metrics, last_decision(con, goal.name), change)
+    if applied:
+        message += "; applied before the first model: " + ", ".join(applied)
+    return SetupOutcome(freeze, "active", message, run_id, True, _finite(metrics))
+
+
+def _decision_row(goal_name: str, as_of: date, best: TrainedGoalModel, record, champion, selection: str) -> list:
+    """A ``goal_model_decisions`` row: the challenger's kind, whether it became champion, why."""
+    kind = model_kind(best.model)
+    champion_kind = kind if record.promoted else champion.kind
+    champion_run = record.run_id if record.promoted else champion.run_id
+    return [goal_name, as_of, kind, record.promoted, f"{selection}; {record.reason}", record.run_id, champion_run,
+            champion_kind]
 
 
 def _finite(metrics: dict) -> dict:
     return {k: float(v) for k, v in metrics.items() if isinstance(v, int | float) and np.isfinite(v)}
 
 
-def _active_message(freeze: FreezeResult, metrics: dict) -> str:
+def _active_message(freeze: FreezeResult, metrics: dict, decision: dict | None, change: str | None) -> str:
     parts = [f"target group {freeze.members:,} users ({freeze.control:,} control) frozen on {freeze.frozen_on}"]
+    if decision is not None:
+        parts.append(f"champion: {decision['champion_kind']} (last trained as of {decision['as_of_date']}: "
+                     f"{decision['reason']})")
     if "auc" in metrics:
         parts.append(f"held-out AUC {metrics['auc']:.3f}")
-    if freeze.definition_change:
-        parts.append(f"NOT APPLIED: {freeze.definition_change}")
+    if change:
+        parts.append(f"NOT APPLIED: {change}")
     return "; ".join(parts)

@@ -10,6 +10,8 @@ GOAL_STATUS = (ANALYTICS, "goal_status")
 GOAL_FORECASTS = (ANALYTICS, "goal_forecasts")
 INTENT_BUCKETS = (ANALYTICS, "intent_buckets")
 AUDIENCES = (ANALYTICS, "engagement_audiences")
+MODEL_QUALITY = (ANALYTICS, "goal_model_quality")
+MODEL_DECISIONS = (STATE, "goal_model_decisions")
 GOAL_MODELS = (STATE, "goal_models")
 CREATION_FORECASTS = (STATE, "goal_creation_forecasts")
 CREATION_SCORES = (STATE, "goal_creation_scores")
@@ -23,6 +25,14 @@ DDL = {
     INTENT_BUCKETS: """goal_name VARCHAR NOT NULL, as_of_date DATE NOT NULL, user_id VARCHAR NOT NULL,
                        "group" VARCHAR NOT NULL, score DOUBLE, bucket VARCHAR NOT NULL""",
     AUDIENCES: "goal_name VARCHAR NOT NULL, as_of_date DATE NOT NULL, bucket VARCHAR NOT NULL, user_id VARCHAR NOT NULL",
+    MODEL_QUALITY: """goal_name VARCHAR NOT NULL, prediction_date DATE NOT NULL, model_run_id VARCHAR,
+                      horizon_end DATE NOT NULL, users BIGINT NOT NULL, achievers BIGINT NOT NULL,
+                      predicted_achievers DOUBLE NOT NULL, auc DOUBLE, auc_ci_low DOUBLE, auc_ci_high DOUBLE,
+                      brier DOUBLE, top_bucket_lift DOUBLE""",
+    # Every training of a goal (creation and each retrain): which kind won and whether it became champion.
+    MODEL_DECISIONS: """goal_name VARCHAR NOT NULL, as_of_date DATE NOT NULL, model_kind VARCHAR NOT NULL,
+                        promoted BOOLEAN NOT NULL, reason VARCHAR NOT NULL, run_id VARCHAR,
+                        champion_run_id VARCHAR, champion_kind VARCHAR""",
     # The model a goal scores with, and what it was trained and judged on.
     GOAL_MODELS: """goal_name VARCHAR PRIMARY KEY, trained_as_of DATE NOT NULL, run_id VARCHAR NOT NULL,
                     model_uri VARCHAR NOT NULL, version INTEGER NOT NULL, thresholds_json VARCHAR NOT NULL,

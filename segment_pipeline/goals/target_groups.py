@@ -156,6 +156,19 @@ def _existing(con: duckdb.DuckDBPyConnection, goal_name: str) -> tuple[date, int
     return (row[0], row[1], row[2], None) if row[1] else None
 
 
+def record_model_keys(con: duckdb.DuckDBPyConnection, goal_name: str, values: dict[str, Any]) -> None:
+    """Write model-only keys (by alias) into the frozen definition: edits applied at the first
+    training. The target group does not depend on them, so it and its hash stay valid."""
+    definition = frozen_definition(con, goal_name)
+    if definition is None:
+        return
+    definition["goal"].update(values)
+    con.execute(
+        f"UPDATE {table_ref(*FREEZES)} SET definition_json = ?, definition_hash = ? WHERE goal_name = ?",
+        [_canonical(definition), definition_hash(definition), goal_name],
+    )
+
+
 def frozen_definition(con: duckdb.DuckDBPyConnection, goal_name: str) -> dict[str, Any] | None:
     """The ``{"goal": ..., "segment": ...}`` definition the goal was frozen with, or None."""
     ensure_tables(con)
@@ -169,14 +182,22 @@ def frozen_goal(con: duckdb.DuckDBPyConnection, goal_name: str) -> GoalDefinitio
     return GoalDefinition.model_validate(definition["goal"], strict=False) if definition else None
 
 
-def definition_changed(con: duckdb.DuckDBPyConnection, goal: GoalDefinition, segments: SegmentConfig) -> str | None:
+def definition_changed(
+    con: duckdb.DuckDBPyConnection, goal: GoalDefinition, segments: SegmentConfig, ignore_keys: tuple[str, ...] = ()
+) -> str | None:
     """A message when ``goal`` or its segment differs from what it was frozen with; None otherwise
-    (also when the goal is not frozen yet)."""
+    (also when the goal is not frozen yet). Goal keys in ``ignore_keys`` (edits that are
+    applied, not refused) are left out."""
     ensure_tables(con)
     existing = _existing(con, goal.name)
     if existing is None or existing[3] is None:
         return None
-    return _change_message(goal, existing[0], existing[3], goal_definition(goal, segments))
+    current = goal_definition(goal, segments)
+    stored = json.loads(json.dumps(existing[3]))
+    for key in ignore_keys:
+        if key in current["goal"]:
+            stored.setdefault("goal", {})[key] = current["goal"][key]
+    return _change_message(goal, existing[0], stored, current)
 
 
 def _change_message(goal: GoalDefinition, frozen_on: date, stored: dict, current: dict) -> str | None:

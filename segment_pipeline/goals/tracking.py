@@ -9,7 +9,8 @@ file; other URIs (an MLflow server) are used as given. Telemetry is switched off
 happen before MLflow's first import in the process; then nothing reaches the network.
 
 Each call to ``log_goal_model`` makes one run in the experiment ``segment_pipeline goals``
-and one version of the registered model ``goal-<slug>``. The version becomes the
+(with each candidate of that training, XGBoost and the baselines, as a nested run) and
+one version of the registered model ``goal-<slug>``, whatever its kind (``model_kind`` tag). The version becomes the
 ``champion`` alias unless it is clearly worse than the current champion on the *new*
 held-out rows (the champion is loaded and scored on them): AUC lower by more than
 ``MAX_AUC_DROP`` or Brier score higher by more than ``MAX_BRIER_INCREASE``. A fresher model
@@ -21,7 +22,9 @@ model needs this package importable (the model pickles ``GoalModel`` by referenc
 
 from __future__ import annotations
 
+import contextlib
 import io
+import logging
 import math
 import os
 import re
@@ -38,12 +41,17 @@ import numpy as np
 import polars as pl
 
 from segment_pipeline.goals.buckets import BucketThresholds
+from segment_pipeline.goals.mlflow_store import ensure_sqlite_store
 from segment_pipeline.goals.training import GoalModel, TrainedGoalModel, bootstrap_rel_error_sd, evaluation_metrics
 
 # MLflow decides on telemetry when it is first imported, so say no before anyone imports it.
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 
 EXPERIMENT_NAME = "segment_pipeline goals"
+# MLflow 3's UI opens an experiment on its GenAI overview unless the experiment says it is
+# classic model development; then it opens on the runs table.
+EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
+EXPERIMENT_KIND = "custom_model_development"
 CHAMPION_ALIAS = "champion"
 MODEL_ARTIFACT = "model"
 MAX_AUC_DROP = 0.02
@@ -72,10 +80,14 @@ class ModelRecord:
 class ChampionModel:
     """The registered champion, ready for nightly scoring."""
 
-    model: GoalModel
+    model: Any  # a goal model of any kind (GoalModel, or a baseline of goals/baselines.py)
     version: int
     run_id: str
     model_uri: str
+
+    @property
+    def kind(self) -> str:
+        return getattr(self.model, "kind", "xgboost")
 
     @property
     def feature_columns(self) -> list[str]:
@@ -96,10 +108,12 @@ def resolve_store(tracking_uri: str) -> tuple[str, str | None]:
     if parsed.scheme in ("", "file"):
         folder = Path(unquote(parsed.path) if parsed.scheme else tracking_uri).resolve()
         folder.mkdir(parents=True, exist_ok=True)
+        ensure_sqlite_store(folder / "mlflow.db")
         return f"sqlite:///{folder / 'mlflow.db'}", (folder / "artifacts").as_uri()
     if parsed.scheme == "sqlite":
         database = Path(tracking_uri[len("sqlite:///") :]).resolve()
         database.parent.mkdir(parents=True, exist_ok=True)
+        ensure_sqlite_store(database)
         return f"sqlite:///{database}", (database.parent / "artifacts").as_uri()
     return tracking_uri, None
 
@@ -130,8 +144,13 @@ def log_goal_model(
     *,
     extra_params: dict[str, Any] | None = None,
     as_of: date | None = None,
+    candidates: list[TrainedGoalModel] = (),
+    selection: str = "",
 ) -> ModelRecord:
-    """Log a run, register a version, and make it champion unless clearly worse."""
+    """Log a run, register a version, and make it champion unless clearly worse.
+
+    ``candidates`` (every model of this training, the winner ``trained`` among them) are
+    logged as nested runs with their held-out metrics; ``selection`` says why ``trained`` won."""
     mlflow, client, artifact_root = _connect(tracking_uri)
     from mlflow.models import infer_signature
 
@@ -139,8 +158,20 @@ def log_goal_model(
     champion = _load(client, name)
     as_of = as_of or trained.holdout_anchor
     run_name = f"{name.removeprefix('goal-')} {as_of}"
-    with mlflow.start_run(experiment_id=_experiment_id(client, artifact_root), run_name=run_name) as run:
-        mlflow.set_tags({"goal_name": goal_name, "as_of": str(as_of), "holdout_anchor": str(trained.holdout_anchor)})
+    experiment_id = _experiment_id(client, artifact_root)
+    with mlflow.start_run(experiment_id=experiment_id, run_name=run_name) as run:
+        kind = getattr(trained.model, "kind", "xgboost")
+        mlflow.set_tags({"goal_name": goal_name, "as_of": str(as_of), "holdout_anchor": str(trained.holdout_anchor),
+                         "model_kind": kind, "selection": selection[:5000]})
+        for candidate in candidates:
+            candidate_kind = getattr(candidate.model, "kind", "xgboost")
+            mlflow.log_metrics(_finite({f"candidate_{candidate_kind}_{k}": v for k, v in candidate.metrics.items()
+                                        if k in ("auc", "brier", "log_loss", "ece", "forecast_rel_error")}))
+            with mlflow.start_run(experiment_id=experiment_id, run_name=f"{run_name} {candidate_kind}", nested=True):
+                mlflow.set_tags({"goal_name": goal_name, "as_of": str(as_of), "model_kind": candidate_kind,
+                                 "selected": str(candidate is trained).lower()})
+                mlflow.log_params({k: str(v)[:6000] for k, v in candidate.params.items()})
+                mlflow.log_metrics(_finite(candidate.metrics))
         mlflow.log_params(_params(trained, thresholds, extra_params or {}))
         mlflow.log_metrics(_finite({**trained.metrics, **_bucket_metrics(bucket_report)}))
         _log_artifacts(mlflow, trained, thresholds, bucket_report)
@@ -177,6 +208,20 @@ def log_goal_model(
     )
 
 
+def log_realized_metrics(tracking_uri: str, entries: list[tuple[str, int, dict[str, float]]]) -> None:
+    """``(run_id, step, metrics)`` each: realized quality logged on the run that scored it."""
+    import time
+
+    from mlflow.entities import Metric
+
+    _, client, _ = _connect(tracking_uri)
+    now = int(time.time() * 1000)
+    for run_id, step, metrics in entries:
+        batch = [Metric(k, v, now, step) for k, v in _finite(metrics).items()]
+        if batch:
+            client.log_batch(run_id, metrics=batch)
+
+
 def load_champion(tracking_uri: str, goal_name: str) -> ChampionModel | None:
     """The goal's champion model, or None when no version has been promoted yet."""
     _, client, _ = _connect(tracking_uri)
@@ -188,6 +233,8 @@ def _connect(tracking_uri: str) -> tuple[Any, Any, str | None]:
     from mlflow import MlflowClient
 
     store, artifact_root = resolve_store(tracking_uri)
+    # "Creating initial MLflow database tables..." on a new store is not news for the console.
+    logging.getLogger("mlflow.store.db.utils").setLevel(logging.WARNING)
     mlflow.set_tracking_uri(store)
     mlflow.set_registry_uri(store)
     return mlflow, MlflowClient(tracking_uri=store, registry_uri=store), artifact_root
@@ -197,12 +244,15 @@ def _experiment_id(client: Any, artifact_root: str | None) -> str:
     from mlflow.exceptions import MlflowException
 
     experiment = client.get_experiment_by_name(EXPERIMENT_NAME)
-    if experiment is not None:
-        return experiment.experiment_id
-    try:
-        return client.create_experiment(EXPERIMENT_NAME, artifact_location=artifact_root)
-    except MlflowException:  # created meanwhile by a parallel run
-        return client.get_experiment_by_name(EXPERIMENT_NAME).experiment_id
+    if experiment is None:
+        try:
+            client.create_experiment(EXPERIMENT_NAME, artifact_location=artifact_root)
+        except MlflowException:  # created meanwhile by a parallel run
+            pass
+        experiment = client.get_experiment_by_name(EXPERIMENT_NAME)
+    if experiment.tags.get(EXPERIMENT_KIND_TAG) != EXPERIMENT_KIND:
+        client.set_experiment_tag(experiment.experiment_id, EXPERIMENT_KIND_TAG, EXPERIMENT_KIND)
+    return experiment.experiment_id
 
 
 def _load(client: Any, name: str) -> ChampionModel | None:
@@ -230,17 +280,35 @@ def _decide(trained: TrainedGoalModel, champion: ChampionModel | None) -> tuple[
     champion_metrics["forecast_rel_error_sd"] = bootstrap_rel_error_sd(trained.evaluation_labels, scores)
     promoted, reason = compare_with_champion(trained.metrics, champion_metrics)
     verb = "replaces" if promoted else "keeps"
-    return promoted, f"{verb} champion v{champion.version}: {reason}", champion_metrics
+    return promoted, f"{verb} champion v{champion.version} ({champion.kind}): {reason}", champion_metrics
 
 
 @contextmanager
 def _without_mlflow_advice() -> Iterator[None]:
-    """Silence advice that does not apply: the signature is given explicitly, and an input
-    example would put a copy of user features into the model artifact."""
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=".*type hints to the `predict` method")
-        warnings.filterwarnings("ignore", message=".*input example was not provided")
-        yield
+    """Silence advice that does not apply: the signature is given explicitly, an input
+    example would put a copy of user features into the model artifact, and the pickled
+    model is our own class written by this process (the models-from-code alternative would
+    ship a script per goal). MLflow's "registered model / created version" lines are
+    printed to stderr; the goal's status and the run's metadata already say it."""
+    pickle_advice = _DropMessages("serialized using CloudPickle")
+    pyfunc_logger = logging.getLogger("mlflow.pyfunc")
+    pyfunc_logger.addFilter(pickle_advice)
+    try:
+        with warnings.catch_warnings(), contextlib.redirect_stderr(io.StringIO()):
+            warnings.filterwarnings("ignore", message=".*type hints to the `predict` method")
+            warnings.filterwarnings("ignore", message=".*input example was not provided")
+            yield
+    finally:
+        pyfunc_logger.removeFilter(pickle_advice)
+
+
+class _DropMessages(logging.Filter):
+    def __init__(self, fragment: str) -> None:
+        super().__init__()
+        self.fragment = fragment
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return self.fragment not in record.getMessage()
 
 
 def _pyfunc_model(goal_model: GoalModel) -> Any:
@@ -278,7 +346,10 @@ def _requirements(mlflow: Any) -> list[str]:
 
 
 def _params(trained: TrainedGoalModel, thresholds: BucketThresholds, extra: dict[str, Any]) -> dict[str, str]:
-    params = {f"xgb_{k}": v for k, v in trained.params.items()}
+    kind = getattr(trained.model, "kind", "xgboost")
+    prefix = "xgb" if kind == "xgboost" else kind
+    params = {f"{prefix}_{k}": v for k, v in trained.params.items()}
+    params["model_kind"] = kind
     params.update(
         calibration_method=trained.calibration_method,
         calibration_reason=trained.calibration_reason,

@@ -97,11 +97,10 @@ class GoalModel:
     def predict_proba(self, frame: Any) -> np.ndarray:
         return self.calibrate(self.raw_margin(frame))
 
+    kind = "xgboost"
+
     def calibrate(self, margin: np.ndarray) -> np.ndarray:
-        if self.calibration == "isotonic":
-            return np.interp(_sigmoid(margin), self.calibration_x, self.calibration_y)
-        slope, intercept = self.calibration_x
-        return _sigmoid(slope * margin + intercept)
+        return apply_calibration(self.calibration, self.calibration_x, self.calibration_y, margin)
 
 
 @dataclass
@@ -151,8 +150,8 @@ def train_goal_model(
     ``params`` override ``DEFAULT_PARAMS``; the keys ``num_boost_round`` and
     ``early_stopping_rounds`` set the boosting length.
     """
-    _validate(frame, feature_columns)
-    holdout_anchor, train, tuning, evaluation, notes = _time_split(frame, purge_overlap)
+    validate_frame(frame, feature_columns)
+    holdout_anchor, train, tuning, evaluation, notes = time_split(frame, purge_overlap)
     x_tune, y_tune = feature_matrix(tuning, feature_columns), tuning["label"].to_numpy()
     booster, xgb_params = _fit_booster(train, x_tune, y_tune, feature_columns, seed, params or {})
     best_iteration = int(booster.best_iteration)
@@ -192,8 +191,8 @@ def train_goal_model(
     )
 
 
-def _time_split(
-    frame: pl.DataFrame, purge_overlap: bool
+def time_split(
+    frame: pl.DataFrame, purge_overlap: bool = True
 ) -> tuple[date, pl.DataFrame, pl.DataFrame, pl.DataFrame, list[str]]:
     """(hold-out anchor, training rows, tuning half, evaluation half, notes)."""
     notes: list[str] = []
@@ -327,6 +326,12 @@ def bootstrap_rel_error_sd(
 def _calibrate(
     booster: xgb.Booster, feature_columns: list[str], margin: np.ndarray, labels: np.ndarray
 ) -> tuple[GoalModel, str]:
+    method, x, y, reason = fit_calibration(margin, labels)
+    return GoalModel(booster, feature_columns, method, x, y), reason
+
+
+def fit_calibration(margin: np.ndarray, labels: np.ndarray) -> tuple[str, np.ndarray, np.ndarray, str]:
+    """(method, x, y, why) mapping a raw margin (a logit) to a probability; see the module docstring."""
     positives, negatives = int(labels.sum()), int(len(labels) - labels.sum())
     if min(positives, negatives) >= MIN_ISOTONIC_CLASS_ROWS:
         from sklearn.isotonic import IsotonicRegression
@@ -337,7 +342,7 @@ def _calibrate(
             f"(>= {MIN_ISOTONIC_CLASS_ROWS} of each), enough for a nonparametric fit"
         )
         x, y = np.asarray(iso.X_thresholds_, dtype=np.float64), np.asarray(iso.y_thresholds_, dtype=np.float64)
-        return GoalModel(booster, feature_columns, "isotonic", x, y), reason
+        return "isotonic", x, y, reason
     from sklearn.linear_model import LogisticRegression
 
     platt = LogisticRegression(C=1e6, max_iter=1000).fit(margin.reshape(-1, 1), labels)
@@ -346,7 +351,14 @@ def _calibrate(
         f"(< {MIN_ISOTONIC_CLASS_ROWS} of a class); isotonic steps would overfit"
     )
     coefficients = np.array([platt.coef_[0, 0], platt.intercept_[0]], dtype=np.float64)
-    return GoalModel(booster, feature_columns, "platt", coefficients, np.zeros(0)), reason
+    return "platt", coefficients, np.zeros(0), reason
+
+
+def apply_calibration(method: str, x: np.ndarray, y: np.ndarray, margin: np.ndarray) -> np.ndarray:
+    if method == "isotonic":
+        return np.interp(_sigmoid(margin), x, y)
+    slope, intercept = x
+    return _sigmoid(slope * margin + intercept)
 
 
 def _importance(booster: xgb.Booster, feature_columns: list[str]) -> pl.DataFrame:
@@ -370,7 +382,7 @@ def _bins(p: np.ndarray, bins: int, quantile: bool) -> list[np.ndarray]:
     return [np.flatnonzero(index == b) for b in range(bins)]
 
 
-def _validate(frame: pl.DataFrame, feature_columns: list[str]) -> None:
+def validate_frame(frame: pl.DataFrame, feature_columns: list[str]) -> None:
     missing = [c for c in (*KEY_COLUMNS, *feature_columns) if c not in frame.columns]
     if missing:
         raise ValueError(f"training frame lacks columns {missing}")

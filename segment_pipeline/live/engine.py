@@ -21,6 +21,16 @@ not on the order they arrive in, as long as each arrives within the tolerance. A
 cancellation takes effect at once (the pending entry is dropped) but is recorded in
 ``live_cancelled`` only once final, when the pair is next replayed.
 
+First start. What was there before the live store was first used is history, not live:
+``start_watermark`` records the files present as processed (without reading them) and
+``history_until`` = first tick's clock - late tolerance; events stamped before it are
+ignored wherever they land later. Without that, a first start would post months-old events.
+
+Poison events. A row the event load would reject (empty user_id, properties that are not
+a JSON object, a broken line...), properties over ``MAX_PROPERTIES_BYTES`` or nested
+deeper than ``MAX_PROPERTIES_DEPTH``, and a file that cannot be read at all are each
+recorded in ``pipeline_state.live_rejected`` with the reason; the rest of the batch goes on.
+
 Idempotence. Events are keyed by ``event_id`` (or, without one, a hash of the row);
 an event seen before is skipped, and entries are keyed by (segment, user, entered_at)
 in the outbox, so re-processing the same events never enters anyone twice.
@@ -44,7 +54,7 @@ import polars as pl
 
 from segment_pipeline.config.segments import EventStep, SegmentDefinition
 from segment_pipeline.ingest.events import _CLASSIFY
-from segment_pipeline.ingest.sources import SourceFile
+from segment_pipeline.ingest.sources import SourceError, SourceFile
 from segment_pipeline.ingest.staging import STAGED_TABLE_DDL, stage_file
 from segment_pipeline.live import outbox
 from segment_pipeline.live.outbox import Entry, enqueue, utc_naive
@@ -59,6 +69,14 @@ PENDING = "pipeline_state.live_pending"
 ARMED = "pipeline_state.live_armed"
 CANCELLED = "pipeline_state.live_cancelled"
 FILES = "pipeline_state.live_files"
+HISTORY = "pipeline_state.live_history"
+REJECTED = "pipeline_state.live_rejected"
+
+# Limits on a live event's properties: they are parsed and re-sent in every webhook body, so a
+# huge or absurdly nested one would stall each tick (Python's json stops near 1,000 levels).
+MAX_PROPERTIES_BYTES = 64 * 1024
+MAX_PROPERTIES_DEPTH = 64
+_RAW_KEPT = 2000  # characters of a rejected row kept for the record
 
 _DDL = f"""
 CREATE SCHEMA IF NOT EXISTS pipeline_state;
@@ -85,6 +103,11 @@ CREATE TABLE IF NOT EXISTS {CANCELLED} (
 CREATE TABLE IF NOT EXISTS {FILES} (
     path VARCHAR PRIMARY KEY, size_bytes BIGINT, modified_ns BIGINT, processed_at TIMESTAMP
 );
+-- one row, written on the first start: events stamped before history_until are history, not live
+CREATE TABLE IF NOT EXISTS {HISTORY} (started_at TIMESTAMP NOT NULL, history_until TIMESTAMP, files_present INTEGER);
+CREATE TABLE IF NOT EXISTS {REJECTED} (
+    source VARCHAR, event_id VARCHAR, reason VARCHAR NOT NULL, raw VARCHAR, rejected_at TIMESTAMP NOT NULL
+);
 """
 
 
@@ -97,6 +120,8 @@ class ProcessResult:
     entries: list[Entry] = field(default_factory=list)  # newly written to the outbox
     cancelled: int = 0
     pending: int = 0  # pending entries after this call, all segments
+    events_history: int = 0  # stamped before the first start's history_until: not live
+    rejected: int = 0  # rows, poison events and unreadable files recorded in live_rejected
 
 
 def ensure_tables(con: duckdb.DuckDBPyConnection) -> None:
@@ -187,7 +212,7 @@ def process_events(
     events: pl.DataFrame | str,
     *,
     now: datetime,
-    late_tolerance_minutes: int = 10,
+    late_tolerance_seconds: float = 600,
 ) -> ProcessResult:
     """Apply new events (a DataFrame, or a table/view name such as a slice of
     ``analytics.event_snapshots``) to every live segment, in one transaction: matches,
@@ -205,7 +230,7 @@ def process_events(
     try:
         con.execute("SET TimeZone = 'UTC'")
         with transaction(con):
-            return _process(con, live, _source_sql(con, ref), now, late_tolerance_minutes)
+            return _process(con, live, _source_sql(con, ref), now, late_tolerance_seconds)
     finally:
         if isinstance(events, pl.DataFrame):
             con.unregister("_live_input")
@@ -217,30 +242,21 @@ def process_files(
     files: list[SourceFile],
     *,
     now: datetime,
-    late_tolerance_minutes: int = 10,
+    late_tolerance_seconds: float = 600,
 ) -> ProcessResult:
     """Apply the events of source files (``ingest.sources.discover``) that changed since they
     were last processed: read like the event load reads them, then as ``process_events``.
     A file is marked processed (path, size, mtime) in the same transaction as its events,
-    and a changed file is read whole again; event ids make the re-read rows no-ops."""
+    and a changed file is read whole again; event ids make the re-read rows no-ops. A file
+    that cannot be read is recorded as rejected and marked processed (read again once it changes)."""
     live = _live(segments)
     ensure_tables(con)
-    done = {
-        (path, size, modified)
-        for path, size, modified in con.execute(f"SELECT path, size_bytes, modified_ns FROM {FILES}").fetchall()
-    }
-    changed = [f for f in files if (str(f.path), f.size_bytes, f.modified_ns) not in done]
+    changed = _changed(con, files)
     con.execute("SET TimeZone = 'UTC'")
+    unreadable = _stage(con, changed)  # outside the transaction: a failed read must not abort it
     with transaction(con):
-        con.execute(f"CREATE OR REPLACE TEMP TABLE _staged ({STAGED_TABLE_DDL})")
-        for index, source in enumerate(changed):
-            stage_file(con, source, "_staged", index)
-        con.execute(_CLASSIFY)
-        con.execute(
-            "CREATE OR REPLACE TEMP VIEW _live_files AS "
-            "SELECT event_id, user_id, event_name, ts, properties FROM _classified WHERE reason IS NULL"
-        )
-        result = _process(con, live, _source_sql(con, "_live_files"), now, late_tolerance_minutes)
+        result = _process(con, live, _source_sql(con, "_live_files"), now, late_tolerance_seconds)
+        result.rejected += _record_rejects(con, unreadable, now)
         if changed:
             con.executemany(
                 f"INSERT OR REPLACE INTO {FILES} VALUES (?, ?, ?, ?)",
@@ -250,22 +266,154 @@ def process_files(
     return result
 
 
+@dataclass(frozen=True)
+class StartResult:
+    files_present: int
+    history_until: datetime
+
+
+def start_watermark(
+    con: duckdb.DuckDBPyConnection, files: list[SourceFile], *, now: datetime, late_tolerance_seconds: float
+) -> StartResult | None:
+    """On the live store's first use: mark the files already present as processed without
+    reading them, and take every event stamped before ``now - late_tolerance`` as history
+    (even one that lands later, in a new file or a changed old one). Returns None once
+    started (every later call). Cheap: months of files present are not read."""
+    ensure_tables(con)
+    if con.execute(f"SELECT count(*) FROM {HISTORY}").fetchone()[0]:
+        return None
+    now = utc_naive(now)
+    history_until = now - timedelta(seconds=late_tolerance_seconds)
+    with transaction(con):
+        con.execute(f"INSERT INTO {HISTORY} VALUES (?, ?, ?)", [now, history_until, len(files)])
+        if files:
+            con.executemany(
+                f"INSERT OR REPLACE INTO {FILES} VALUES (?, ?, ?, ?)",
+                [[str(f.path), f.size_bytes, f.modified_ns, now] for f in files],
+            )
+    return StartResult(len(files), history_until)
+
+
+def _changed(con: duckdb.DuckDBPyConnection, files: list[SourceFile]) -> list[SourceFile]:
+    done = {
+        (path, size, modified)
+        for path, size, modified in con.execute(f"SELECT path, size_bytes, modified_ns FROM {FILES}").fetchall()
+    }
+    return [f for f in files if (str(f.path), f.size_bytes, f.modified_ns) not in done]
+
+
+def _stage(con: duckdb.DuckDBPyConnection, files: list[SourceFile]) -> list[tuple[str, str]]:
+    """Read the files into ``_classified`` (the event load's rules); returns the unreadable
+    ones as (path, reason). Each file goes through its own table, so one that fails half-way
+    leaves nothing behind."""
+    con.execute(f"CREATE OR REPLACE TEMP TABLE _staged ({STAGED_TABLE_DDL})")
+    unreadable = []
+    for index, source in enumerate(files):
+        con.execute(f"CREATE OR REPLACE TEMP TABLE _staged_one ({STAGED_TABLE_DDL})")
+        try:
+            stage_file(con, source, "_staged_one", index)
+        except SourceError as exc:
+            unreadable.append((str(source.path), str(exc)))
+            continue
+        con.execute("INSERT INTO _staged SELECT * FROM _staged_one")
+    con.execute("DROP TABLE IF EXISTS _staged_one")
+    con.execute(_CLASSIFY)
+    con.execute(
+        "CREATE OR REPLACE TEMP VIEW _live_files AS "
+        "SELECT event_id, user_id, event_name, ts, properties FROM _classified WHERE reason IS NULL"
+    )
+    return unreadable
+
+
+def _record_rejects(con: duckdb.DuckDBPyConnection, unreadable: list[tuple[str, str]], now: datetime) -> int:
+    """Rows the event load's rules reject, and unreadable files, into ``live_rejected`` (once each)."""
+    before = con.execute(f"SELECT count(*) FROM {REJECTED}").fetchone()[0]
+    con.execute(
+        f"""INSERT INTO {REJECTED}
+            SELECT DISTINCT source, NULL, reason, left(raw_json, {_RAW_KEPT}), ? FROM _classified c
+            WHERE reason IS NOT NULL AND NOT EXISTS (
+                SELECT 1 FROM {REJECTED} r WHERE r.source = c.source AND r.raw IS NOT DISTINCT FROM left(c.raw_json, {_RAW_KEPT}))""",
+        [utc_naive(now)],
+    )
+    if unreadable:
+        con.executemany(
+            f"INSERT INTO {REJECTED} VALUES (?, NULL, ?, NULL, ?)",
+            [[path, reason, utc_naive(now)] for path, reason in unreadable],
+        )
+    return con.execute(f"SELECT count(*) FROM {REJECTED}").fetchone()[0] - before
+
+
+def json_depth(text: str) -> int:
+    """How deeply a JSON text nests objects and arrays (brackets inside strings don't count),
+    without building it: Python's parser gives up near 1,000 levels."""
+    depth = deepest = 0
+    in_string = escaped = False
+    for char in text:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif char == "\\":
+                escaped = True
+            elif char == '"':
+                in_string = False
+        elif char == '"':
+            in_string = True
+        elif char in "{[":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif char in "}]":
+            depth -= 1
+    return deepest
+
+
+def _reject_poison(con: duckdb.DuckDBPyConnection, now: datetime) -> int:
+    """Drop new events whose properties are too big or too deep, recording each with its reason."""
+    brackets = "length(properties) - length(replace(replace(properties, '{', ''), '[', ''))"
+    suspects = con.execute(
+        f"""SELECT event_id, length(properties) > {MAX_PROPERTIES_BYTES},
+                   CASE WHEN length(properties) <= {MAX_PROPERTIES_BYTES} THEN properties END,
+                   left(properties, {_RAW_KEPT})
+            FROM _live_new WHERE length(properties) > {MAX_PROPERTIES_BYTES} OR {brackets} > {MAX_PROPERTIES_DEPTH}"""
+    ).fetchall()
+    rejected = []
+    for event_id, too_big, properties, excerpt in suspects:
+        if too_big:
+            rejected.append((event_id, f"properties over {MAX_PROPERTIES_BYTES:,} bytes", excerpt))
+        elif (depth := json_depth(properties)) > MAX_PROPERTIES_DEPTH:
+            rejected.append((event_id, f"properties nested {depth} levels deep (at most {MAX_PROPERTIES_DEPTH})", excerpt))
+    if rejected:
+        con.executemany(
+            f"INSERT INTO {REJECTED} VALUES ('live event', ?, ?, ?, ?)",
+            [[event_id, reason, excerpt, utc_naive(now)] for event_id, reason, excerpt in rejected],
+        )
+        con.execute("DELETE FROM _live_new WHERE event_id IN (SELECT unnest(?))", [[r[0] for r in rejected]])
+    return len(rejected)
+
+
 def _process(
-    con: duckdb.DuckDBPyConnection, live: list[SegmentDefinition], source: str, now: datetime, tolerance: int
+    con: duckdb.DuckDBPyConnection, live: list[SegmentDefinition], source: str, now: datetime, tolerance_s: float
 ) -> ProcessResult:
     now = utc_naive(now)
     result = ProcessResult()
+    history_until = con.execute(f"SELECT max(history_until) FROM {HISTORY}").fetchone()[0]
+    con.execute(f"CREATE OR REPLACE TEMP TABLE _live_read AS {source}")
     con.execute(
         f"""CREATE OR REPLACE TEMP TABLE _live_new AS
-            SELECT * FROM ({source})
+            SELECT * FROM _live_read
+            WHERE (CAST($until AS TIMESTAMP) IS NULL OR ts >= $until)
             QUALIFY row_number() OVER (PARTITION BY event_id ORDER BY ts) = 1
-              AND event_id NOT IN (SELECT event_id FROM {EVENTS})"""
+              AND event_id NOT IN (SELECT event_id FROM {EVENTS})
+              AND event_id NOT IN (SELECT event_id FROM {REJECTED} WHERE event_id IS NOT NULL)""",
+        {"until": history_until},
     )
-    result.events_read = con.execute(f"SELECT count(*) FROM ({source})").fetchone()[0]
+    result.events_read, result.events_history = con.execute(
+        "SELECT count(*), count(*) FILTER (WHERE ts < CAST(? AS TIMESTAMP)) FROM _live_read", [history_until]
+    ).fetchone()
+    result.rejected = _reject_poison(con, now)
     result.events_new = con.execute("SELECT count(*) FROM _live_new").fetchone()[0]
     touched, result.matches = _record_matches(con, live, now)
     entries = _subtype1_entries(con, live)
-    due = _resolve(con, live, touched, now - timedelta(minutes=tolerance), result)
+    due = _resolve(con, live, touched, now - timedelta(seconds=tolerance_s), result)
     result.entries = enqueue(con, entries + due, now=now)
     apply_live_tags(con, result.entries, MATCHES, "_live_new")
     result.pending = con.execute(f"SELECT count(*) FROM {PENDING}").fetchone()[0]
@@ -277,14 +425,14 @@ def flush_deadlines(
     segments: list[SegmentDefinition],
     *,
     now: datetime,
-    late_tolerance_minutes: int = 10,
+    late_tolerance_seconds: float = 600,
 ) -> list[Entry]:
     """Resolve subtype 2 entries whose deadline is at or before the watermark; returns the
     entries written to the outbox. Call on every tick, with or without new events."""
     live = _live(segments)
     ensure_tables(con)
     with transaction(con):
-        due = _resolve(con, live, set(), utc_naive(now) - timedelta(minutes=late_tolerance_minutes), ProcessResult())
+        due = _resolve(con, live, set(), utc_naive(now) - timedelta(seconds=late_tolerance_seconds), ProcessResult())
         written = enqueue(con, due, now=utc_naive(now))
         apply_live_tags(con, written, MATCHES, None)
         return written

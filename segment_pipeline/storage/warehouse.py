@@ -1,7 +1,7 @@
 """DuckDB access: one file holds every table; writes happen in transactions.
 
-DuckDB allows one writing process at a time, so the Dagster job runs its steps in
-one process and the run queue lets one run at a time touch the warehouse.
+DuckDB allows one writing process at a time, so the Dagster job runs its steps in one
+process on a private copy that ``storage/publish.py`` publishes when the run succeeds.
 """
 
 from __future__ import annotations
@@ -34,6 +34,8 @@ def connect(path: Path | str, *, read_only: bool = False) -> Iterator[duckdb.Duc
     con = duckdb.connect(str(path), read_only=read_only)
     try:
         con.execute("SET TimeZone = 'UTC'")
+        # DuckDB draws a progress bar on stdout for queries over 2 s: it corrupts piped output.
+        con.execute("SET enable_progress_bar = false")
         if not read_only:
             con.execute(f"CREATE SCHEMA IF NOT EXISTS {quote_ident(ANALYTICS)}")
             con.execute(f"CREATE SCHEMA IF NOT EXISTS {quote_ident(STATE)}")

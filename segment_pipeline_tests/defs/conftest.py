@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from segment_pipeline.defs.reports.resources import ReportsResource
 from segment_pipeline.defs.resources import (
     ConfigResource,
     EventSourcesResource,
@@ -26,6 +27,7 @@ def small_demo_resources(tmp: Path, config_dir: Path | None = None, **sources) -
         "project_config": ConfigResource(config_dir=str(config_dir or BUNDLED_CONFIG_DIR)),
         "mlflow": MLflowResource(tracking_uri=(tmp / "mlruns").as_uri()),
         "exports": ExportResource(export_dir=str(tmp / "exports")),
+        "reports": ReportsResource(reports_dir=str(tmp / "reports")),
     }
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+from datetime import date
 
 import dagster as dg
 import duckdb
@@ -138,3 +139,107 @@ def test_goal_ends_after_its_end_date(tmp_path, goal_config):
 
 def test_target_groups_key_is_exported():
     assert TARGET_GROUPS == dg.AssetKey(["analytics", "target_groups"])
+
+
+def test_a_broken_tracking_store_fails_the_run_red_and_publishes_no_invalid_goal(tmp_path, goal_config):
+    import sqlite3
+
+    resources = small_demo_resources(tmp_path, config_dir=goal_config)
+    assert run(resources, "2026-02-20").success
+    published = query(tmp_path, "SELECT status, count(*) FROM analytics.goal_status GROUP BY 1 ORDER BY 1")
+    assert ("invalid", 0) not in published and published
+
+    store = tmp_path / "mlruns" / "mlflow.db"
+    with sqlite3.connect(store) as con:  # a store with runs whose schema no MLflow knows
+        con.execute("UPDATE alembic_version SET version_num = 'broken'")
+    result = run(resources, "2026-02-21", raise_on_error=False)
+    assert not result.success
+    failure = next(e for e in result.all_events if e.event_type_value == "STEP_FAILURE")
+    assert failure.step_key == "goals"
+    assert "MLflow store" in failure.event_specific_data.user_failure_data.description
+    assert query(tmp_path, "SELECT max(as_of_date)::VARCHAR FROM analytics.goal_status") == [("2026-02-20",)]
+    assert query(tmp_path, "SELECT count(*) FROM analytics.goal_status WHERE status = 'invalid'") == [(0,)]
+
+
+def _goal_yaml(**keys) -> str:
+    base = {"goalName": "carts in late february", "segment": "All Users", "createdOn": "2026-02-16",
+            "endDate": "2026-02-26", "objective": "maximize", "events": "[{eventType: add_to_cart}]",
+            "controlGroupPercent": 10, "lookbackDays": 14} | keys
+    return "kind: goals\ngoals:\n  - " + "\n    ".join(f"{k}: {v}" for k, v in base.items()) + "\n"
+
+
+def test_retraining_on_schedule_and_realized_quality_of_every_scored_night(tmp_path, goal_config):
+    (goal_config / "goals.yaml").write_text(_goal_yaml(retrainEveryDays=2))
+    resources = small_demo_resources(tmp_path, config_dir=goal_config)
+    for day in ("2026-02-17", "2026-02-18", "2026-02-19"):
+        assert run(resources, day).success
+
+    decisions = query(tmp_path, """SELECT as_of_date, model_kind, promoted, reason, champion_kind
+        FROM pipeline_state.goal_model_decisions ORDER BY as_of_date""")
+    # Trained at creation (as of the freeze day), then every 2 days: not on the 18th.
+    assert [str(d[0]) for d in decisions] == ["2026-02-15", "2026-02-17", "2026-02-19"]
+    assert all(kind in ("xgboost", "logistic", "bgnbd") for _, kind, *_ in decisions)
+    assert "won on the held-out rows" in decisions[0][3] and "first model for this goal" in decisions[0][3]
+    assert all("champion v1" in reason for *_, reason, _ in decisions[1:2])  # judged against the champion
+    messages = dict(query(tmp_path, "SELECT as_of_date, message FROM analytics.goal_status"))
+    assert "retrained as of 2026-02-17: challenger" in messages[date(2026, 2, 17)]
+    assert "retrained" not in messages[date(2026, 2, 18)].split("champion:")[0]
+    assert f"champion: {decisions[-1][4]}" in messages[date(2026, 2, 19)]
+
+    import mlflow
+
+    from segment_pipeline.goals.tracking import EXPERIMENT_NAME, resolve_store
+
+    mlflow.set_tracking_uri(resolve_store(resources["mlflow"].tracking_uri)[0])
+    runs = mlflow.search_runs(experiment_names=[EXPERIMENT_NAME], output_format="list")
+    retrains = [r for r in runs if r.data.tags.get("as_of") == "2026-02-17" and "promotion" in r.data.tags]
+    assert len(retrains) == 1 and retrains[0].data.tags["promotion_reason"]
+    candidates = [r for r in runs if r.data.tags.get("as_of") == "2026-02-17" and "selected" in r.data.tags]
+    assert sorted(r.data.tags["model_kind"] for r in candidates) == ["bgnbd", "logistic", "xgboost"]
+
+    assert query(tmp_path, "SELECT count(*) FROM analytics.goal_model_quality")[0][0] == 0  # horizon not passed
+    result = run(resources, "2026-02-26")
+    assert result.success
+    rows = query(tmp_path, """SELECT prediction_date, model_run_id, horizon_end, users, achievers, predicted_achievers,
+        auc, auc_ci_low, auc_ci_high, brier, top_bucket_lift FROM analytics.goal_model_quality ORDER BY 1""")
+    assert [str(r[0]) for r in rows] == ["2026-02-17", "2026-02-18", "2026-02-19"]
+    for night, run_id, horizon, users, achievers, predicted, auc, low, high, brier, lift in rows:
+        assert horizon == date(2026, 2, 26)
+        assert run_id == query(tmp_path, "SELECT model_run_id FROM analytics.goal_status WHERE as_of_date = ?", [night])[0][0]
+        assert users == query(tmp_path, """SELECT count(*) FROM analytics.intent_buckets
+            WHERE as_of_date = ? AND bucket <> 'achieved'""", [night])[0][0]
+        assert 0 < achievers < users and predicted > 0 and 0 <= brier <= 1
+        assert 0 <= low <= auc <= high <= 1 and lift > 0
+    metadata = next(
+        m.event_specific_data.materialization.metadata
+        for m in result.get_asset_materialization_events()
+        if m.event_specific_data.materialization.asset_key.path[-1] == "goal_model_quality"
+    )
+    assert metadata["carts in late february: realized auc"].value == pytest.approx(rows[-1][6])
+    history = mlflow.MlflowClient().get_metric_history(rows[-1][1], "realized_auc")  # on the run that scored it
+    assert [(m.step, m.value) for m in history if m.step == 3] == [(3, pytest.approx(rows[-1][6]))]
+    assert run(resources, "2026-02-27").success  # written once per prediction date
+    assert query(tmp_path, "SELECT count(*) FROM analytics.goal_model_quality")[0][0] == 3
+
+
+def test_a_goal_stuck_on_short_history_takes_a_shorter_lookback_until_its_first_model(tmp_path, goal_config):
+    (goal_config / "goals.yaml").write_text(_goal_yaml(lookbackDays=40))
+    resources = small_demo_resources(tmp_path, config_dir=goal_config)
+    assert run(resources, "2026-02-16").success
+    status, message = query(tmp_path, "SELECT status, message FROM analytics.goal_status")[0]
+    assert status == "insufficient_history"
+    assert "it has 0 anchors (needs 2)" in message and "46 days of events before createdOn 2026-02-16" in message
+    assert "needs 58 = lookbackDays 40 + the 11-day window + 7 days between 2 anchors" in message
+    assert "What would help: lookbackDays 28 or less (applied now: the goal has no model yet)" in message
+
+    # The fix is applied (no model exists yet); an edit of the frozen group's split is not.
+    (goal_config / "goals.yaml").write_text(_goal_yaml(lookbackDays=14, controlGroupPercent=20))
+    assert run(resources, "2026-02-17").success
+    status, message = query(tmp_path, "SELECT status, message FROM analytics.goal_status WHERE as_of_date = '2026-02-17'")[0]
+    assert status == "active"
+    assert "applied before the first model: lookbackDays 40 -> 14" in message
+    assert "NOT APPLIED" in message and "controlGroupPercent: 10.0 -> 20.0" in message
+    assert "lookbackDays" not in message.split("NOT APPLIED")[1].split("; applied before the first model")[0]
+    assert run(resources, "2026-02-18").success
+    message = query(tmp_path, "SELECT message FROM analytics.goal_status WHERE as_of_date = '2026-02-18'")[0][0]
+    assert "controlGroupPercent: 10.0 -> 20.0" in message and "lookbackDays" not in message

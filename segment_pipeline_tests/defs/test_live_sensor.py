@@ -9,7 +9,9 @@ import dagster as dg
 import duckdb
 
 from segment_pipeline.defs.live.sensors import live_segments_sensor
-from segment_pipeline.defs.resources import ConfigResource, EventSourcesResource, LiveResource, WarehouseResource
+from segment_pipeline.defs.resources import ConfigResource, EventSourcesResource, LiveResource
+from segment_pipeline.live import store
+from segment_pipeline.live.engine import start_watermark
 from segment_pipeline_tests.live.test_outbox import receiver  # noqa: F401 (pytest fixture: a real HTTP server)
 
 SEGMENTS_YAML = """
@@ -57,11 +59,13 @@ def test_landed_files_enter_users_and_every_entry_reaches_the_webhook_once(tmp_p
         {"event_id": "p3", "user_id": "u3", "event_name": "charged", "ts": (old + timedelta(minutes=2)).isoformat()},
     ])
     server.fail_first = 1  # the webhook is down for the first request: the entry is retried, not lost
+    live_store = tmp_path / "warehouse.live.duckdb"
+    with store.connect(live_store) as con:  # the sensor has been running for an hour: these events are live
+        start_watermark(con, [], now=now - timedelta(hours=1), late_tolerance_seconds=30)
     resources = {
-        "warehouse": WarehouseResource(path=str(tmp_path / "warehouse.duckdb")),
         "sources": EventSourcesResource(events=str(events / "*.ndjson"), demo_dir=str(tmp_path / "demo")),
         "project_config": ConfigResource(config_dir=str(config)),
-        "live_config": LiveResource(webhook_url=url, base_delay_s=0.0),
+        "live_config": LiveResource(store_path=str(live_store), webhook_url=url, retry_schedule_s=[0, 0, 0]),
     }
     first = tick(resources)
     assert "2 entries" in first, first
@@ -75,7 +79,7 @@ def test_landed_files_enter_users_and_every_entry_reaches_the_webhook_once(tmp_p
         {"event_id": "a2", "user_id": "u4", "event_name": "app_launch", "ts": now.isoformat()},
     ])
     tick(resources)
-    with duckdb.connect(str(tmp_path / "warehouse.duckdb"), read_only=True) as con:
+    with duckdb.connect(str(live_store), read_only=True) as con:
         rows = con.execute(
             "SELECT segment_name, user_id, delivered_at IS NOT NULL, attempts FROM analytics.live_segment_entries ORDER BY 2"
         ).fetchall()
@@ -83,13 +87,39 @@ def test_landed_files_enter_users_and_every_entry_reaches_the_webhook_once(tmp_p
         ("app launched now", "u1", True), ("checkout abandoned", "u2", True), ("app launched now", "u4", True)
     ]
     assert sum(n for *_, n in rows) == 4  # three entries, one of them tried twice
+    assert not (tmp_path / "warehouse.duckdb").exists()  # the sensor never opens the warehouse
 
 
 def test_without_live_segments_or_with_demo_data_the_sensor_skips(tmp_path):
     resources = {
-        "warehouse": WarehouseResource(path=str(tmp_path / "warehouse.duckdb")),
         "sources": EventSourcesResource(demo_dir=str(tmp_path / "demo")),
         "project_config": ConfigResource(config_dir=str(tmp_path)),
-        "live_config": LiveResource(),
+        "live_config": LiveResource(store_path=str(tmp_path / "live.duckdb")),
     }
     assert "no live segments" in tick(resources)
+
+
+def test_the_sensor_turned_on_over_months_of_files_posts_nothing_old(tmp_path, receiver):  # noqa: F811
+    server, url = receiver
+    config = tmp_path / "config"
+    config.mkdir()
+    (config / "segments.yaml").write_text(SEGMENTS_YAML)
+    events = tmp_path / "events"
+    events.mkdir()
+    months_ago = datetime.now(UTC).replace(tzinfo=None) - timedelta(days=90)
+    write(events / "history.ndjson", [
+        {"event_id": f"h{i}", "user_id": f"u{i}", "event_name": "app_launch", "ts": (months_ago + timedelta(hours=i)).isoformat()}
+        for i in range(200)
+    ])
+    resources = {
+        "sources": EventSourcesResource(events=str(events / "*.ndjson"), demo_dir=str(tmp_path / "demo")),
+        "project_config": ConfigResource(config_dir=str(config)),
+        "live_config": LiveResource(store_path=str(tmp_path / "live.duckdb"), webhook_url=url),
+    }
+    first = tick(resources)
+    assert "first start: 1 file(s) already present" in first and "0 entries" in first, first
+    write(events / "fresh.ndjson", [
+        {"event_id": "f1", "user_id": "u1", "event_name": "app_launch", "ts": datetime.now(UTC).isoformat()},
+    ])
+    assert "1 entries" in tick(resources)
+    assert [body["user_id"] for _, body in server.accepted] == ["u1"]

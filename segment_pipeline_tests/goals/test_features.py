@@ -17,7 +17,7 @@ from polars.testing import assert_frame_equal
 
 from segment_pipeline.config.segments import load_segments
 from segment_pipeline.demo.generator import DemoSpec, build_demo_tables
-from segment_pipeline.goals.feature_spec import FeatureSpec
+from segment_pipeline.goals.feature_spec import FeatureSpec, may_be_empty
 from segment_pipeline.goals.features import (
     achievers_by_day,
     anchor_step,
@@ -294,12 +294,17 @@ def test_insufficient_history_names_the_events_and_suggests_others(world):
     goal = make_goal(segments, events="[{eventType: charged, eventProperties: {category: Concert}}]")
     training = build_training_set(con, goal, segments, ANCHORS)
     assert training.anchor_stats.get_column("achievers").to_list() == [7, 5, 3]
-    assert history_problem(con, goal, training) == (
-        "goal 'sell concerts': only 15 users achieved 'charged {category: Concert}' across 3 anchors (need 20). "
-        "Event types with enough history: login (66), charged (64), add_to_cart (57), app_launch (55). "
-        "Fix: choose goal events that this segment does often enough, target a larger segment, "
-        "or wait for more history"
+    message = history_problem(con, goal, training)
+    assert message.startswith(
+        "goal 'sell concerts' cannot train a model yet: it has 3 anchors (needs 2), 15 achievers and 81 "
+        "non-achievers of 'charged {category: Concert}' in full-length windows (needs 20 of each), and 59 days "
+        "of events before createdOn 2026-03-01"
     )
+    assert (
+        "as a new goal (this one's target group is frozen): another event (with enough history: login (66), "
+        "charged (64), add_to_cart (57), app_launch (55))"
+    ) in message
+    assert "lookbackDays" not in message.split("What would help")[1]  # history is long enough: not the fix
 
 
 def test_enough_history_is_no_problem(con, events):
@@ -322,11 +327,13 @@ def test_short_history_says_how_much_is_needed(world):
     training = build_training_set(con, goal, segments, anchors)
     assert training.frame.height == 0 and training.frame.columns[3:] == training.feature_columns
     message = history_problem(con, goal, training)
-    assert "events start on 2026-01-01, 19 days before createdOn 2026-01-20" in message
-    assert (
-        "lookbackDays 30 + the goal's 14 days = 44 days" in message
-        and "Fix: lower lookbackDays to at most 5" in message
-    )
+    assert "it has 0 anchors (needs 2)" in message
+    assert "19 days of events before createdOn 2026-01-20 (events start on 2026-01-01" in message
+    assert "needs 51 = lookbackDays 30 + the 14-day window + 7 days between 2 anchors" in message
+    assert "a createdOn on or after 2026-02-21" in message
+    later = make_goal(segments, createdOn="2026-02-05", endDate="2026-02-18")  # 35 days: lookback 14 would do
+    message = history_problem(con, later, None)
+    assert "What would help: lookbackDays 14 or less (applied now: the goal has no model yet)" in message
 
 
 def test_achievers_by_day_and_the_timing_curve(world):
@@ -387,7 +394,7 @@ def test_demo_training_set_is_complete_and_leak_free(demo_warehouse):
         training = build_training_set(con, goal, segments, anchors)
         frame = training.frame
         assert len(anchors) == 6 and frame.height > 0 and len(training.feature_columns) >= 60
-        behaviour = [c for c in training.feature_columns if not c.startswith("profile:")]
+        behaviour = [c for c in training.feature_columns if not may_be_empty(c)]
         assert frame.select(pl.col(behaviour).null_count()).sum_horizontal().item() == 0
         assert frame.get_column("label").sum() > 0
         # Copy every event a week later than it happened, from the last anchor on: no feature moves.

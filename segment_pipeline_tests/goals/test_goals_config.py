@@ -17,6 +17,7 @@ from segment_pipeline.config.goals import (
     RULE_NAMES,
     RULE_OBJECTIVE,
     RULE_PRECISION,
+    RULE_RETRAIN,
     RULE_SEGMENT,
     load_goals,
     load_goals_text,
@@ -103,7 +104,7 @@ def test_missing_file_means_no_goals(tmp_path):
 
 def test_defaults_and_all_users():
     g = load_goals_text(doc(goal(segment="All Users", precisionLevel="0.8")), SEGMENTS).goals[0]
-    assert (g.control_group_percent, g.lookback_days, g.precision_level) == (5.0, 90, 0.8)
+    assert (g.control_group_percent, g.lookback_days, g.precision_level, g.retrain_every_days) == (5.0, 90, 0.8, 14)
 
 
 @pytest.mark.parametrize(
@@ -119,6 +120,8 @@ def test_defaults_and_all_users():
         ({"controlGroupPercent": "60"}, RULE_CONTROL, ["found 60"]),
         ({"lookbackDays": "0"}, RULE_LOOKBACK, ["found 0", "at least 1"]),
         ({"precisionLevel": "1.5"}, RULE_PRECISION, ["found 1.5"]),
+        ({"retrainEveryDays": "0"}, RULE_RETRAIN, ["found 0", "at least 1"]),
+        ({"retrainEveryDays": "2.5"}, RULE_RETRAIN, ["retrainEveryDays"]),
         ({"objective": "maximise"}, RULE_OBJECTIVE, ["objective", "maximise"]),
         ({"lookbakDays": "30"}, "known keys", ["unknown key 'lookbakDays'", "did you mean 'lookbackDays'"]),
         (

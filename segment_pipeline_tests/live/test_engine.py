@@ -257,7 +257,7 @@ THREE = SegmentDefinition.model_validate(
     ],
 )
 def test_subtype_2_with_several_actions(con, rows, expected):
-    result = process_events(con, [THREE], events(*rows), now=minutes(60), late_tolerance_minutes=0.5)
+    result = process_events(con, [THREE], events(*rows), now=minutes(60), late_tolerance_seconds=30)
     assert [(e.user_id, e.entered_at, e.event_id) for e in result.entries] == expected
 
 

@@ -122,7 +122,7 @@ def test_failing_server_that_recovers_gets_each_entry_exactly_once(con, receiver
     process_events(con, [VISA], logins(5), now=minutes(5))
     now = minutes(5)
     for _ in range(10):
-        deliver(con, url, now=now, base_delay_s=1.0, rng=random.Random(1))
+        deliver(con, url, now=now, schedule=(0, 1, 2, 4, 8), rng=random.Random(1))
         now += timedelta(minutes=1)  # past any backoff of the first attempts
     assert state.keys() == Counter({idempotency_key("visa login", f"u{i}", minutes(i)): 1 for i in range(5)})
     assert all(status == "delivered" for _, status, _ in outbox(con))
@@ -134,9 +134,10 @@ def test_retry_waits_for_the_backoff(con, receiver):
     state, url = receiver
     state.fail_first = 1
     process_events(con, [VISA], logins(1), now=minutes(0))
-    deliver(con, url, now=minutes(0), base_delay_s=10.0, rng=random.Random(7))
+    deliver(con, url, now=minutes(0), schedule=(0, 10), rng=random.Random(7))
     next_at = con.execute("SELECT next_attempt_at, last_error FROM pipeline_state.live_outbox").fetchone()
-    assert minutes(0) + timedelta(seconds=5) <= next_at[0] <= minutes(0) + timedelta(seconds=15)
+    # jitter only lengthens the wait, by up to 10%
+    assert minutes(0) + timedelta(seconds=10) <= next_at[0] < minutes(0) + timedelta(seconds=11)
     assert next_at[1] == "HTTP 500"
     assert deliver(con, url, now=next_at[0] - timedelta(seconds=1)).delivered == []
     assert len(deliver(con, url, now=next_at[0]).delivered) == 1
@@ -160,7 +161,7 @@ def test_dead_letter_after_max_attempts(con, receiver):
     process_events(con, [VISA], logins(1), now=minutes(0))
     now, outcomes = minutes(0), []
     for _ in range(5):
-        result = deliver(con, url, now=now, max_attempts=3, base_delay_s=0.01)
+        result = deliver(con, url, now=now, schedule=(0, 0.01, 0.01))
         outcomes.append((len(result.retrying), len(result.dead)))
         now += timedelta(seconds=10)
     assert outcomes == [(1, 0), (1, 0), (0, 1), (0, 0), (0, 0)]
@@ -239,21 +240,21 @@ import sys, time
 from datetime import datetime
 import polars as pl
 from segment_pipeline.live.engine import process_events
+from segment_pipeline.live import store
 from segment_pipeline.live.outbox import deliver
-from segment_pipeline.storage.warehouse import connect
 from segment_pipeline_tests.live.test_engine import VISA, events
 
-with connect(sys.argv[1]) as con:
+with store.connect(sys.argv[1]) as con:
     process_events(con, [VISA], events(*[(f"e{i}", f"u{i}", "login", i, {"payment_method": "visa"}) for i in range(5)]),
                    now=datetime(2026, 3, 1, 13, 0))
-    print("written", flush=True)
+print("written", flush=True)
 
-    def hang(url, body, headers, timeout_s):
-        print("sending", flush=True)
-        time.sleep(600)  # killed here: after the outbox write, during the first POST
-        return 204
+def hang(url, body, headers, timeout_s):
+    print("sending", flush=True)
+    time.sleep(600)  # killed here: after the outbox write, during the first POST
+    return 204
 
-    deliver(con, sys.argv[2], now=datetime(2026, 3, 1, 13, 0), send=hang)
+deliver(sys.argv[1], sys.argv[2], now=datetime(2026, 3, 1, 13, 0), send=hang)
 """
 
 
@@ -275,8 +276,7 @@ def test_a_process_killed_between_writing_and_sending_loses_nothing(tmp_path, re
         worker.wait(timeout=30)
     from datetime import datetime
 
-    with connect(path) as con:
-        result = deliver(con, url, now=datetime(2026, 3, 1, 13, 1))
+    result = deliver(path, url, now=datetime(2026, 3, 1, 13, 1))
     assert len(result.delivered) == 5
     assert sorted(body["user_id"] for _, body in server.accepted) == [f"u{i}" for i in range(5)]
     assert all(n == 1 for n in server.keys().values())

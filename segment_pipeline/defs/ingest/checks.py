@@ -1,6 +1,6 @@
 """Great Expectations checks on the events each run loads, before anything downstream reads them."""
 
-from datetime import timedelta
+from datetime import date, timedelta
 
 import dagster as dg
 
@@ -53,6 +53,23 @@ def _result(
     )
 
 
+def _per_day(check_name: str, day: date, outcome: SuiteOutcome, severity: dg.AssetCheckSeverity,
+             blocking: bool) -> dg.AssetCheckEvaluation:
+    """The check's result for one day of a range run. Dagster files an AssetCheckResult of a
+    range under no partition (the UI then shows the range's days as skipped), so a range run
+    reports each day itself."""
+    return dg.AssetCheckEvaluation(
+        asset_key=EVENT_SNAPSHOTS,
+        check_name=check_name,
+        passed=outcome.success,
+        severity=severity,
+        description=outcome.summary(),
+        metadata=outcome.as_metadata(),
+        blocking=blocking,
+        partition=day.isoformat(),
+    )
+
+
 @dg.multi_asset_check(
     specs=[
         dg.AssetCheckSpec(REQUIRED_COLUMNS_CHECK, asset=EVENT_SNAPSHOTS, partitions_def=daily_partitions, blocking=True,
@@ -71,21 +88,40 @@ def event_snapshot_quality(context: dg.AssetCheckExecutionContext, warehouse: Wa
     first, last = days[0], days[-1]
     with warehouse.connect(read_only=True) as con:
         loaded = con.execute(_SLICE_SQL, [first, last, first, last]).df()
-        since = last - timedelta(days=VOLUME_TRAILING_DAYS)
-        counts = dict(con.execute(_DAILY_COUNTS_SQL, [since, day_cutoff(last)]).fetchall())
+        counts = dict(con.execute(
+            _DAILY_COUNTS_SQL, [first - timedelta(days=VOLUME_TRAILING_DAYS), day_cutoff(last)]
+        ).fetchall())
         first_day = con.execute("SELECT CAST(min(ts) AS DATE) FROM analytics.event_snapshots").fetchone()[0]
 
-    yield _result(REQUIRED_COLUMNS_CHECK, check_required_columns(loaded))
-    yield _result(
-        TIMESTAMP_RANGE_CHECK,
-        check_timestamp_range(loaded, min_ts=EARLIEST_EVENT_TS, max_ts_exclusive=day_cutoff(last)),
-    )
-    yield _result(UNIQUE_IDS_CHECK, check_unique_event_ids(loaded))
-    # Days before the first event are not history, so they don't drag the mean to zero.
-    trailing = [
-        counts.get(since + timedelta(days=i), 0)
-        for i in range(VOLUME_TRAILING_DAYS)
-        if first_day is not None and since + timedelta(days=i) >= first_day
-    ]
-    volume = check_daily_volume(counts.get(last, 0), trailing)
-    yield _result(DAILY_VOLUME_CHECK, volume, dg.AssetCheckSeverity.WARN)
+    outcomes = {
+        REQUIRED_COLUMNS_CHECK: check_required_columns(loaded),
+        TIMESTAMP_RANGE_CHECK: check_timestamp_range(
+            loaded, min_ts=EARLIEST_EVENT_TS, max_ts_exclusive=day_cutoff(last)
+        ),
+        UNIQUE_IDS_CHECK: check_unique_event_ids(loaded),
+    }
+
+    def volume_on(day: date) -> SuiteOutcome:
+        since = day - timedelta(days=VOLUME_TRAILING_DAYS)
+        # Days before the first event are not history, so they don't drag the mean to zero.
+        trailing = [
+            counts.get(since + timedelta(days=i), 0)
+            for i in range(VOLUME_TRAILING_DAYS)
+            if first_day is not None and since + timedelta(days=i) >= first_day
+        ]
+        return check_daily_volume(counts.get(day, 0), trailing)
+
+    if len(days) == 1:
+        for name, outcome in outcomes.items():
+            yield _result(name, outcome)
+        yield _result(DAILY_VOLUME_CHECK, volume_on(last), dg.AssetCheckSeverity.WARN)
+        return
+    # A range: the rows it loaded are checked once, and that outcome holds for each of its days;
+    # the volume is judged day by day.
+    for day in days:
+        for name, outcome in outcomes.items():
+            yield _per_day(name, day, outcome, dg.AssetCheckSeverity.ERROR, blocking=True)
+        yield _per_day(DAILY_VOLUME_CHECK, day, volume_on(day), dg.AssetCheckSeverity.WARN, blocking=False)
+    for name in (*outcomes, DAILY_VOLUME_CHECK):
+        key = dg.AssetCheckKey(EVENT_SNAPSHOTS, name)
+        yield dg.Output(None, output_name=event_snapshot_quality.get_output_name_for_asset_check_key(key))

@@ -1,0 +1,1 @@
+"""Goal reports: self-contained HTML pages built from the warehouse, without Dagster."""
