@@ -15,6 +15,8 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 PACKAGE_DIR = Path(__file__).resolve().parent
+# The contract's earliest day (section 2): history from the Unix epoch on.
+EARLIEST_START_DATE = date(1970, 1, 1)
 BUNDLED_CONFIG_DIR = PACKAGE_DIR / "demo" / "config"
 # The demo's first day (demo.generator.DemoSpec.start), kept here so settings import no generator.
 DEMO_FIRST_DAY = date(2026, 1, 1)
@@ -103,6 +105,11 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
         raise SettingsError(
             f"SEGMENT_PIPELINE_START_DATE={raw_start!r} is not a YYYY-MM-DD date"
         ) from exc
+    if start_date < EARLIEST_START_DATE:
+        raise SettingsError(
+            f"SEGMENT_PIPELINE_START_DATE={raw_start!r} is before {EARLIEST_START_DATE}; "
+            f"set it to a day from {EARLIEST_START_DATE} on"
+        )
 
     config_dir = Path(_env("SEGMENT_PIPELINE_CONFIG", env) or BUNDLED_CONFIG_DIR)
     # The live sensor's own DuckDB file, next to the warehouse: it never opens the warehouse,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 import dagster as dg
@@ -12,12 +12,14 @@ from pydantic import PrivateAttr
 
 from segment_pipeline.config.errors import ConfigError
 from segment_pipeline.config.project import ProjectConfig, load_project_config
+from segment_pipeline.defs.failures import input_errors_as_failures
 from segment_pipeline.demo.generator import DemoSpec, generate_demo
 from segment_pipeline.ingest.sources import SourceFile, discover
 from segment_pipeline.live.outbox import RETRY_SCHEDULE_S
 from segment_pipeline.live.publish import copy_live_tables
 from segment_pipeline.settings import load_settings
 from segment_pipeline.storage import publish, warehouse
+from segment_pipeline.storage.location import check_writable_warehouse
 
 
 class WarehouseResource(dg.ConfigurableResource):
@@ -33,44 +35,60 @@ class WarehouseResource(dg.ConfigurableResource):
     # The live sensor's own file: its tables are copied in right before each publish.
     live_store: str | None = None
 
+    _context: dg.InitResourceContext | None = PrivateAttr(default=None)
     _build: publish.Build | None = PrivateAttr(default=None)
+    _stack: ExitStack | None = PrivateAttr(default=None)
 
     @contextmanager
     def yield_for_execution(self, context: dg.InitResourceContext) -> Iterator[WarehouseResource]:
-        run_id = context.run_id
-        if run_id is None:  # not in a run (a sensor, a direct call): the published file
+        if context.run_id is None:  # not in a run (a sensor, a direct call): the published file
             yield self
             return
+        # The private copy is made by the first step that connects, so a lock that cannot be
+        # had or a path that cannot be written fails that step with its message.
+        self._context, self._stack = context, ExitStack()
         try:
-            with publish.private_build(
-                Path(self.path),
-                owner=f"run-{run_id}",
-                wait_s=self.lock_wait_seconds,
-                on_wait=context.log.warning if context.log else print,
-                on_acquired=lambda previous: _mark_killed_run_failed(context.instance, previous),
-            ) as build:
-                self._build = build
-                try:
-                    yield self
-                finally:
-                    self._build = None
-                if context.instance.get_records_for_run(
-                    run_id, of_type={dg.DagsterEventType.STEP_FAILURE}, limit=1
-                ).records:
-                    context.log.warning("a step failed: the warehouse keeps its last published state")
-                else:
-                    if self.live_store:
-                        build.before_publish.append(
-                            lambda con: context.log.info(copy_live_tables(con, self.live_store).summary())
-                        )
-                    build.publish()
-                    context.log.info(f"published {self.path}")
-        except publish.WarehouseBusy as exc:
-            raise dg.Failure(description=str(exc), allow_retries=False) from exc
+            with self._stack:
+                yield self
+                if self._build is not None:
+                    self._publish_unless_a_step_failed(context, self._build)
+        finally:
+            self._context, self._build, self._stack = None, None, None
+
+    def _publish_unless_a_step_failed(self, context: dg.InitResourceContext, build: publish.Build) -> None:
+        assert context.run_id is not None
+        if context.instance.get_records_for_run(
+            context.run_id, of_type={dg.DagsterEventType.STEP_FAILURE}, limit=1
+        ).records:
+            context.log.warning("a step failed: the warehouse keeps its last published state")
+            return
+        if self.live_store:
+            build.before_publish.append(lambda con: context.log.info(copy_live_tables(con, self.live_store).summary()))
+        build.publish()
+        context.log.info(f"published {self.path}")
+
+    def _private_copy(self) -> Path:
+        context, stack = self._context, self._stack
+        if context is None or stack is None:
+            return Path(self.path)
+        if self._build is None:
+            with input_errors_as_failures():
+                self._build = stack.enter_context(publish.private_build(
+                    Path(self.path),
+                    owner=f"run-{context.run_id}",
+                    wait_s=self.lock_wait_seconds,
+                    on_wait=context.log.warning,
+                    on_acquired=lambda previous: _mark_killed_run_failed(context.instance, previous),
+                ))
+        return self._build.working
 
     @contextmanager
     def connect(self, *, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
-        target = self._build.working if self._build is not None else Path(self.path)
+        target = self._private_copy()
+        if not read_only and target == Path(self.path):
+            # A wrong SEGMENT_PIPELINE_WAREHOUSE is the user's to fix: one line, not an OSError.
+            with input_errors_as_failures():
+                check_writable_warehouse(target)
         with warehouse.connect(target, read_only=read_only) as con:
             yield con
 

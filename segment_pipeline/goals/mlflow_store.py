@@ -44,7 +44,6 @@ def ensure_sqlite_store(database: Path) -> None:
 
 def _create(database: Path) -> None:
     import sqlalchemy
-
     from mlflow.store.db.utils import _initialize_tables
 
     building = database.with_name(f".{database.name}.creating-{os.getpid()}")
@@ -65,7 +64,6 @@ def _create(database: Path) -> None:
 
 def _upgrade(database: Path) -> None:
     import sqlalchemy
-
     from mlflow.store.db.utils import _upgrade_db
 
     engine = sqlalchemy.create_engine(f"sqlite:///{database}")

@@ -3,7 +3,9 @@
 A load for day D takes every source row with ``ts`` before D+1 00:00 that is not in
 the snapshot yet. Rows that break the contract (section 3) go to
 ``analytics.rejected_events`` with a reason; if too many do, the whole load is
-refused and nothing of it is kept.
+refused and nothing of it is kept. A file that cannot be read at all is one reject row
+(source = its path), is left out of the file manifest so the next run tries it again,
+and never stops the other files.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from datetime import date, datetime, time, timedelta
 import duckdb
 
 from segment_pipeline.ingest.sources import SourceFile
-from segment_pipeline.ingest.staging import STAGED_TABLE_DDL, stage_file
+from segment_pipeline.ingest.staging import STAGED_TABLE_DDL, UnreadableFile, stage_file
 from segment_pipeline.storage.schema import ensure_tables
 from segment_pipeline.storage.warehouse import ANALYTICS, STATE, transaction
 
@@ -69,22 +71,54 @@ FROM (
 )
 """
 
-_CANDIDATES = """
-CREATE OR REPLACE TEMP TABLE _new_events AS
-SELECT event_id, user_id, event_name, ts, properties FROM (
-    SELECT *, row_number() OVER (PARTITION BY event_id ORDER BY file_idx, row_no) AS id_rank
-    FROM _classified WHERE reason IS NULL AND ts < ?
-) AS c
-WHERE id_rank = 1
-  AND NOT EXISTS (SELECT 1 FROM analytics.event_snapshots s WHERE s.event_id = c.event_id)
+CONFLICTING_DUPLICATE = "duplicate event_id with different content"
+
+_VALID_BEFORE_CUTOFF = "FROM _classified WHERE reason IS NULL AND ts < ?"
+
+# The loaded version of the ids this load carries. The ids are matched on the snapshot's
+# event_id column alone, then only the matching rows are fetched (by rowid) to compare content.
+_LOADED_TWINS = f"""
+CREATE OR REPLACE TEMP TABLE _loaded_twins AS
+SELECT event_id, user_id, event_name, ts, CAST(properties AS VARCHAR) AS properties
+FROM analytics.event_snapshots
+WHERE rowid IN (SELECT s.rowid FROM analytics.event_snapshots s
+                WHERE s.event_id IN (SELECT event_id {_VALID_BEFORE_CUTOFF}))
+QUALIFY row_number() OVER (PARTITION BY event_id ORDER BY snapshot_date, ts) = 1
 """
 
-_NEW_REJECTS = """
+# What an id stands for: its loaded version, else its first row in this load. A row that
+# repeats it exactly is a re-send (skipped); one that differs is a conflict (rejected).
+# Both joins build on the few rows that need them (loaded twins, ids repeated in the load),
+# so a load of new events pays one window and two cheap probes.
+_FATES = f"""
+CREATE OR REPLACE TEMP TABLE _fates AS
+WITH ranked AS MATERIALIZED (
+    SELECT file_idx, row_no, source, raw_json, event_id, user_id, event_name, ts, properties,
+           row_number() OVER (PARTITION BY event_id ORDER BY file_idx, row_no) AS id_rank
+    {_VALID_BEFORE_CUTOFF}
+),
+reference AS (
+    SELECT event_id, user_id, event_name, ts, properties FROM _loaded_twins
+    UNION ALL
+    SELECT event_id, user_id, event_name, ts, properties FROM ranked
+    WHERE id_rank = 1 AND event_id IN (SELECT event_id FROM ranked WHERE id_rank = 2)
+      AND event_id NOT IN (SELECT event_id FROM _loaded_twins)
+)
+SELECT c.*, c.event_id IN (SELECT event_id FROM _loaded_twins) AS loaded,
+       r.event_id IS NULL OR (c.user_id = r.user_id AND c.event_name = r.event_name
+                              AND c.ts = r.ts AND c.properties = r.properties) AS same_content
+FROM ranked c LEFT JOIN reference r USING (event_id)
+"""
+
+_NEW_REJECTS = f"""
 CREATE OR REPLACE TEMP TABLE _new_rejects AS
-SELECT file_idx, row_no, source, reason, raw_json AS raw FROM _classified c
-WHERE reason IS NOT NULL
-  AND NOT EXISTS (SELECT 1 FROM analytics.rejected_events r
-                  WHERE r.source = c.source AND r.raw IS NOT DISTINCT FROM c.raw_json)
+SELECT * FROM (
+    SELECT file_idx, row_no, source, reason, raw_json AS raw FROM _classified WHERE reason IS NOT NULL
+    UNION ALL
+    SELECT file_idx, row_no, source, '{CONFLICTING_DUPLICATE}', raw_json FROM _fates WHERE NOT same_content
+) AS c
+WHERE NOT EXISTS (SELECT 1 FROM analytics.rejected_events r
+                  WHERE r.source = c.source AND r.raw IS NOT DISTINCT FROM c.raw)
 """
 
 
@@ -107,6 +141,9 @@ class LoadReport:
     already_loaded: int
     deferred: int
     reject_reasons: dict[str, int] = field(default_factory=dict)
+    # Files that could not be read at all, path -> reason: each is one reject row, is not
+    # marked loaded (so the next run tries again), and does not count in the reject rate.
+    unreadable_files: dict[str, str] = field(default_factory=dict)
 
     @property
     def reject_rate(self) -> float:
@@ -138,6 +175,25 @@ def _files_to_read(con: duckdb.DuckDBPyConnection, files: list[SourceFile], cuto
     return to_read
 
 
+def _stage(con: duckdb.DuckDBPyConnection, files: list[SourceFile], to_read: list[SourceFile]) -> dict[int, str]:
+    """Stage every file on its own; return the unreadable ones (file index -> reason).
+
+    This writes temp tables only and runs outside the load's transaction: DuckDB aborts a
+    transaction at its first error, and one broken file must not cost the others.
+    """
+    index = {f.path: i for i, f in enumerate(files)}
+    con.execute(f"CREATE OR REPLACE TEMP TABLE _staged ({STAGED_TABLE_DDL})")
+    unreadable = {}
+    for f in to_read:
+        # file_idx indexes ``files`` (not ``to_read``) so messages can name the file.
+        try:
+            stage_file(con, f, "_staged", index[f.path])
+        except UnreadableFile as exc:
+            con.execute("DELETE FROM _staged WHERE file_idx = ?", [index[f.path]])
+            unreadable[index[f.path]] = exc.reason
+    return unreadable
+
+
 def _refusal_message(con: duckdb.DuckDBPyConnection, files: list[SourceFile], report: LoadReport, max_rate: float) -> str:
     worst = con.execute(
         """SELECT file_idx, count(*) AS n, mode(reason) AS reason, min(row_no) AS first_row
@@ -150,6 +206,8 @@ def _refusal_message(con: duckdb.DuckDBPyConnection, files: list[SourceFile], re
     ]
     for file_idx, n, reason, first_row in worst:
         lines.append(f"  {files[file_idx].path}: {n:,} bad rows, commonest reason '{reason}' (first at row {first_row})")
+    for path, reason in report.unreadable_files.items():
+        lines.append(f"  {path}: {reason} (not counted in the rate)")
     lines.append("Fix those rows at the source, or raise SEGMENT_PIPELINE_MAX_REJECT_RATE if they are expected.")
     return "\n".join(lines)
 
@@ -164,54 +222,65 @@ def load_events(
     """Bring ``event_snapshots`` up to date as of ``snapshot_date``, in one transaction."""
     cutoff = day_cutoff(snapshot_date)
     ensure_tables(con, SNAPSHOT, REJECTED, SOURCE_FILES)
+    to_read = _files_to_read(con, files, cutoff)
+    unreadable = _stage(con, files, to_read)
     with transaction(con):
-        to_read = _files_to_read(con, files, cutoff)
-        con.execute(f"CREATE OR REPLACE TEMP TABLE _staged ({STAGED_TABLE_DDL})")
-        for f in to_read:
-            # file_idx indexes ``files`` (not ``to_read``) so messages can name the file.
-            stage_file(con, f, "_staged", files.index(f))
         con.execute(_CLASSIFY)
-        con.execute(_CANDIDATES, [cutoff])
+        con.execute(_LOADED_TWINS, [cutoff])
+        con.execute(_FATES, [cutoff])
         con.execute(_NEW_REJECTS)
 
-        rows_read, valid_before_cutoff, distinct_before_cutoff, deferred = con.execute(
-            """SELECT count(*),
-                      count(*) FILTER (WHERE reason IS NULL AND ts < ?),
-                      count(DISTINCT event_id) FILTER (WHERE reason IS NULL AND ts < ?),
-                      count(*) FILTER (WHERE reason IS NULL AND ts >= ?)
-               FROM _classified""",
-            [cutoff, cutoff, cutoff],
+        rows_read, deferred = con.execute(
+            "SELECT count(*), count(*) FILTER (WHERE reason IS NULL AND ts >= ?) FROM _classified", [cutoff]
         ).fetchone()
-        loaded = con.execute("SELECT count(*) FROM _new_events").fetchone()[0]
+        loaded, duplicates, already_loaded = con.execute(
+            """SELECT count(*) FILTER (WHERE NOT loaded AND id_rank = 1),
+                      count(*) FILTER (WHERE same_content AND id_rank > 1),
+                      count(DISTINCT event_id) FILTER (WHERE loaded AND same_content)
+               FROM _fates"""
+        ).fetchone()
         reasons = dict(con.execute("SELECT reason, count(*) FROM _new_rejects GROUP BY 1 ORDER BY 2 DESC").fetchall())
         report = LoadReport(
             snapshot_date=snapshot_date,
             cutoff=cutoff,
-            files_read=len(to_read),
+            files_read=len(to_read) - len(unreadable),
             files_skipped=len(files) - len(to_read),
             rows_read=rows_read,
             loaded=loaded,
             rejected=sum(reasons.values()),
-            duplicates_skipped=valid_before_cutoff - distinct_before_cutoff,
-            already_loaded=distinct_before_cutoff - loaded,
+            duplicates_skipped=duplicates,
+            already_loaded=already_loaded,
             deferred=deferred,
             reject_reasons=dict(Counter(reasons).most_common()),
+            unreadable_files={str(files[i].path): reason for i, reason in sorted(unreadable.items())},
         )
         if report.reject_rate > max_reject_rate:
             raise LoadRefused(_refusal_message(con, files, report, max_reject_rate))
 
         con.execute(
-            "INSERT INTO analytics.event_snapshots SELECT event_id, user_id, event_name, ts, properties, ? FROM _new_events ORDER BY ts",
+            """INSERT INTO analytics.event_snapshots
+               SELECT event_id, user_id, event_name, ts, properties, ? FROM _fates
+               WHERE NOT loaded AND id_rank = 1 ORDER BY ts""",
             [snapshot_date],
         )
         con.execute(
             "INSERT INTO analytics.rejected_events SELECT ?, source, reason, raw FROM _new_rejects ORDER BY file_idx, row_no",
             [snapshot_date],
         )
+        for path, reason in report.unreadable_files.items():
+            # One row per broken file and reason, however many nights it stays broken.
+            con.execute(
+                """INSERT INTO analytics.rejected_events SELECT ?, ?, ?, NULL
+                   WHERE NOT EXISTS (SELECT 1 FROM analytics.rejected_events WHERE source = ? AND reason = ?)""",
+                [snapshot_date, path, reason, path, reason],
+            )
         max_ts_by_file = dict(
             con.execute("SELECT file_idx, max(ts) FILTER (WHERE reason IS NULL) FROM _classified GROUP BY 1").fetchall()
         )
+        index = {f.path: i for i, f in enumerate(files)}
         for f in to_read:
+            if index[f.path] in unreadable:
+                continue  # not in the manifest, so the next run reads it again
             con.execute(
                 """INSERT INTO pipeline_state.source_files VALUES (?, ?, ?, ?, ?)
                    ON CONFLICT (path) DO UPDATE SET size_bytes = excluded.size_bytes,
@@ -220,8 +289,8 @@ def load_events(
                                               AND source_files.modified_ns = excluded.modified_ns
                                          THEN greatest(source_files.loaded_through, excluded.loaded_through)
                                          ELSE excluded.loaded_through END""",
-                [str(f.path), f.size_bytes, f.modified_ns, max_ts_by_file.get(files.index(f)), cutoff],
+                [str(f.path), f.size_bytes, f.modified_ns, max_ts_by_file.get(index[f.path]), cutoff],
             )
-        for table in ("_staged", "_classified", "_new_events", "_new_rejects"):
+        for table in ("_staged", "_classified", "_loaded_twins", "_fates", "_new_rejects"):
             con.execute(f"DROP TABLE {table}")
     return report

@@ -7,12 +7,14 @@ last one read wins (files in path order, rows in file order).
 
 from __future__ import annotations
 
+from contextlib import ExitStack
 from dataclasses import dataclass
 from datetime import date
 
 import duckdb
 
-from segment_pipeline.ingest.sources import SourceError, SourceFile
+from segment_pipeline.ingest.sources import SourceError, SourceFile, literal_path
+from segment_pipeline.ingest.staging import FILE_ERRORS, MAX_LINE_BYTES, unreadable_reason
 from segment_pipeline.storage.schema import ensure_tables
 from segment_pipeline.storage.warehouse import ANALYTICS, quote_ident, transaction
 
@@ -20,8 +22,8 @@ PROFILES = (ANALYTICS, "profiles")
 _FILE, _ROW = "__sp_file", "__sp_row"
 _READERS = {
     "parquet": "read_parquet(?)",
-    "csv": "read_csv(?, header = true)",
-    "ndjson": "read_json(?, format = 'newline_delimited')",
+    "csv": f"read_csv(?, header = true, max_line_size = {MAX_LINE_BYTES})",
+    "ndjson": f"read_json(?, format = 'newline_delimited', maximum_object_size = {MAX_LINE_BYTES})",
 }
 
 
@@ -36,21 +38,36 @@ class ProfileReport:
 
 def _read_all(con: duckdb.DuckDBPyConnection, files: list[SourceFile]) -> None:
     selects, params = [], []
-    for idx, f in enumerate(files):
+    with ExitStack() as links:
+        for idx, f in enumerate(files):
+            read_path = links.enter_context(literal_path(f.path))
+            try:
+                columns = [r[0] for r in con.execute(f"DESCRIBE SELECT * FROM {_READERS[f.format]}", [read_path]).fetchall()]
+            except (OSError, *FILE_ERRORS) as exc:
+                # Unlike an events file, a broken profiles file cannot be set aside: the table is
+                # replaced whole, so those users would lose their profiles.
+                raise SourceError(
+                    f"{f.path}: {unreadable_reason(f, exc)}; profiles are replaced whole each run, "
+                    "so fix or remove this file"
+                ) from exc
+            except duckdb.Error as exc:
+                raise SourceError(f"{f.path}: cannot be read as {f.format} profiles: {exc}") from exc
+            if "user_id" not in columns:
+                raise SourceError(f"{f.path}: a profiles file needs a user_id column (found: {', '.join(columns)})")
+            # Positions come from a table scan of a freshly read file, so they follow file order.
+            selects.append(
+                f"SELECT *, {idx} AS {_FILE}, row_number() OVER () AS {_ROW} FROM {_READERS[f.format]}"
+            )
+            params.append(read_path)
         try:
-            columns = [r[0] for r in con.execute(f"DESCRIBE SELECT * FROM {_READERS[f.format]}", [str(f.path)]).fetchall()]
-        except duckdb.Error as exc:
-            raise SourceError(f"{f.path}: cannot be read as {f.format} profiles: {exc}") from exc
-        if "user_id" not in columns:
-            raise SourceError(f"{f.path}: a profiles file needs a user_id column (found: {', '.join(columns)})")
-        # Positions come from a table scan of a freshly read file, so they follow file order.
-        selects.append(
-            f"SELECT *, {idx} AS {_FILE}, row_number() OVER () AS {_ROW} FROM {_READERS[f.format]}"
-        )
-        params.append(str(f.path))
-    con.execute(
-        f"CREATE OR REPLACE TEMP TABLE _profile_rows AS {' UNION ALL BY NAME '.join(selects)}", params
-    )
+            con.execute(
+                f"CREATE OR REPLACE TEMP TABLE _profile_rows AS {' UNION ALL BY NAME '.join(selects)}", params
+            )
+        except FILE_ERRORS as exc:  # a file whose header read fine but whose data does not
+            raise SourceError(
+                f"profile files {', '.join(str(f.path) for f in files)}: one cannot be read "
+                f"({str(exc).strip().splitlines()[0][:200]}); profiles are replaced whole each run, so fix or remove it"
+            ) from exc
 
 
 def load_profiles(

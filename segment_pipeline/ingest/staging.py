@@ -17,11 +17,11 @@ or rejected and why:
 from __future__ import annotations
 
 import csv
-import itertools
+import re
 
 import duckdb
 
-from segment_pipeline.ingest.sources import SourceError, SourceFile
+from segment_pipeline.ingest.sources import SourceError, SourceFile, literal_path
 from segment_pipeline.storage.warehouse import quote_ident
 
 EVENT_COLUMNS = ("event_id", "user_id", "event_name", "ts", "properties")
@@ -37,6 +37,52 @@ STAGED_TABLE_DDL = """
 """
 _INSERT = "INSERT INTO {target} (" + ", ".join(STAGED_FIELDS) + ") "
 _TIMESTAMP_TYPES = ("TIMESTAMP", "TIMESTAMP WITH TIME ZONE", "TIMESTAMP_S", "TIMESTAMP_MS", "TIMESTAMP_NS", "DATE")
+
+# Far above any sane event (DuckDB's default of 2 MB turned away real 10 MB lines); a longer
+# line is a reject of its own, never a failed file.
+MAX_LINE_BYTES = 64 * 2**20
+LINE_TOO_LONG = f"line longer than {MAX_LINE_BYTES // 2**20} MB"
+NOT_UTF8 = "line is not UTF-8 text"
+RAW_EXCERPT_CHARS = 1000
+_LINE_READER_OPTIONS = f"max_line_size = {MAX_LINE_BYTES}, store_rejects = true"
+# The reason for a line DuckDB's line reader set aside; error_type comes from its rejects table.
+_SKIPPED_LINE_REASON = f"""CASE any_value(error_type)
+    WHEN 'LINE SIZE OVER MAXIMUM' THEN '{LINE_TOO_LONG}'
+    WHEN 'INVALID ENCODING' THEN '{NOT_UTF8}'
+    ELSE {{other}} END"""
+_SKIPPED_LINE_RAW = f"""CASE WHEN length(any_value(csv_line)) > {RAW_EXCERPT_CHARS}
+    THEN left(any_value(csv_line), {RAW_EXCERPT_CHARS}) || '…' ELSE any_value(csv_line) END"""
+# Errors that say the file itself is broken; any other error is ours and must surface.
+FILE_ERRORS = (duckdb.IOException, duckdb.InvalidInputException, duckdb.DataError, duckdb.NotSupportedError)
+
+
+class UnreadableFile(SourceError):
+    """One source file cannot be read at all; ``reason`` says why, for ``rejected_events``."""
+
+    def __init__(self, source: SourceFile, reason: str) -> None:
+        super().__init__(f"{source.path}: {reason}")
+        self.reason = reason
+
+
+def unreadable_reason(source: SourceFile, exc: BaseException) -> str:
+    """What a user can act on, from a reader's error (DuckDB's own wording names its options)."""
+    text = str(exc)
+    if isinstance(exc, PermissionError) or "Permission denied" in text:
+        return "unreadable file: permission denied"
+    if isinstance(exc, FileNotFoundError) or "No files found" in text or "No such file" in text:
+        return "unreadable file: it was removed while the load ran"
+    if source.format == "parquet":
+        if "too small to be a Parquet file" in text or "No magic bytes" in text:
+            return "unreadable file: not a Parquet file (empty or truncated?)"
+        return f"unreadable file: corrupt Parquet data ({_first_line(text)})"
+    return f"unreadable file: {_first_line(text)}"
+
+
+def _first_line(message: str) -> str:
+    line = message.strip().splitlines()[0] if message.strip() else ""
+    line = re.sub(r"^[\w ]*(Error|Exception): ", "", line)
+    line = re.sub(r"""(?:Failed to read )?file ["'][^"']*["']:?\s*""", "", line)
+    return line[:200] or "unknown error"
 
 
 def _require_columns(source: SourceFile, columns: list[str]) -> None:
@@ -78,8 +124,8 @@ def _props(column: str | None, sql_type: str | None) -> str:
     return f"CASE WHEN {ref} IS NULL THEN NULL ELSE CAST(to_json({ref}) AS VARCHAR) END"
 
 
-def _parquet_select(con: duckdb.DuckDBPyConnection, source: SourceFile) -> tuple[str, list]:
-    described = con.execute("DESCRIBE SELECT * FROM read_parquet(?)", [str(source.path)]).fetchall()
+def _parquet_select(con: duckdb.DuckDBPyConnection, source: SourceFile, read_path: str) -> tuple[str, list]:
+    described = con.execute("DESCRIBE SELECT * FROM read_parquet(?)", [read_path]).fetchall()
     types = {name: sql_type for name, sql_type, *_ in described}
     _require_columns(source, list(types))
     col = {c: (c if c in types else None) for c in EVENT_COLUMNS}
@@ -97,16 +143,25 @@ def _parquet_select(con: duckdb.DuckDBPyConnection, source: SourceFile) -> tuple
                getvariable('sp_file_idx') AS file_idx
         FROM read_parquet(?, file_row_number = true)
     """
-    return sql, [str(source.path), str(source.path)]
+    return sql, [str(source.path), read_path]
 
 
 def _csv_header(source: SourceFile) -> list[str]:
-    with open(source.path, newline="", encoding="utf-8-sig") as handle:
-        header = next(csv.reader(itertools.islice(handle, 1)), [])
+    with open(source.path, "rb") as handle:
+        first = handle.readline(MAX_LINE_BYTES + 1)
+    if len(first) > MAX_LINE_BYTES:
+        raise UnreadableFile(source, f"unreadable file: header {LINE_TOO_LONG}")
+    try:
+        text = first.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise UnreadableFile(source, "unreadable file: the header line is not UTF-8 text (save the file as UTF-8)") from None
+    if not text.strip():
+        raise UnreadableFile(source, "unreadable file: empty file (no header line)")
+    header = next(csv.reader([text.rstrip("\r\n")]), [])
     return [h.strip() for h in header]
 
 
-def _stage_csv(con: duckdb.DuckDBPyConnection, source: SourceFile, target: str) -> None:
+def _stage_csv(con: duckdb.DuckDBPyConnection, source: SourceFile, read_path: str, target: str) -> None:
     header = _csv_header(source)
     if len(set(header)) != len(header):
         raise SourceError(f"{source.path}: the header repeats a column name: {header}")
@@ -117,8 +172,8 @@ def _stage_csv(con: duckdb.DuckDBPyConnection, source: SourceFile, target: str) 
     con.execute(
         f"""CREATE TEMP TABLE _csv_rows AS SELECT * FROM read_csv(?, columns = {columns},
             auto_detect = false, header = true, delim = ',', quote = '"', escape = '"',
-            store_rejects = true, rejects_table = '_csv_rejects', rejects_scan = '_csv_scans')""",
-        [str(source.path)],
+            {_LINE_READER_OPTIONS}, rejects_table = '_csv_rejects', rejects_scan = '_csv_scans')""",
+        [read_path],
     )
     pos = {name: quote_ident(str(i)) for i, name in enumerate(header)}
 
@@ -141,33 +196,47 @@ def _stage_csv(con: duckdb.DuckDBPyConnection, source: SourceFile, target: str) 
     # Lines the CSV reader could not split are rejects too, never silently skipped.
     con.execute(
         _INSERT.format(target=target) + """
-        SELECT ? || ':' || CAST(line AS VARCHAR), line, any_value(csv_line),
+        SELECT ? || ':' || CAST(line AS VARCHAR), line, """ + _SKIPPED_LINE_RAW + """,
                NULL, NULL, NULL, false, NULL, NULL,
-               'malformed csv line: ' || lower(any_value(error_type)), getvariable('sp_file_idx')
+               """ + _SKIPPED_LINE_REASON.format(other="'malformed csv line: ' || lower(any_value(error_type))") + """,
+               getvariable('sp_file_idx')
         FROM _csv_rejects GROUP BY line""",
         [str(source.path)],
     )
     con.execute("DROP TABLE _csv_rows; DROP TABLE _csv_rejects; DROP TABLE _csv_scans")
 
 
-def _stage_ndjson(con: duckdb.DuckDBPyConnection, source: SourceFile, target: str) -> None:
+def _stage_ndjson(con: duckdb.DuckDBPyConnection, source: SourceFile, read_path: str, target: str) -> None:
     def get(key: str) -> str:
         return f"json_extract(line, '$.{key}')"
 
     def text(key: str) -> str:
         return f"json_extract_string(line, '$.{key}')"
 
-    # Read as plain lines so one broken line is a reject, not a failed file;
-    # a table keeps file order, so rowid counts lines (from an offset inside a transaction).
+    # Read as plain lines so one broken line is a reject, not a failed file; a table keeps
+    # file order, so rowid counts the lines the reader kept (from an offset inside a transaction).
+    con.execute("DROP TABLE IF EXISTS _ndjson_rejects; DROP TABLE IF EXISTS _ndjson_scans")
     con.execute(
-        """CREATE OR REPLACE TEMP TABLE _ndjson_lines AS SELECT line
-           FROM read_csv(?, columns = {'line': 'VARCHAR'}, header = false, delim = chr(1),
-                         quote = '', escape = '', auto_detect = false)""",
-        [str(source.path)],
+        f"""CREATE OR REPLACE TEMP TABLE _ndjson_lines AS SELECT line
+           FROM read_csv(?, columns = {{'line': 'VARCHAR'}}, header = false, delim = chr(1),
+                         quote = '', escape = '', auto_detect = false,
+                         {_LINE_READER_OPTIONS}, rejects_table = '_ndjson_rejects', rejects_scan = '_ndjson_scans')""",
+        [read_path],
     )
     sql = f"""
-        WITH lines AS (
-            SELECT rowid - (SELECT min(rowid) FROM _ndjson_lines) + 1 AS line_no, line FROM _ndjson_lines
+        WITH set_aside AS (
+            -- Lines the reader set aside (too long, not UTF-8) are missing from _ndjson_lines:
+            -- the k-th kept line is line k + (set-aside lines with fewer than k kept lines before them).
+            SELECT line - row_number() OVER (ORDER BY line) AS kept_before, row_number() OVER (ORDER BY line) AS skipped
+            FROM (SELECT DISTINCT line FROM _ndjson_rejects)
+        ),
+        steps AS (SELECT kept_before, max(skipped) AS skipped FROM set_aside GROUP BY kept_before),
+        kept AS (
+            SELECT rowid - (SELECT min(rowid) FROM _ndjson_lines) + 1 AS k, line FROM _ndjson_lines
+        ),
+        lines AS (
+            SELECT k + coalesce(steps.skipped, 0) AS line_no, line
+            FROM kept ASOF LEFT JOIN steps ON kept.k > steps.kept_before
         ),
         parsed AS (
             SELECT line_no, line,
@@ -189,19 +258,35 @@ def _stage_ndjson(con: duckdb.DuckDBPyConnection, source: SourceFile, target: st
         FROM parsed
     """
     con.execute(_INSERT.format(target=target) + sql, [str(source.path)])
-    con.execute("DROP TABLE _ndjson_lines")
+    con.execute(
+        _INSERT.format(target=target) + f"""
+        SELECT ? || ':' || CAST(line AS VARCHAR), line, {_SKIPPED_LINE_RAW},
+               NULL, NULL, NULL, false, NULL, NULL,
+               {_SKIPPED_LINE_REASON.format(other="'malformed json line'")}, getvariable('sp_file_idx')
+        FROM _ndjson_rejects GROUP BY line""",
+        [str(source.path)],
+    )
+    con.execute("DROP TABLE _ndjson_lines; DROP TABLE _ndjson_rejects; DROP TABLE _ndjson_scans")
 
 
 def stage_file(con: duckdb.DuckDBPyConnection, source: SourceFile, target: str, file_idx: int) -> None:
-    """Append one file's rows, in the staging shape, to the temp table ``target``."""
+    """Append one file's rows, in the staging shape, to the temp table ``target``.
+
+    A file that cannot be read at all raises ``UnreadableFile``; it may have left some of
+    its rows in ``target`` (a caller that goes on deletes them by ``file_idx``). A file that
+    lacks a required column raises ``SourceError``: that is a wrong source, not a broken file.
+    """
     con.execute("SET VARIABLE sp_file_idx = ?", [file_idx])
     try:
-        if source.format == "csv":
-            _stage_csv(con, source, target)
-        elif source.format == "ndjson":
-            _stage_ndjson(con, source, target)
-        else:
-            sql, params = _parquet_select(con, source)
-            con.execute(_INSERT.format(target=target) + sql, params)
+        with literal_path(source.path) as read_path:
+            if source.format == "csv":
+                _stage_csv(con, source, read_path, target)
+            elif source.format == "ndjson":
+                _stage_ndjson(con, source, read_path, target)
+            else:
+                sql, params = _parquet_select(con, source, read_path)
+                con.execute(_INSERT.format(target=target) + sql, params)
+    except (OSError, *FILE_ERRORS) as exc:
+        raise UnreadableFile(source, unreadable_reason(source, exc)) from exc
     except duckdb.Error as exc:
-        raise SourceError(f"{source.path}: cannot be read as {source.format}: {exc}") from exc
+        raise SourceError(f"{source.path}: cannot be read as {source.format}: {_first_line(str(exc))}") from exc

@@ -28,6 +28,7 @@ __all__ = [
     "TIMESTAMP_RANGE_SUITE",
     "UNIQUE_IDS_SUITE",
     "VOLUME_SUITE",
+    "EARLIEST_EVENT_TS",
     "ExpectationOutcome",
     "SuiteOutcome",
     "check_daily_volume",
@@ -42,6 +43,10 @@ UNIQUE_IDS_SUITE = "snapshot_unique_event_ids"
 VOLUME_SUITE = "snapshot_daily_volume"
 
 REQUIRED_COLUMNS = ("event_id", "user_id", "event_name", "ts", "properties")
+# The earliest time an event may have: the contract takes history from 1970 on
+# (SEGMENT_PIPELINE_START_DATE is any day from 1970-01-01). Earlier times come from a
+# parsing accident (a negative epoch, a two-digit year read as year 26), not from history.
+EARLIEST_EVENT_TS = datetime(1970, 1, 1)
 # Blank means empty or whitespace only: such a user or event name matches no rule.
 NOT_BLANK = r"\S"
 

@@ -35,6 +35,7 @@ from pathlib import Path
 import duckdb
 
 from segment_pipeline.storage import warehouse
+from segment_pipeline.storage.location import check_writable_warehouse
 
 BUILD_MARK = ".build-"
 
@@ -175,7 +176,7 @@ def private_build(
     crash leaves the published file as it was, and the next build removes the leftovers.
     """
     published = Path(published)
-    _check_folder(published)
+    check_writable_warehouse(published)
     lock = WarehouseLock(published, owner)
     lock.acquire(wait_s=wait_s, on_wait=on_wait)
     try:
@@ -189,25 +190,6 @@ def private_build(
             build.discard()  # after a publish the working name no longer exists
     finally:
         lock.release()
-
-
-def _check_folder(published: Path) -> None:
-    folder = published.parent
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise WarehouseBusy(
-            f"cannot create the warehouse folder {folder}: {exc.strerror}; "
-            "point SEGMENT_PIPELINE_WAREHOUSE at a file in a writable folder"
-        ) from exc
-    if published.is_dir():
-        raise WarehouseBusy(
-            f"the warehouse path {published} is a folder; point SEGMENT_PIPELINE_WAREHOUSE at a .duckdb file"
-        )
-    if not os.access(folder, os.W_OK):
-        raise WarehouseBusy(
-            f"the warehouse folder {folder} is not writable; point SEGMENT_PIPELINE_WAREHOUSE at a writable folder"
-        )
 
 
 def _remove_stale_builds(published: Path) -> None:

@@ -14,8 +14,8 @@ import dagster as dg
 import duckdb
 
 from segment_pipeline.storage import publish
-from segment_pipeline_tests.defs.test_pipeline import ASSETS, CHECKS, run, table_dump
 from segment_pipeline_tests.defs.conftest import small_demo_resources
+from segment_pipeline_tests.defs.test_pipeline import ASSETS, CHECKS, run, table_dump
 
 RUN_IN_SUBPROCESS = """
     import sys

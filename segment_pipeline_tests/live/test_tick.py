@@ -94,7 +94,7 @@ def test_a_poison_event_is_rejected_alone(tmp_path, receiver):
     assert reasons[("live event", "huge")].startswith("properties over 65,536 bytes")
     assert reasons[("batch.ndjson:4", None)] == "properties is not a JSON object"
     assert reasons[("batch.ndjson:5", None)] == "malformed json line"
-    assert "cannot be read as parquet" in reasons[("garbage.parquet", None)]
+    assert "unreadable file: not a Parquet file" in reasons[("garbage.parquet", None)]
     assert len(reasons) == 5 and result.processed.rejected == 5
 
     again = tick(tmp_path, receiver.url, NOW + timedelta(minutes=2))  # nothing changed: nothing re-read or re-rejected

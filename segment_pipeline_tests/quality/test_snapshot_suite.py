@@ -5,13 +5,16 @@ from __future__ import annotations
 import subprocess
 import sys
 import textwrap
-from datetime import datetime, timedelta, timezone
+from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
+from segment_pipeline.ingest.events import day_cutoff, load_events
+from segment_pipeline.ingest.sources import discover
 from segment_pipeline.quality.snapshot_suite import (
+    EARLIEST_EVENT_TS,
     REQUIRED_COLUMNS_SUITE,
     TIMESTAMP_RANGE_SUITE,
     UNIQUE_IDS_SUITE,
@@ -21,6 +24,8 @@ from segment_pipeline.quality.snapshot_suite import (
     check_timestamp_range,
     check_unique_event_ids,
 )
+from segment_pipeline.storage import warehouse
+from segment_pipeline_tests.conftest import make_events, write_events
 
 DAY = datetime(2026, 1, 5)
 NEXT_DAY = DAY + timedelta(days=1)
@@ -237,3 +242,20 @@ def test_importing_is_cheap_and_validating_stays_offline():
         [sys.executable, "-c", script], cwd=project_root, capture_output=True, text=True, timeout=120
     )
     assert done.returncode == 0, done.stderr
+
+
+def test_history_from_1970_loaded_for_a_1995_day_passes_and_pre_1970_times_fail(tmp_path):
+    """The loader then the suite, as the daily check runs them, on a day long before 2000."""
+    day = date(1995, 3, 1)
+    rows = make_events(20, start=datetime(1970, 1, 1)) + make_events(20, start=datetime(1995, 2, 28), prefix="n")
+    write_events(tmp_path / "old.csv", rows)
+    with warehouse.connect(tmp_path / "w.duckdb") as con:
+        load_events(con, discover(str(tmp_path / "old.csv"), env_var="E"), snapshot_date=day, max_reject_rate=0)
+        loaded = con.execute("SELECT event_id, ts FROM analytics.event_snapshots").df()
+    assert len(loaded) == 40
+    outcome = check_timestamp_range(loaded, min_ts=EARLIEST_EVENT_TS, max_ts_exclusive=day_cutoff(day))
+    assert outcome.success, outcome.summary()
+
+    loaded.loc[0, "ts"] = pd.Timestamp("1969-12-31 23:59:59")
+    failed = check_timestamp_range(loaded, min_ts=EARLIEST_EVENT_TS, max_ts_exclusive=day_cutoff(day))
+    assert not failed.success and "1969-12-31 23:59:59" in failed.summary()

@@ -161,11 +161,13 @@ def test_a_foreign_writer_is_named_after_the_wait(tmp_path: Path) -> None:
 
 
 def test_a_warehouse_path_that_cannot_be_used_says_which_and_why(tmp_path: Path) -> None:
+    from segment_pipeline.storage.location import WarehouseLocationError
+
     (tmp_path / "blocker").write_text("a file where a folder should be")
-    with pytest.raises(publish.WarehouseBusy, match=r"cannot create the warehouse folder .*blocker.*SEGMENT_PIPELINE_WAREHOUSE"):
+    with pytest.raises(WarehouseLocationError, match=r"blocker is a file where a folder should be"):
         with publish.private_build(tmp_path / "blocker" / "w.duckdb", owner="run", wait_s=1):
             pass
     (tmp_path / "adir.duckdb").mkdir()
-    with pytest.raises(publish.WarehouseBusy, match="is a folder"):
+    with pytest.raises(WarehouseLocationError, match="is a folder"):
         with publish.private_build(tmp_path / "adir.duckdb", owner="run", wait_s=1):
             pass

@@ -32,8 +32,10 @@ PROFILES = dg.AssetKey([KEY_PREFIX, "profiles"])
             REJECTED_EVENTS,
             description=(
                 "Source rows that broke the input contract (empty user_id or event_name, "
-                "missing or unparseable ts, properties not a JSON object, malformed lines), "
-                "each with its file:row and reason. Never silently dropped."
+                "missing or unparseable ts, properties not a JSON object, malformed, too long or "
+                "non-UTF-8 lines, an event_id repeated with different content), each with its "
+                "file:row and reason, and files that could not be read at all (source = the path). "
+                "Never silently dropped."
             ),
             group_name=INGEST_GROUP,
             kinds={"duckdb"},
@@ -67,6 +69,8 @@ def event_snapshots(
         f"Loaded {report.loaded:,} events as of {as_of}, rejected {report.rejected:,} "
         f"({report.reject_rate:.3%}); skipped {report.files_skipped} unchanged files"
     )
+    for path, reason in report.unreadable_files.items():
+        context.log.warning(f"{path}: {reason}; the other files were loaded, this one is retried on the next run")
     yield dg.MaterializeResult(
         asset_key=EVENT_SNAPSHOTS,
         metadata={
@@ -91,6 +95,7 @@ def event_snapshots(
             "reject_rate": round(report.reject_rate, 6),
             "max_reject_rate": sources.max_reject_rate,
             "reasons": dg.MetadataValue.json(report.reject_reasons),
+            "unreadable_files": dg.MetadataValue.json(report.unreadable_files),
             "dagster/row_count": total_rejected,
             "preview": dg.MetadataValue.md(rejects_preview),
         },

@@ -1,6 +1,6 @@
 """Great Expectations checks on the events each run loads, before anything downstream reads them."""
 
-from datetime import date, datetime, timedelta
+from datetime import date, timedelta
 
 import dagster as dg
 
@@ -9,6 +9,7 @@ from segment_pipeline.defs.partitions import daily_partitions, run_days
 from segment_pipeline.defs.resources import WarehouseResource
 from segment_pipeline.ingest.events import day_cutoff
 from segment_pipeline.quality.snapshot_suite import (
+    EARLIEST_EVENT_TS,
     SuiteOutcome,
     check_daily_volume,
     check_required_columns,
@@ -21,8 +22,6 @@ TIMESTAMP_RANGE_CHECK = "timestamps_inside_loaded_range"
 UNIQUE_IDS_CHECK = "event_ids_unique"
 DAILY_VOLUME_CHECK = "daily_volume_normal"
 
-# Anything earlier is a parsing accident (epoch zero, a two-digit year), not real history.
-EARLIEST_PLAUSIBLE_TS = datetime(2000, 1, 1)
 VOLUME_TRAILING_DAYS = 7
 
 _SLICE_SQL = """
@@ -76,7 +75,7 @@ def _per_day(check_name: str, day: date, outcome: SuiteOutcome, severity: dg.Ass
         dg.AssetCheckSpec(REQUIRED_COLUMNS_CHECK, asset=EVENT_SNAPSHOTS, partitions_def=daily_partitions, blocking=True,
                           description="Every loaded event has an id, a non-blank user and event name, a time and properties."),
         dg.AssetCheckSpec(TIMESTAMP_RANGE_CHECK, asset=EVENT_SNAPSHOTS, partitions_def=daily_partitions, blocking=True,
-                          description="Every loaded event is before the end of the run's day and after 2000-01-01."),
+                          description="Every loaded event is before the end of the run's day and from 1970-01-01 on."),
         dg.AssetCheckSpec(UNIQUE_IDS_CHECK, asset=EVENT_SNAPSHOTS, partitions_def=daily_partitions, blocking=True,
                           description="Every event_id is in the snapshot once."),
         dg.AssetCheckSpec(DAILY_VOLUME_CHECK, asset=EVENT_SNAPSHOTS, partitions_def=daily_partitions, blocking=False,
@@ -97,7 +96,7 @@ def event_snapshot_quality(context: dg.AssetCheckExecutionContext, warehouse: Wa
     outcomes = {
         REQUIRED_COLUMNS_CHECK: check_required_columns(loaded),
         TIMESTAMP_RANGE_CHECK: check_timestamp_range(
-            loaded, min_ts=EARLIEST_PLAUSIBLE_TS, max_ts_exclusive=day_cutoff(last)
+            loaded, min_ts=EARLIEST_EVENT_TS, max_ts_exclusive=day_cutoff(last)
         ),
         UNIQUE_IDS_CHECK: check_unique_event_ids(loaded),
     }
