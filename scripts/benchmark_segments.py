@@ -5,7 +5,7 @@ run on the same events: one DuckDB query computing, per user and event type, the
 7/30/90-day counts. Target (issue 3): segments within 3x the baseline, peak memory
 under 6 GB.
 
-    .venv/bin/python scripts/benchmark_segments.py [--events 10000000] [--users 500000] [--copies 1]
+    .venv/bin/python scripts/benchmark_segments.py [--events 10000000] [--users 500000] [--copies 1] [--chunk-size 100]
 
 ``--copies N`` evaluates N renamed copies of the 20 segments (time frames shifted by
 up to 6 days so their counts differ): 100 copies are 2,000 segments, in chunks.
@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from segment_pipeline.config.segments import load_segments_text
-from segment_pipeline.rules.compiler import compile_past_segment_chunks, read_profile_columns
+from segment_pipeline.rules.compiler import CHUNK_SIZE, compile_past_segment_chunks, read_profile_columns
 from segment_pipeline.storage import warehouse
 
 AS_OF = date(2026, 6, 30)
@@ -137,6 +137,7 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=10_000_000)
     parser.add_argument("--users", type=int, default=500_000)
     parser.add_argument("--copies", type=int, default=1)
+    parser.add_argument("--chunk-size", type=int, default=CHUNK_SIZE, help="segments per query")
     args = parser.parse_args()
     segments = load_segments_text(SEGMENTS_YAML, "benchmark").past
     assert len(segments) == 20
@@ -150,7 +151,11 @@ def main() -> None:
         print(f"generated {args.events:,} events for {args.users:,} users in {gen:.1f} s")
         cutoff = datetime.combine(AS_OF + timedelta(days=1), datetime.min.time())
         queries = compile_past_segment_chunks(
-            segments, as_of=AS_OF, profile_columns=read_profile_columns(con), include_all_users=True
+            segments,
+            as_of=AS_OF,
+            profile_columns=read_profile_columns(con),
+            include_all_users=True,
+            chunk_size=args.chunk_size,
         )
 
         def evaluate() -> None:

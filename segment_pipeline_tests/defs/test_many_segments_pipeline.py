@@ -66,7 +66,9 @@ def test_two_thousand_segments_run_the_whole_graph_and_validate_the_config_once(
             ).fetchall()
         ]
         columns = [r[0] for r in con.execute("DESCRIBE analytics.profiles").fetchall()]
-        profiles = [dict(zip(columns, row, strict=True)) for row in con.execute("SELECT * FROM analytics.profiles").fetchall()]
+        profiles = [
+            dict(zip(columns, row, strict=True)) for row in con.execute("SELECT * FROM analytics.profiles").fetchall()
+        ]
     assert evaluated == len(segments) + 1  # and All Users
     sample = random.Random(11).sample(segments, 12)
     for segment in sample:

@@ -19,12 +19,17 @@ END = datetime(2026, 3, 2)
 def write_world(con, rng: random.Random, users: int, events: int) -> tuple[list[dict], list[dict]]:
     """Random demo-like events over the last 70 days and a profile per user, in the warehouse and as dicts."""
     event_rows = []
-    for i in range(events):
+    for _ in range(events):
         event_type = rng.choice(sorted(DEMO_STEPS))
         properties = {key: rng.choice(values) for key, values in DEMO_STEPS[event_type]}
         ts = END - timedelta(seconds=rng.randrange(70 * 86400))
         event_rows.append(
-            {"user_id": f"u{rng.randrange(users)}", "event_name": event_type, "ts": ts, "properties": json.dumps(properties)}
+            {
+                "user_id": f"u{rng.randrange(users)}",
+                "event_name": event_type,
+                "ts": ts,
+                "properties": json.dumps(properties),
+            }
         )
     profile_rows = [{"user_id": f"u{u}"} | {k: rng.choice(v) for k, v in DEMO_PROFILES} for u in range(users)]
     con.execute(
@@ -81,7 +86,10 @@ def test_five_thousand_trivial_segments_compile_and_run_on_a_tiny_warehouse(con)
     plan = [("u0", 0), ("u0", 1), ("u1", 1), ("u1", 2), ("u0", 0), ("u0", 1), ("u2", 3), ("u2", 0)] * 3
     for i, (user, k) in enumerate(plan):
         ts = END - timedelta(hours=7 * i + 1)
-        con.execute("INSERT INTO analytics.event_snapshots VALUES (?, ?, ?, ?, '{}', ?)", [f"t{i}", user, f"e{k}", ts, ts.date()])
+        con.execute(
+            "INSERT INTO analytics.event_snapshots VALUES (?, ?, ?, ?, '{}', ?)",
+            [f"t{i}", user, f"e{k}", ts, ts.date()],
+        )
         event_rows.append({"user_id": user, "event_name": f"e{k}", "ts": ts, "properties": "{}"})
 
     queries = compile_past_segment_chunks(segments, as_of=D, include_all_users=True)
