@@ -12,6 +12,7 @@ import duckdb
 from segment_pipeline.config.project import validation_count
 from segment_pipeline.config.segments import load_segments_text
 from segment_pipeline.definitions import defs
+from segment_pipeline.defs.segments.assets import SEGMENT_MEMBERSHIPS, TREND_COLUMNS
 from segment_pipeline.rules.reference import past_segment_members
 from segment_pipeline.settings import BUNDLED_CONFIG_DIR
 from segment_pipeline_tests.defs.conftest import SMALL_DEMO_DAY, small_demo_resources
@@ -52,6 +53,14 @@ def test_two_thousand_segments_run_the_whole_graph_and_validate_the_config_once(
     assert result.success
     # Every asset and check asked for the config; its files were read and checked once.
     assert validation_count() == validations + 1
+    meta = next(
+        m.metadata
+        for m in result.asset_materializations_for_node("segment_memberships")
+        if m.asset_key == SEGMENT_MEMBERSHIPS
+    )
+    # The size trend stays a readable table: the largest segments only, and it says so.
+    trend = meta["sizes_over_time"].value
+    assert trend.splitlines()[0].count("|") == TREND_COLUMNS + 2 and "largest of" in trend
     segments = load_segments_text((config_dir / "segments.yaml").read_text(), "segments.yaml").past
     day = date.fromisoformat(SMALL_DEMO_DAY)
     with duckdb.connect(str(tmp_path / "warehouse.duckdb"), read_only=True) as con:
