@@ -142,7 +142,10 @@ class ConfigResource(dg.ConfigurableResource):
     config_dir: str
 
     def load(self) -> ProjectConfig:
-        """The validated config; a broken one fails the step with the problems listed, no stack trace."""
+        """The validated config; a broken one fails the step with the problems listed, no stack trace.
+
+        Every step calls this; the folder is validated once per content of its files
+        (``load_project_config`` keeps the result), so a run validates it once."""
         try:
             return load_project_config(Path(self.config_dir))
         except ConfigError as exc:

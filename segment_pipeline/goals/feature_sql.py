@@ -25,7 +25,7 @@ from segment_pipeline.config.goals import GoalEvent
 from segment_pipeline.config.segments import ALL_USERS, SegmentDefinition
 from segment_pipeline.goals.feature_spec import FeatureSpec
 from segment_pipeline.goals.matching import SqlParams, event_types_condition, goal_event_condition
-from segment_pipeline.rules.compiler import compile_past_segments
+from segment_pipeline.rules.compiler import compile_past_segment_chunks, compile_past_segments
 from segment_pipeline.storage.warehouse import quote_ident
 
 EVENTS = "analytics.event_snapshots"
@@ -106,7 +106,7 @@ def load_flags(
 ) -> None:
     """``_gf_members`` rows of every past segment in ``segments`` as of each anchor's eve,
     for the users of ``_gf_pop`` only: a user's membership depends on their own events and
-    profile, so the compiler reads just those (``_gf_pop_events``), one scan per anchor."""
+    profile, so the compiler reads just those (``_gf_pop_events``), one scan per anchor and chunk."""
     _create_members(con, replace=False)
     if not segments:
         return
@@ -115,13 +115,14 @@ def load_flags(
             SELECT * FROM {EVENTS} WHERE user_id IN (SELECT user_id FROM _gf_uids)"""
     )
     for anchor in anchors:
-        query = compile_past_segments(
+        queries = compile_past_segment_chunks(
             list(segments), as_of=anchor - timedelta(days=1), profile_columns=profile_columns, events="_gf_pop_events"
         )
-        con.execute(
-            f"INSERT INTO _gf_members SELECT CAST($gf_anchor AS DATE), segment_name, user_id FROM ({query.sql})",
-            query.params | {"gf_anchor": anchor},
-        )
+        for query in queries:
+            con.execute(
+                f"INSERT INTO _gf_members SELECT CAST($gf_anchor AS DATE), segment_name, user_id FROM ({query.sql})",
+                query.params | {"gf_anchor": anchor},
+            )
 
 
 def _create_members(con: duckdb.DuckDBPyConnection, *, replace: bool = True) -> None:

@@ -1,4 +1,4 @@
-"""Past segments as of a day, compiled to one DuckDB query (contract section 4).
+"""Past segments as of a day, compiled to DuckDB queries (contract section 4).
 
 ``compile_past_segments`` is the only place that writes segment SQL. Its query yields
 ``(segment_name, user_id)`` rows and reads the events once:
@@ -7,11 +7,20 @@
   boolean per matcher (event type + properties, shared by equal steps of all segments);
 - ``_users``: one GROUP BY user over it, with a filtered count per (matcher, window)
   and the time of the first action step per (matcher, window, minCount);
-- per segment with ordered actions, one CTE per later step: the minCount-th match at
-  or after the previous step's time, by a join on the user and ``ts >= t``.
+- per segment with ordered actions, a subquery per later step nested in the previous
+  one: the minCount-th match at or after the previous step's time, by a join on the
+  user and ``ts >= t``.
 
 A segment is then a filter on ``_users`` (counts, inaction count = 0) plus an
 ``EXISTS`` on the profile for profile equalities, and all are glued by UNION ALL.
+
+Many segments: ``compile_past_segment_chunks`` splits them into chunks of at most
+``CHUNK_SIZE`` segments (segments on the same event types together, so they share
+matchers), one such query each, whose rows the caller appends. The SQL's nesting
+depth depends on the steps of one segment only, never on how many segments there are
+(DuckDB binds each CTE of a WITH list inside the previous one, so a CTE per segment
+hit its "Max expression depth" near 500 ordered segments); the chunks bound the width
+of ``_flagged``/``_users`` and the time DuckDB spends planning one query.
 
 Every value from the config (event types, property keys and values, profile values,
 segment names) is a bound parameter; profile column names are quoted and must exist.
@@ -23,6 +32,7 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
+from functools import partial
 from typing import Any
 
 import duckdb
@@ -31,6 +41,9 @@ from segment_pipeline.config.segments import ALL_USERS, EventStep, SegmentDefini
 from segment_pipeline.storage.warehouse import quote_ident
 
 EVENTS = "analytics.event_snapshots"
+# Segments per query: wide enough that ~20 segments stay one scan, narrow enough that
+# thousands keep each query's flag columns and planning time small.
+CHUNK_SIZE = 100
 PROFILES = "analytics.profiles"
 
 _INTEGER_TYPES = {
@@ -167,8 +180,8 @@ def _profile_test(column_type: str | None, value: Any) -> tuple[str, str, Any] |
 
 
 class _Compiler:
-    """Builds the CTEs: ``_flagged`` (window events x matcher flags), ``_users`` (per-user
-    counts and first step times, one GROUP BY) and a chain per segment with ordered actions."""
+    """Builds the two CTEs, ``_flagged`` (window events x matcher flags) and ``_users``
+    (per-user counts and first step times, one GROUP BY), and a SELECT per segment."""
 
     def __init__(self, as_of: date, profile_columns: Mapping[str, str] | None, events: str, profiles: str):
         self.as_of = as_of
@@ -179,7 +192,6 @@ class _Compiler:
         self.matchers: dict[tuple, int] = {}
         self.matcher_steps: list[EventStep] = []
         self.user_columns: dict[tuple, tuple[str, str]] = {}
-        self.ctes: list[str] = []
 
     def matcher(self, step: EventStep) -> int:
         if step.matcher not in self.matchers:
@@ -228,8 +240,8 @@ class _Compiler:
         columns = "".join(f",\n        {expression} AS {name}" for name, expression in self.user_columns.values())
         return f"_users AS MATERIALIZED (\n    SELECT user_id{columns}\n    FROM _flagged GROUP BY user_id\n)"
 
-    def segment(self, index: int, segment: SegmentDefinition) -> str:
-        """A SELECT of ``(segment_name, user_id)`` for one past segment, adding its CTEs."""
+    def segment(self, segment: SegmentDefinition) -> str:
+        """A SELECT of ``(segment_name, user_id)`` for one past segment."""
         days = segment.timeframe_days
         first, *later = segment.actions
         conditions = []
@@ -238,23 +250,19 @@ class _Compiler:
             source = "_users u"
         else:
             start = self.user_column("nth", first, days)
-            previous = f"_s{index}_0"
-            self.ctes.append(f"{previous} AS (SELECT user_id, {start} AS t FROM _users WHERE {start} IS NOT NULL)")
+            # Nested subqueries, not a CTE per step: their depth is the segment's steps.
+            previous = f"SELECT user_id, {start} AS t FROM _users WHERE {start} IS NOT NULL"
             for k, step in enumerate(later, start=1):
                 n = step.min_count
                 matches = (
-                    f"_flagged e JOIN {previous} p ON e.user_id = p.user_id AND e.ts >= p.t "
+                    f"_flagged e JOIN ({previous}) p ON e.user_id = p.user_id AND e.ts >= p.t "
                     f"WHERE e.f{self.matcher(step)}"
                 )
                 time_of_match = (
                     "" if k == len(later) else (", min(e.ts) AS t" if n == 1 else f", min(e.ts, {n})[{n}] AS t")
                 )
-                previous = f"_s{index}_{k}"
-                self.ctes.append(
-                    f"{previous} AS (SELECT e.user_id{time_of_match} FROM {matches} "
-                    f"GROUP BY e.user_id HAVING count(*) >= {n})"
-                )
-            source = f"{previous} s JOIN _users u ON u.user_id = s.user_id"
+                previous = f"SELECT e.user_id{time_of_match} FROM {matches} GROUP BY e.user_id HAVING count(*) >= {n}"
+            source = f"({previous}) s JOIN _users u ON u.user_id = s.user_id"
         if segment.inaction is not None:
             conditions.append(f"u.{self.user_column('count', segment.inaction, days)} = 0")
         if segment.profile_equalities:
@@ -293,28 +301,63 @@ def compile_past_segments(
     events: str = EVENTS,
     profiles: str = PROFILES,
 ) -> CompiledQuery:
-    """The query of every given past segment's members as of ``as_of`` (plus All Users if asked).
+    """The one query of every given past segment's members as of ``as_of`` (plus All Users if asked).
 
     ``profile_columns`` maps each profile column to its DuckDB type (None: there is no
     profiles table). ``events`` and ``profiles`` are table references from code, never config.
+    For more than a few dozen segments, run ``compile_past_segment_chunks`` instead.
     """
-    live = [s.name for s in segments if not s.is_past]
-    if live:
-        raise ValueError(f"only past segments are evaluated as of a day; live: {', '.join(live)}")
+    _refuse_live(segments)
     compiler = _Compiler(as_of, profile_columns, events, profiles)
-    selects = [compiler.segment(i, s) for i, s in enumerate(segments)]
+    selects = [compiler.segment(s) for s in segments]
     if include_all_users:
         selects.append(compiler.all_users())
     if not selects:
         return CompiledQuery(
             "SELECT CAST(NULL AS VARCHAR) AS segment_name, CAST(NULL AS VARCHAR) AS user_id WHERE FALSE", {}
         )
-    ctes = []
+    with_clause = ""
     if segments:
         widest = max(s.timeframe_days for s in segments)
-        ctes = [compiler.flagged_events_cte(window_start(as_of, widest)), compiler.users_cte(), *compiler.ctes]
-    with_clause = "WITH " + ",\n".join(ctes) + "\n" if ctes else ""
+        ctes = [compiler.flagged_events_cte(window_start(as_of, widest)), compiler.users_cte()]
+        with_clause = "WITH " + ",\n".join(ctes) + "\n"
     return CompiledQuery(with_clause + "\nUNION ALL\n".join(selects), compiler.params.values)
+
+
+def compile_past_segment_chunks(
+    segments: Sequence[SegmentDefinition],
+    *,
+    as_of: date,
+    profile_columns: Mapping[str, str] | None = None,
+    include_all_users: bool = False,
+    events: str = EVENTS,
+    profiles: str = PROFILES,
+    chunk_size: int = CHUNK_SIZE,
+) -> list[CompiledQuery]:
+    """Queries whose rows together are ``compile_past_segments``' rows, each over at most
+    ``chunk_size`` segments (All Users in a query of its own); none when there is nothing to do.
+
+    Segments on the same event types go in the same chunk, so its one scan reads fewer
+    event types and its matchers serve more segments.
+    """
+    _refuse_live(segments)
+    if chunk_size < 1:
+        raise ValueError(f"chunk_size must be at least 1, not {chunk_size}")
+    ordered = sorted(segments, key=lambda s: sorted({step.event_type for step in s.steps}))
+    chunks = [ordered[i : i + chunk_size] for i in range(0, len(ordered), chunk_size)]
+    compile_chunk = partial(
+        compile_past_segments, as_of=as_of, profile_columns=profile_columns, events=events, profiles=profiles
+    )
+    queries = [compile_chunk(chunk) for chunk in chunks]
+    if include_all_users:
+        queries.append(compile_chunk([], include_all_users=True))
+    return queries
+
+
+def _refuse_live(segments: Sequence[SegmentDefinition]) -> None:
+    live = [s.name for s in segments if not s.is_past]
+    if live:
+        raise ValueError(f"only past segments are evaluated as of a day; live: {', '.join(live)}")
 
 
 def read_profile_columns(con: duckdb.DuckDBPyConnection, profiles: str = PROFILES) -> dict[str, str] | None:
@@ -343,14 +386,16 @@ def evaluate_past_segments(
     include_all_users: bool = False,
     events: str = EVENTS,
     profiles: str = PROFILES,
+    chunk_size: int = CHUNK_SIZE,
 ) -> list[tuple[str, str]]:
-    """Run the compiled query: sorted ``(segment_name, user_id)`` pairs as of ``as_of``."""
-    query = compile_past_segments(
+    """Run the compiled queries: sorted ``(segment_name, user_id)`` pairs as of ``as_of``."""
+    queries = compile_past_segment_chunks(
         segments,
         as_of=as_of,
         profile_columns=read_profile_columns(con, profiles),
         include_all_users=include_all_users,
         events=events,
         profiles=profiles,
+        chunk_size=chunk_size,
     )
-    return sorted(con.execute(query.sql, query.params).fetchall())
+    return sorted(row for query in queries for row in con.execute(query.sql, query.params).fetchall())

@@ -8,7 +8,7 @@ from datetime import date
 import duckdb
 
 from segment_pipeline.config.segments import ALL_USERS, SegmentConfig
-from segment_pipeline.rules.compiler import compile_past_segments, read_profile_columns
+from segment_pipeline.rules.compiler import compile_past_segment_chunks, read_profile_columns
 from segment_pipeline.segments import history
 from segment_pipeline.storage.warehouse import transaction
 
@@ -25,10 +25,12 @@ def evaluate_day(con: duckdb.DuckDBPyConnection, segments: SegmentConfig, as_of:
     history.ensure_tables(con)
     names = [s.name for s in segments.past] + [ALL_USERS]
     with transaction(con):
-        query = compile_past_segments(
+        queries = compile_past_segment_chunks(
             segments.past, as_of=as_of, profile_columns=read_profile_columns(con), include_all_users=True
         )
-        con.execute(f"CREATE OR REPLACE TEMP TABLE _members AS {query.sql}", query.params)
+        con.execute("CREATE OR REPLACE TEMP TABLE _members (segment_name VARCHAR, user_id VARCHAR)")
+        for query in queries:
+            con.execute(f"INSERT INTO _members {query.sql}", query.params)
         history.replace_day(con, as_of, "_members", names)
         mode = history.update_tags(con, as_of)
         history.replace_overlaps(con, as_of)

@@ -8,6 +8,7 @@ import dagster as dg
 import duckdb
 import pytest
 
+from segment_pipeline.config.project import validation_count
 from segment_pipeline.definitions import defs
 from segment_pipeline_tests.conftest import make_events, write_events
 from segment_pipeline_tests.defs.conftest import SMALL_DEMO_DAY, small_demo_resources
@@ -138,9 +139,13 @@ def test_a_broken_segment_definition_stops_the_run_before_anything_is_written(tm
     assert broken != text
     (config_dir / "segments.yaml").write_text(broken)
 
+    validations = validation_count()
     result = run(small_demo_resources(tmp_path, config_dir=config_dir), raise_on_error=False)
     assert not result.success
     failure = next(e for e in result.all_events if e.is_step_failure)
     message = failure.step_failure_data.user_failure_data.description
     assert "segments.yaml" in message and "charged 3 times" in message and "rule 2" in message
+    # Both first steps refuse the broken config, from one validation of the folder.
+    failed_steps = [e for e in result.all_events if e.is_step_failure]
+    assert len(failed_steps) == 2 and validation_count() == validations + 1
     assert not (tmp_path / "warehouse.duckdb").exists() or table_dump(tmp_path / "warehouse.duckdb") == {}

@@ -20,7 +20,7 @@ from segment_pipeline.config.segments import (
     canonical_properties,
     segment_problems,
 )
-from segment_pipeline.rules.compiler import evaluate_past_segments
+from segment_pipeline.rules.compiler import CHUNK_SIZE, evaluate_past_segments
 from segment_pipeline.rules.reference import reference_memberships
 
 D = date(2026, 1, 10)
@@ -202,9 +202,9 @@ def load(con: duckdb.DuckDBPyConnection, event_rows: list[dict], profile_rows: l
     insert(con, "analytics.profiles", [[p["user_id"], *(p[c] for c in PROFILE_COLUMNS)] for p in profile_rows])
 
 
-def assert_same_memberships(con, definitions, event_rows, profile_rows, all_users) -> None:
+def assert_same_memberships(con, definitions, event_rows, profile_rows, all_users, chunk_size=CHUNK_SIZE) -> None:
     load(con, event_rows, profile_rows)
-    got = evaluate_past_segments(con, definitions, D, include_all_users=all_users)
+    got = evaluate_past_segments(con, definitions, D, include_all_users=all_users, chunk_size=chunk_size)
     expected = reference_memberships(definitions, event_rows, profile_rows, D, include_all_users=all_users)
     for definition in definitions:
         members = [p for p in got if p[0] == definition.name]
@@ -218,7 +218,9 @@ def assert_same_memberships(con, definitions, event_rows, profile_rows, all_user
 @given(definitions=segment_lists, profile_rows=profiles, all_users=st.booleans(), data=st.data())
 def test_compiler_matches_reference(con, definitions, profile_rows, all_users, data):
     event_rows = data.draw(events_for(definitions), label="event_rows")
-    assert_same_memberships(con, list(definitions), event_rows, profile_rows, all_users)
+    # Small chunks too: the segments split over several queries give the same rows.
+    chunk_size = data.draw(st.sampled_from([CHUNK_SIZE, 1, 2]), label="chunk_size")
+    assert_same_memberships(con, list(definitions), event_rows, profile_rows, all_users, chunk_size)
 
 
 # Ordered actions with counts, on two users with many events of two kinds in a short span.

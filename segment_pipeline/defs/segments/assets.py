@@ -95,12 +95,22 @@ def segment_memberships(context: dg.AssetExecutionContext, warehouse: WarehouseR
     )
 
 
+TREND_COLUMNS = 30  # a table a person can read; thousands of segments would be thousands of columns
+
+
 def _trend_table(trend: list[tuple]) -> str:
-    """Days as rows, segments as columns: how each segment grew or shrank."""
+    """Days as rows, segments as columns: how each segment grew or shrank (the largest ones
+    on the last day when there are more than ``TREND_COLUMNS``)."""
     days = sorted({d for d, _, _ in trend})
-    names = sorted({n for _, n, _ in trend})
     cell = {(d, n): m for d, n, m in trend}
-    return rows_table(["day", *names], [[str(d), *(cell.get((d, n), "") for n in names)] for d in days[-14:]])
+    names = sorted({n for _, n, _ in trend})
+    note = ""
+    if len(names) > TREND_COLUMNS:
+        largest = sorted(names, key=lambda n: (-cell.get((days[-1], n), 0), n))[:TREND_COLUMNS]
+        note = f"\n\n_The {TREND_COLUMNS} largest of {len(names)} segments on {days[-1]}._"
+        names = sorted(largest)
+    table = rows_table(["day", *names], [[str(d), *(cell.get((d, n), "") for n in names)] for d in days[-14:]])
+    return table + note
 
 
 @dg.asset(
