@@ -11,6 +11,7 @@ upgraded when it holds runs, and rebuilt when it holds nothing (the leftover of 
 from __future__ import annotations
 
 import fcntl
+import logging
 import os
 import sqlite3
 from collections.abc import Iterator
@@ -50,9 +51,13 @@ def _create(database: Path) -> None:
     with suppress(FileNotFoundError):
         building.unlink()
     engine = sqlalchemy.create_engine(f"sqlite:///{building}")
+    quiet = logging.getLogger("mlflow.store.db.utils")
+    level = quiet.level
+    quiet.setLevel(logging.WARNING)  # its "Creating initial tables" lines are not news to the user
     try:
         _initialize_tables(engine)
     finally:
+        quiet.setLevel(level)
         engine.dispose()
     fd = os.open(building, os.O_RDONLY)
     try:

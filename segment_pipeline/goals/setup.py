@@ -148,7 +148,9 @@ def set_up_goal(
     configured = goal
     goal, applied, refused = effective_goal(con, goal, segments, has_model=existing is not None)
     if existing is not None:
-        message = _active_message(freeze, existing["metrics"], last_decision(con, goal.name), freeze.definition_change)
+        message = _active_message(
+            freeze, existing["metrics"], last_decision(con, goal.name), freeze.definition_change, with_reason=False
+        )
         return SetupOutcome(freeze, "active", message, existing["run_id"], False, existing["metrics"])
 
     trained_on = goal.frozen_as_of
@@ -243,11 +245,14 @@ def _finite(metrics: dict) -> dict:
     return {k: float(v) for k, v in metrics.items() if isinstance(v, int | float) and np.isfinite(v)}
 
 
-def _active_message(freeze: FreezeResult, metrics: dict, decision: dict | None, change: str | None) -> str:
+def _active_message(
+    freeze: FreezeResult, metrics: dict, decision: dict | None, change: str | None, *, with_reason: bool = True
+) -> str:
     parts = [f"target group {freeze.members:,} users ({freeze.control:,} control) frozen on {freeze.frozen_on}"]
     if decision is not None:
-        parts.append(f"champion: {decision['champion_kind']} (last trained as of {decision['as_of_date']}: "
-                     f"{decision['reason']})")
+        # The full reason is told the night it was decided; later nights name the champion only.
+        reason = f": {decision['reason']}" if with_reason else ""
+        parts.append(f"champion: {decision['champion_kind']} (last trained as of {decision['as_of_date']}{reason})")
     if "auc" in metrics:
         parts.append(f"held-out AUC {metrics['auc']:.3f}")
     if change:
