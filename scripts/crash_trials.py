@@ -8,8 +8,8 @@ compares every `analytics` table with a never-killed run of the same history:
 - incremental: day D-1 already published (and its MLflow store), the run of day D is killed.
 
 Identifiers MLflow allocates (run ids) necessarily differ between two independent runs and
-are left out of the comparison, and floating-point values are compared to 9 significant
-digits: DuckDB sums doubles in parallel, so two never-killed runs already differ in the
+are left out of the comparison, and floating-point values are compared with a relative
+tolerance of 1e-9: DuckDB sums doubles in parallel, so two never-killed runs already differ in the
 last bits (about 1e-10 relative, seen in the creation forecasts). Everything else must be
 equal, and no goal may be left `invalid`.
 
@@ -19,6 +19,7 @@ equal, and no goal may be left `invalid`.
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import random
 import shutil
@@ -64,22 +65,32 @@ def tables(warehouse: Path) -> dict[str, list[tuple]]:
                 "AND table_name = ? ORDER BY ordinal_position", [name]).fetchall()]
             kept = ", ".join(f'"{c}"' for c in columns if c not in MLFLOW_ID_COLUMNS)
             rows = con.execute(f'SELECT {kept} FROM analytics."{name}"').fetchall()
-            dump[name] = sorted(repr(tuple(_rounded(v) for v in row)) for row in rows)
+            dump[name] = sorted(rows, key=_order)
         return dump
 
 
-def _rounded(value):
-    return float(f"{value:.9g}") if isinstance(value, float) else value
+def _order(row: tuple) -> tuple:
+    exact = tuple(repr(v) for v in row if not isinstance(v, float))
+    return exact, tuple(round(v, 3) for v in row if isinstance(v, float))
+
+
+def _same(a: tuple, b: tuple) -> bool:
+    return len(a) == len(b) and all(
+        math.isclose(x, y, rel_tol=1e-9, abs_tol=1e-12) if isinstance(x, float) and isinstance(y, float) else x == y
+        for x, y in zip(a, b, strict=True)
+    )
 
 
 def differences(got: dict, want: dict) -> list[str]:
     out = []
     for name in sorted(set(got) | set(want)):
-        a, b = got.get(name), want.get(name)
-        if a != b:
-            extra = len(set(a or []) - set(b or []))
-            missing = len(set(b or []) - set(a or []))
-            out.append(f"{name}: {extra} unexpected rows, {missing} missing")
+        a, b = got.get(name, []), want.get(name, [])
+        if len(a) != len(b):
+            out.append(f"{name}: {len(a)} rows, expected {len(b)}")
+            continue
+        wrong = [(x, y) for x, y in zip(a, b, strict=True) if not _same(x, y)]
+        if wrong:
+            out.append(f"{name}: {len(wrong)} rows differ, e.g. {wrong[0][0]!r} vs {wrong[0][1]!r}"[:600])
     return out
 
 

@@ -13,7 +13,7 @@ from segment_pipeline.goals.mlflow_store import TrackingStoreError
 from segment_pipeline.goals.model_quality import log_to_mlflow, record_realized_quality
 from segment_pipeline.goals.retrain import retrain, retrain_due
 from segment_pipeline.goals.scoring import forecast_rows, score_night
-from segment_pipeline.goals.setup import set_up_goal
+from segment_pipeline.goals.setup import set_up_goal, stored_model
 from segment_pipeline.goals.target_groups import frozen_goal
 from segment_pipeline.goals.uplift_report import BucketUplift, replace_uplift
 
@@ -108,9 +108,11 @@ def run_goal_day(
 
                 if retrain_due(con, goal, as_of):
                     result.retrain = retrain(con, goal, segments, as_of, tracking_uri=tracking_uri, xgb_params=xgb_params)
-                    setup = set_up_goal(con, goal, segments, as_of=as_of, tracking_uri=tracking_uri)  # re-read: no training
-                    result.message = f"{result.retrain}; {setup.message}"
-                champion = load_champion(tracking_uri, goal.name)
+                    # Re-read (no training): the message then tells tonight's decision, the same on a re-run.
+                    setup = set_up_goal(con, goal, segments, as_of=as_of, tracking_uri=tracking_uri)
+                    result.message = setup.message
+                stored = stored_model(con, goal.name)
+                champion = load_champion(tracking_uri, goal.name, stored["model_uri"] if stored else None)
                 if champion is None:
                     raise TrackingStoreError(
                         f"goal {goal.name!r} was set up with MLflow run {setup.run_id} but the store "

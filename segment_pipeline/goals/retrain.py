@@ -71,9 +71,9 @@ def retrain(
         tracking_uri, goal.name, best, thresholds, report,
         extra_params={"anchors": ",".join(a.isoformat() for a in result.set.anchors), "segment": goal.segment,
                       "retrain": "true"},
-        as_of=as_of, candidates=result.candidates, selection=result.selection,
+        as_of=as_of, candidates=result.candidates, selection=result.selection, champion_uri=stored["model_uri"],
     )
-    champion = None if record.promoted else tracking.load_champion(tracking_uri, goal.name)
+    champion = None if record.promoted else tracking.load_champion(tracking_uri, goal.name, stored["model_uri"])
     decision = _decision_row(goal.name, as_of, best, record, champion, result.selection)
     with transaction(con):
         if record.promoted:

@@ -148,9 +148,7 @@ def set_up_goal(
     configured = goal
     goal, applied, refused = effective_goal(con, goal, segments, has_model=existing is not None)
     if existing is not None:
-        message = _active_message(
-            freeze, existing["metrics"], last_decision(con, goal.name), freeze.definition_change, with_reason=False
-        )
+        message = _active_message(freeze, existing["metrics"], last_decision(con, goal.name), freeze.definition_change, as_of)
         return SetupOutcome(freeze, "active", message, existing["run_id"], False, existing["metrics"])
 
     trained_on = goal.frozen_as_of
@@ -176,7 +174,7 @@ def set_up_goal(
     record = tracking.log_goal_model(
         tracking_uri, goal.name, best, thresholds, report,
         extra_params={"anchors": ",".join(a.isoformat() for a in training.anchors), "segment": goal.segment},
-        as_of=trained_on, candidates=result.candidates, selection=result.selection,
+        as_of=trained_on, candidates=result.candidates, selection=result.selection, champion_uri=None,
     )
     model, metrics = best.model, dict(best.metrics)
     champion = None
@@ -226,7 +224,7 @@ def set_up_goal(
         con.execute("INSERT INTO pipeline_state.goal_creation_scores SELECT * FROM _creation_scores")
         con.unregister("_creation_scores")
     change = definition_changed(con, configured, segments)
-    message = _active_message(freeze, metrics, last_decision(con, goal.name), change)
+    message = _active_message(freeze, metrics, last_decision(con, goal.name), change, as_of)
     if applied:
         message += "; applied before the first model: " + ", ".join(applied)
     return SetupOutcome(freeze, "active", message, run_id, True, _finite(metrics))
@@ -246,13 +244,21 @@ def _finite(metrics: dict) -> dict:
 
 
 def _active_message(
-    freeze: FreezeResult, metrics: dict, decision: dict | None, change: str | None, *, with_reason: bool = True
+    freeze: FreezeResult, metrics: dict, decision: dict | None, change: str | None, as_of: date
 ) -> str:
     parts = [f"target group {freeze.members:,} users ({freeze.control:,} control) frozen on {freeze.frozen_on}"]
     if decision is not None:
-        # The full reason is told the night it was decided; later nights name the champion only.
-        reason = f": {decision['reason']}" if with_reason else ""
-        parts.append(f"champion: {decision['champion_kind']} (last trained as of {decision['as_of_date']}{reason})")
+        # Told in full the night it was decided, from the stored decision: a re-run of any night
+        # gives the same message. Later nights name the champion only.
+        trained = decision["as_of_date"]
+        if trained == as_of and decision["model_kind"] == "none":  # a retrain that could not train
+            parts.append(decision["reason"])
+        elif trained == as_of and trained > freeze.frozen_on:
+            parts.append(f"retrained as of {trained}: champion {decision['champion_kind']} ({decision['reason']})")
+        elif trained == as_of:
+            parts.append(f"trained as of {trained}: champion {decision['champion_kind']} ({decision['reason']})")
+        else:
+            parts.append(f"champion: {decision['champion_kind']} (last trained as of {trained})")
     if "auc" in metrics:
         parts.append(f"held-out AUC {metrics['auc']:.3f}")
     if change:

@@ -53,6 +53,7 @@ EXPERIMENT_NAME = "segment_pipeline goals"
 EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
 EXPERIMENT_KIND = "custom_model_development"
 CHAMPION_ALIAS = "champion"
+REGISTRY_ALIAS = object()  # log_goal_model's default: judge against the registry's champion alias
 MODEL_ARTIFACT = "model"
 MAX_AUC_DROP = 0.02
 MAX_BRIER_INCREASE = 0.10  # relative
@@ -146,6 +147,7 @@ def log_goal_model(
     as_of: date | None = None,
     candidates: list[TrainedGoalModel] = (),
     selection: str = "",
+    champion_uri: str | None | object = REGISTRY_ALIAS,
 ) -> ModelRecord:
     """Log a run, register a version, and make it champion unless clearly worse.
 
@@ -155,7 +157,10 @@ def log_goal_model(
     from mlflow.models import infer_signature
 
     name = registered_model_name(goal_name)
-    champion = _load(client, name)
+    # The warehouse says which model is champion (None: none yet). A run killed after it moved
+    # the registry alias never published, so judging against the alias would judge an orphan.
+    champion = _load(client, name) if champion_uri is REGISTRY_ALIAS else (
+        _load(client, name, str(champion_uri)) if champion_uri else None)
     as_of = as_of or trained.holdout_anchor
     run_name = f"{name.removeprefix('goal-')} {as_of}"
     experiment_id = _experiment_id(client, artifact_root)
@@ -222,10 +227,11 @@ def log_realized_metrics(tracking_uri: str, entries: list[tuple[str, int, dict[s
             client.log_batch(run_id, metrics=batch)
 
 
-def load_champion(tracking_uri: str, goal_name: str) -> ChampionModel | None:
-    """The goal's champion model, or None when no version has been promoted yet."""
+def load_champion(tracking_uri: str, goal_name: str, model_uri: str | None = None) -> ChampionModel | None:
+    """The goal's champion: the version ``model_uri`` names (the warehouse's record), else the
+    registry's champion alias; None when there is none."""
     _, client, _ = _connect(tracking_uri)
-    return _load(client, registered_model_name(goal_name))
+    return _load(client, registered_model_name(goal_name), model_uri)
 
 
 def _connect(tracking_uri: str) -> tuple[Any, Any, str | None]:
@@ -255,12 +261,15 @@ def _experiment_id(client: Any, artifact_root: str | None) -> str:
     return experiment.experiment_id
 
 
-def _load(client: Any, name: str) -> ChampionModel | None:
+def _load(client: Any, name: str, model_uri: str | None = None) -> ChampionModel | None:
     import mlflow
     from mlflow.exceptions import MlflowException
 
     try:
-        version = client.get_model_version_by_alias(name, CHAMPION_ALIAS)
+        if model_uri:
+            version = client.get_model_version(name, model_uri.rsplit("/", 1)[-1])
+        else:
+            version = client.get_model_version_by_alias(name, CHAMPION_ALIAS)
     except MlflowException:
         return None
     uri = f"models:/{name}/{version.version}"

@@ -182,9 +182,12 @@ def test_retraining_on_schedule_and_realized_quality_of_every_scored_night(tmp_p
     assert "won on the held-out rows" in decisions[0][3] and "first model for this goal" in decisions[0][3]
     assert all("champion v1" in reason for *_, reason, _ in decisions[1:2])  # judged against the champion
     messages = dict(query(tmp_path, "SELECT as_of_date, message FROM analytics.goal_status"))
-    assert "retrained as of 2026-02-17: challenger" in messages[date(2026, 2, 17)]
+    assert f"retrained as of 2026-02-17: champion {decisions[1][4]}" in messages[date(2026, 2, 17)]
     assert "retrained" not in messages[date(2026, 2, 18)].split("champion:")[0]
-    assert f"champion: {decisions[-1][4]}" in messages[date(2026, 2, 19)]
+    assert f"retrained as of 2026-02-19: champion {decisions[-1][4]}" in messages[date(2026, 2, 19)]
+    assert f"champion: {decisions[1][4]} (last trained as of 2026-02-17)" in messages[date(2026, 2, 18)]
+    assert run(resources, "2026-02-19").success  # a re-run of a retrain night tells the same
+    assert dict(query(tmp_path, "SELECT as_of_date, message FROM analytics.goal_status")) == messages
 
     import mlflow
 
