@@ -7,10 +7,11 @@ compares every `analytics` table with a never-killed run of the same history:
 - fresh: an empty warehouse and MLflow store, the first run of day D is killed;
 - incremental: day D-1 already published (and its MLflow store), the run of day D is killed.
 
-Identifiers MLflow allocates (run ids) necessarily differ between two independent runs and
-are left out of the comparison, and floating-point values are compared with a relative
-tolerance of 1e-9: DuckDB sums doubles in parallel, so two never-killed runs already differ in the
-last bits (about 1e-10 relative, seen in the creation forecasts). Everything else must be
+Identifiers MLflow allocates necessarily differ after a kill (a killed run's registered
+versions stay in the registry, unused): run ids are left out of the comparison and registry
+version numbers in messages (`v3`) are compared as `v#`. Floating-point values are compared
+with a relative tolerance of 1e-6: DuckDB sums doubles in parallel, so two never-killed runs
+already differ in the last bits (up to about 5e-9 relative, seen in the creation forecasts). Everything else must be
 equal, and no goal may be left `invalid`.
 
     .venv/bin/python scripts/crash_trials.py --trials 20
@@ -22,6 +23,7 @@ import argparse
 import math
 import os
 import random
+import re
 import shutil
 import signal
 import subprocess
@@ -70,13 +72,17 @@ def tables(warehouse: Path) -> dict[str, list[tuple]]:
 
 
 def _order(row: tuple) -> tuple:
-    exact = tuple(repr(v) for v in row if not isinstance(v, float))
+    exact = tuple(repr(_without_versions(v)) for v in row if not isinstance(v, float))
     return exact, tuple(round(v, 3) for v in row if isinstance(v, float))
+
+
+def _without_versions(value):
+    return re.sub(r"\bv\d+\b", "v#", value) if isinstance(value, str) else value
 
 
 def _same(a: tuple, b: tuple) -> bool:
     return len(a) == len(b) and all(
-        math.isclose(x, y, rel_tol=1e-9, abs_tol=1e-12) if isinstance(x, float) and isinstance(y, float) else x == y
+        math.isclose(x, y, rel_tol=1e-6, abs_tol=1e-9) if isinstance(x, float) and isinstance(y, float) else _without_versions(x) == _without_versions(y)
         for x, y in zip(a, b, strict=True)
     )
 
