@@ -159,10 +159,10 @@ def value_timing_curve(con: duckdb.DuckDBPyConnection, goal: GoalDefinition, anc
     """Share of a window's value realized by the end of each day, pooled over past windows
     ``[A, A + length)`` of every user; even pace without any value in history."""
     length = goal.length_days
-    params = SqlParams()
-    types, is_goal, value = _value_sql(goal, params)
     totals = np.zeros(length)
     for anchor in sorted(set(anchors)):
+        params = SqlParams()  # DuckDB refuses parameters a query does not use
+        types, is_goal, value = _value_sql(goal, params)
         lower = params.bind(sql.midnight(anchor), "TIMESTAMP")
         upper = params.bind(sql.midnight(anchor + timedelta(days=length)), "TIMESTAMP")
         start = params.bind(anchor, "DATE")
