@@ -327,3 +327,8 @@ def test_value_goal_end_to_end(tmp_path, goal_config):
     assert overall[5] <= overall[4] <= overall[6]
     assert all(u[2] is None and u[4] is None for u in uplift if u[0] == "carts in late february")
     assert len([u for u in uplift if u[0] == "cart value"]) > 1  # per creation bucket too
+
+    # The goal's report shows the value forecast against the actual value and the value uplift.
+    page = (tmp_path / "reports" / "2026-02-20" / "goal-cart-value.html").read_text()
+    assert "Value: forecast at creation (90% band) vs actual" in page and "95% Welch CI" in page
+    assert "Value per user" not in (tmp_path / "reports" / "2026-02-20" / "goal-carts-in-late-february.html").read_text()
