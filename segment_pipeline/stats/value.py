@@ -99,7 +99,7 @@ def value_gini(predicted: np.ndarray, actual: np.ndarray) -> float:
 
 
 def value_errors(predicted: np.ndarray, actual: np.ndarray) -> dict[str, float]:
-    """Total relative error, MAE per user, Spearman and Gini of predicted vs actual value."""
+    """Total relative error, MAE and RMSE per user, Spearman and Gini of predicted vs actual value."""
     p, a = np.asarray(predicted, dtype=np.float64), np.asarray(actual, dtype=np.float64)
     total_actual = float(a.sum())
     return {
@@ -108,6 +108,7 @@ def value_errors(predicted: np.ndarray, actual: np.ndarray) -> dict[str, float]:
         "value_total_actual": total_actual,
         "value_total_rel_error": float((p.sum() - total_actual) / total_actual) if total_actual else math.nan,
         "value_mae": float(np.mean(np.abs(p - a))) if len(a) else math.nan,
+        "value_rmse": float(np.sqrt(np.mean(np.square(p - a)))) if len(a) else math.nan,
         "value_spearman": spearman(p, a),
         "value_gini": value_gini(p, a),
     }

@@ -98,3 +98,24 @@ def test_value_forecast_band_contains_the_mean_and_grows():
     assert np.all(np.diff(high) >= 0) and np.all(np.diff(low) >= 0)
     wider = value_forecast(predicted, p, curve, rel_error=0.3, spend_cv=0.8)
     assert wider[2][-1] > high[-1]
+
+
+def test_the_classic_value_model_stays_champion_unless_the_hurdle_is_clearly_better():
+    from types import SimpleNamespace
+
+    from segment_pipeline.goals.value_model import TrainedValueModel, choose_value_champion
+
+    rng = np.random.default_rng(5)
+    base = rng.exponential(10.0, 2000)
+    metrics = {"value_mae": 1.0, "value_rmse": 1.0, "value_total_rel_error": 0.0, "value_spearman": 0.5, "value_gini": 0.5}
+
+    def candidate(kind, errors):
+        return TrainedValueModel(SimpleNamespace(kind=kind), metrics, 1.0, errors)
+
+    classic = candidate("bgnbd_gamma_gamma", base)
+    noise = candidate("hurdle", base + rng.normal(0, 1.0, 2000))  # better or worse by chance only
+    assert choose_value_champion([noise, classic])[0] is classic
+    better = candidate("hurdle", base * 0.8)
+    best, why = choose_value_champion([better, classic])
+    assert best is better and "clearly lower" in why
+    assert choose_value_champion([noise])[0] is noise  # the only kind trained
