@@ -58,6 +58,15 @@ class GoalNight:
         if (u := self.latest_uplift) is not None:
             out.update(test_rate=u["test_rate"], control_rate=u["control_rate"], uplift=u["abs_uplift"],
                        uplift_ci_low=u["ci_low"], uplift_ci_high=u["ci_high"])
+        passed = [row for row in self.value_forecast if row["actual_value_cumulative"] is not None]
+        if passed:
+            f = passed[-1]
+            out.update(value_actual=f["actual_value_cumulative"], value_forecast=f["predicted_value_cumulative"],
+                       value_forecast_low=f["predicted_value_low"], value_forecast_high=f["predicted_value_high"])
+        if self.value_uplift and self.value_uplift[-1]["as_of_date"] == self.as_of.isoformat():
+            v = self.value_uplift[-1]
+            out.update(value_uplift=v["value_uplift"], value_uplift_ci_low=v["value_ci_low"],
+                       value_uplift_ci_high=v["value_ci_high"])
         for row in self.bucket_sizes:
             out[f"bucket_{row['bucket']}"] = out.get(f"bucket_{row['bucket']}", 0) + row["users"]
         if (q := self.latest_quality) is not None:

@@ -283,7 +283,14 @@ goals:
 def test_value_goal_end_to_end(tmp_path, goal_config):
     (goal_config / "goals.yaml").write_text(VALUE_GOALS_YAML)
     resources = small_demo_resources(tmp_path, config_dir=goal_config)
-    assert run(resources, "2026-02-20").success
+    result = run(resources, "2026-02-20")
+    assert result.success
+    metadata = {
+        m.event_specific_data.materialization.asset_key.path[-1]: m.event_specific_data.materialization.metadata
+        for m in result.get_asset_materialization_events()
+    }
+    assert "cart value/value_forecast" in metadata["goal_forecasts"] and "cart value/value_uplift" in metadata["goal_uplift"]
+    assert "carts in late february/value_forecast" not in metadata["goal_forecasts"]
     status = dict(query(tmp_path, "SELECT goal_name, status FROM analytics.goal_status WHERE as_of_date = '2026-02-20'"))
     messages = dict(query(tmp_path, "SELECT goal_name, message FROM analytics.goal_status"))
     assert status["cart value"] == "active", messages["cart value"]
