@@ -100,7 +100,7 @@ def test_value_forecast_band_contains_the_mean_and_grows():
     assert wider[2][-1] > high[-1]
 
 
-def test_the_classic_value_model_stays_champion_unless_the_hurdle_is_clearly_better():
+def test_the_value_kind_with_the_lower_held_out_squared_error_is_champion():
     from types import SimpleNamespace
 
     from segment_pipeline.goals.value_model import TrainedValueModel, choose_value_champion
@@ -113,9 +113,9 @@ def test_the_classic_value_model_stays_champion_unless_the_hurdle_is_clearly_bet
         return TrainedValueModel(SimpleNamespace(kind=kind), metrics, 1.0, errors)
 
     classic = candidate("bgnbd_gamma_gamma", base)
-    noise = candidate("hurdle", base + rng.normal(0, 1.0, 2000))  # better or worse by chance only
-    assert choose_value_champion([noise, classic])[0] is classic
-    better = candidate("hurdle", base * 0.8)
+    worse, better = candidate("hurdle", base * 1.1), candidate("hurdle", base * 0.9)
+    assert choose_value_champion([worse, classic])[0] is classic
     best, why = choose_value_champion([better, classic])
-    assert best is better and "clearly lower" in why
-    assert choose_value_champion([noise])[0] is noise  # the only kind trained
+    assert best is better and "paired SE" in why and "RMSE" in why
+    assert choose_value_champion([candidate("hurdle", base), classic])[0].model.kind == "hurdle"  # a tie
+    assert choose_value_champion([worse])[0] is worse  # the only kind trained
