@@ -30,6 +30,7 @@ RULE_ACTIVE = "rule maxActiveGoals (no more goals active on one day than maxActi
 RULE_CONTROL = f"rule controlGroupPercent (above 0 and at most {MAX_CONTROL_PERCENT})"
 RULE_LOOKBACK = "rule lookbackDays (a whole number of days, at least 1)"
 RULE_RETRAIN = "rule retrainEveryDays (extension: a whole number of days, at least 1)"
+RULE_VALUE = "rule valueProperty (extension: the name of a numeric property of the goal's events)"
 RULE_PRECISION = "rule precisionLevel (extension: a share strictly between 0 and 1)"
 RULE_OBJECTIVE = "rule objective (maximize or minimize)"
 RULE_NAMES = "rule names (goal names are unique)"
@@ -83,6 +84,9 @@ class GoalDefinition(BaseModel):
     lookback_days: int = Field(90, alias="lookbackDays")
     precision_level: float | None = Field(None, alias="precisionLevel")
     retrain_every_days: int = Field(14, alias="retrainEveryDays")
+    # A numeric property of the goal events whose sum the goal also predicts and tracks.
+    # Whether the history holds it is known only with the data: a goal status, not a load error.
+    value_property: str | None = Field(None, alias="valueProperty", min_length=1)
 
     @field_validator("created_on", "end_date", mode="before")
     @classmethod
@@ -177,6 +181,7 @@ def load_goals_text(text: str, segments: SegmentConfig, source_name: str = "goal
                     "lookbackDays": RULE_LOOKBACK,
                     "precisionLevel": RULE_PRECISION,
                     "retrainEveryDays": RULE_RETRAIN,
+                    "valueProperty": RULE_VALUE,
                 },
             )
             continue

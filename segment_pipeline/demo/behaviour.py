@@ -36,6 +36,7 @@ FADE_TAU_DAYS, FADE_FLOOR = 6.0, 0.04
 MAX_SESSIONS = 8  # per user and day
 DORMANT_DAYS, DORMANT_UNINSTALL_HAZARD = 21, 0.003  # daily, once dormant
 CAMPAIGN_RATE_LIFT = 1.2  # recipients of the goal campaign come back a bit more
+ENGAGED_EXTRA_ITEM_RANK = 0.75  # engagement rank from which a basket holds one more item
 
 # Local-time hour weights for session starts: morning, lunch and evening peaks.
 HOUR_WEIGHTS = np.array(
@@ -253,6 +254,9 @@ def session_events(
     everyone = np.ones(size, bool)
     price = np.round(CATEGORY_PRICE[f.category] * np.exp(rng.normal(0, 0.35, size)), 2)
     items = 1 + np.minimum(rng.poisson(0.6, size), 5)
+    # Planted value structure, without drawing (the event stream stays as it was): the
+    # most engaged quarter buys an extra item, and the goal campaign adds one too.
+    items = items + (pop.engagement_rank[user] >= ENGAGED_EXTRA_ITEM_RANK) + plan.boost.astype(items.dtype)
     own_method = rng.random(size) < 0.88
     method = np.where(own_method, pop.payment_method[user], rng.integers(0, 3, size))
     views = f.view_session

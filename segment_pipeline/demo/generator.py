@@ -39,7 +39,7 @@ from segment_pipeline.demo.frames import RAW_SCHEMA, labels
 from segment_pipeline.demo.lifecycle import GOAL_CAMPAIGN_DAY, build_lifecycle
 from segment_pipeline.demo.population import CITIES, OSES, PLANS, build_population
 
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 2  # 2: planted spend structure (extra items for engaged users and the pushed test group)
 MANIFEST = "manifest.json"
 EVENTS_DIR = "events"
 PROFILES_FILE = "profiles.parquet"

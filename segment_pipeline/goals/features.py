@@ -183,6 +183,9 @@ def build_training_set(
             value_properties = list(spec.value_properties)
         elif anchors:
             value_properties = sql.numeric_goal_properties(con, goal.events, max(anchors), MAX_VALUE_PROPERTIES)
+            if goal.value_property and goal.value_property not in value_properties:
+                # A value goal's monetary features must be of its own property, however rare.
+                value_properties = [*value_properties[: MAX_VALUE_PROPERTIES - 1], goal.value_property]
         else:
             value_properties = []
         if anchors:

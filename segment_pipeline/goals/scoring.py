@@ -59,12 +59,15 @@ def score_night(
             pl.lit(1.0).alias("score"), pl.lit(ACHIEVED).alias("bucket")
         ),
     ]).with_columns(pl.lit(goal.name).alias("goal_name"), pl.lit(as_of).alias("as_of_date"))
-    rows = rows.select("goal_name", "as_of_date", "user_id", "group", "score", "bucket").sort("user_id")
+    rows = rows.join(_night_values(con, goal, as_of, scored, probabilities, achieved), on="user_id", how="left")
+    rows = rows.select("goal_name", "as_of_date", "user_id", "group", "score", "bucket", *NIGHT_VALUE_COLUMNS)
+    rows = rows.sort("user_id")
     with transaction(con):
         con.execute("DELETE FROM analytics.intent_buckets WHERE goal_name = ? AND as_of_date = ?", [goal.name, as_of])
         con.execute("DELETE FROM analytics.engagement_audiences WHERE goal_name = ? AND as_of_date = ?", [goal.name, as_of])
         con.register("_night_scores", rows)
-        con.execute("INSERT INTO analytics.intent_buckets SELECT * FROM _night_scores")
+        columns = ", ".join(f'"{c}"' for c in rows.columns)
+        con.execute(f"INSERT INTO analytics.intent_buckets ({columns}) SELECT {columns} FROM _night_scores")
         con.unregister("_night_scores")
         # Campaign audiences: test group only, so the control stays untouched.
         con.execute(
@@ -81,6 +84,40 @@ def score_night(
     return ScoringOutcome(rows.height, counts, audience)
 
 
+NIGHT_VALUE_COLUMNS = ("predicted_value", "value_tier")
+
+
+def _night_values(
+    con: duckdb.DuckDBPyConnection, goal: GoalDefinition, as_of: date, scored: pl.DataFrame,
+    probabilities: np.ndarray, achieved: pl.Series,
+) -> pl.DataFrame:
+    """``user_id, predicted_value, value_tier``: open users get the value model's expected
+    value of what is left of the window and a tier by rank among them; users who achieved
+    get the value they realized in the window so far (a fact, like their score 1.0) and no
+    tier. Empty (so NULL columns) for goals without valueProperty."""
+    empty = pl.DataFrame(schema={"user_id": pl.String, "predicted_value": pl.Float64, "value_tier": pl.String})
+    if not goal.value_property:
+        return empty
+    from segment_pipeline.goals.value_model import realized_by_day, value_tiers
+    from segment_pipeline.goals.value_setup import load_value_model
+
+    loaded = load_value_model(con, goal.name)
+    if loaded is None:
+        return empty
+    model, _ = loaded
+    predicted = np.asarray(model.predict_value(scored, probabilities), dtype=np.float64)
+    open_rows = pl.DataFrame({
+        "user_id": scored.get_column("user_id"),
+        "predicted_value": predicted,
+        "value_tier": value_tiers(predicted, scored.get_column("user_id")),
+    }, schema=empty.schema)
+    realized = realized_by_day(con, goal, achieved, goal.created_on, min(as_of, goal.end_date))
+    done = pl.DataFrame({"user_id": achieved}).join(
+        realized.group_by("user_id").agg(pl.col("value").sum().alias("predicted_value")), on="user_id", how="left"
+    ).with_columns(pl.col("predicted_value").fill_null(0.0).cast(pl.Float64), pl.lit(None, dtype=pl.String).alias("value_tier"))
+    return pl.concat([open_rows, done.select(empty.columns)])
+
+
 def forecast_rows(con: duckdb.DuckDBPyConnection, goal: GoalDefinition, as_of: date) -> int:
     """Replace ``goal_forecasts`` of ``as_of``: the creation forecast, with actuals for days that have passed."""
     con.execute("DELETE FROM analytics.goal_forecasts WHERE goal_name = ? AND as_of_date = ?", [goal.name, as_of])
@@ -88,7 +125,8 @@ def forecast_rows(con: duckdb.DuckDBPyConnection, goal: GoalDefinition, as_of: d
     achieved = achieved_by(con, goal, group.get_column("user_id"), as_of)
     con.register("_achieved", achieved)
     con.execute(
-        """INSERT INTO analytics.goal_forecasts
+        """INSERT INTO analytics.goal_forecasts (goal_name, as_of_date, day, predicted_cumulative, predicted_low,
+                                                 predicted_high, actual_cumulative)
            SELECT f.goal_name, ?, f.day, f.predicted_cumulative, f.predicted_low, f.predicted_high,
                   CASE WHEN f.day <= ? THEN (SELECT count(*) FROM _achieved a
                                              WHERE a.window_day <= datediff('day', ?, f.day) + 1) END
@@ -96,6 +134,33 @@ def forecast_rows(con: duckdb.DuckDBPyConnection, goal: GoalDefinition, as_of: d
         [as_of, as_of, goal.created_on, goal.name],
     )
     con.unregister("_achieved")
+    if goal.value_property:
+        _value_forecast_rows(con, goal, as_of, group.get_column("user_id"))
     return con.execute(
         "SELECT count(*) FROM analytics.goal_forecasts WHERE goal_name = ? AND as_of_date = ?", [goal.name, as_of]
     ).fetchone()[0]
+
+
+def _value_forecast_rows(con: duckdb.DuckDBPyConnection, goal: GoalDefinition, as_of: date, users: pl.Series) -> None:
+    """Fill tonight's value columns of ``goal_forecasts``: the creation value forecast, and
+    the target group's realized value by each day that has passed."""
+    from segment_pipeline.goals.value_model import realized_by_day
+
+    last = min(as_of, goal.end_date)
+    realized = (realized_by_day(con, goal, users, goal.created_on, last) if last >= goal.created_on
+                else pl.DataFrame(schema={"user_id": pl.String, "window_day": pl.Int32, "value": pl.Float64}))
+    con.register("_realized_value", realized)
+    try:
+        con.execute(
+            """UPDATE analytics.goal_forecasts g SET
+                   predicted_value_cumulative = v.predicted_value_cumulative,
+                   predicted_value_low = v.predicted_value_low, predicted_value_high = v.predicted_value_high,
+                   actual_value_cumulative = CASE WHEN g.day <= ? THEN
+                       (SELECT coalesce(sum(r.value), 0) FROM _realized_value r
+                        WHERE r.window_day <= datediff('day', ?, g.day) + 1) END
+               FROM pipeline_state.goal_creation_value_forecasts v
+               WHERE v.goal_name = g.goal_name AND v.day = g.day AND g.goal_name = ? AND g.as_of_date = ?""",
+            [as_of, goal.created_on, goal.name, as_of],
+        )
+    finally:
+        con.unregister("_realized_value")

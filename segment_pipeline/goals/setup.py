@@ -152,6 +152,10 @@ def set_up_goal(
         return SetupOutcome(freeze, "active", message, existing["run_id"], False, existing["metrics"])
 
     trained_on = goal.frozen_as_of
+    if goal.value_property:  # before training: a wrong property wastes no model
+        from segment_pipeline.goals.value_setup import check_value_property
+
+        check_value_property(con, goal)
     first = features.first_event_day(con)
     anchors = features.choose_anchors(first, goal.created_on, goal.length_days, goal.lookback_days) if first else []
     result = train(con, goal, segments, anchors, xgb_params=xgb_params)
@@ -202,6 +206,11 @@ def set_up_goal(
         days=days,
     )
     buckets = assign_buckets(probabilities, thresholds, scored.get_column("user_id"))
+    value = None
+    if goal.value_property:
+        from segment_pipeline.goals.value_setup import prepare_value
+
+        value = prepare_value(con, goal, training, model, scored, probabilities, days)
     decision = _decision_row(goal.name, trained_on, best, record, champion, result.selection)
     with transaction(con):
         con.execute(
@@ -223,10 +232,20 @@ def set_up_goal(
         con.register("_creation_scores", creation)
         con.execute("INSERT INTO pipeline_state.goal_creation_scores SELECT * FROM _creation_scores")
         con.unregister("_creation_scores")
+        if value is not None:
+            from segment_pipeline.goals.value_setup import store_value
+
+            store_value(con, goal, trained_on, value)
+    if value is not None:
+        from segment_pipeline.goals.value_setup import log_value_metrics
+
+        log_value_metrics(tracking_uri, run_id, value)
     change = definition_changed(con, configured, segments)
     message = _active_message(freeze, metrics, last_decision(con, goal.name), change, as_of)
     if applied:
         message += "; applied before the first model: " + ", ".join(applied)
+    if value is not None:
+        message += f"; {value.message}"
     return SetupOutcome(freeze, "active", message, run_id, True, _finite(metrics))
 
 

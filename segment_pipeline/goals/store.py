@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import duckdb
 
-from segment_pipeline.storage.warehouse import ANALYTICS, STATE, table_ref
+from segment_pipeline.storage.warehouse import ANALYTICS, STATE, quote_ident, table_ref
 
 GOAL_STATUS = (ANALYTICS, "goal_status")
 GOAL_FORECASTS = (ANALYTICS, "goal_forecasts")
@@ -15,6 +15,8 @@ MODEL_DECISIONS = (STATE, "goal_model_decisions")
 GOAL_MODELS = (STATE, "goal_models")
 CREATION_FORECASTS = (STATE, "goal_creation_forecasts")
 CREATION_SCORES = (STATE, "goal_creation_scores")
+VALUE_MODELS = (STATE, "goal_value_models")
+CREATION_VALUE_FORECASTS = (STATE, "goal_creation_value_forecasts")
 
 DDL = {
     GOAL_STATUS: """goal_name VARCHAR NOT NULL, as_of_date DATE NOT NULL, status VARCHAR NOT NULL,
@@ -43,9 +45,29 @@ DDL = {
     # Each target-group user's score and bucket at creation: pre-treatment, for uplift by bucket.
     CREATION_SCORES: """goal_name VARCHAR NOT NULL, user_id VARCHAR NOT NULL, "group" VARCHAR NOT NULL,
                         score DOUBLE NOT NULL, bucket VARCHAR NOT NULL""",
+    # A value goal's value model (pickled: its kind's own class), trained once at creation.
+    VALUE_MODELS: """goal_name VARCHAR PRIMARY KEY, trained_as_of DATE NOT NULL, kind VARCHAR NOT NULL,
+                     model BLOB NOT NULL, metrics_json VARCHAR NOT NULL, spend_cv DOUBLE NOT NULL""",
+    # A value goal's value forecast made at creation, day by day, kept as made.
+    CREATION_VALUE_FORECASTS: """goal_name VARCHAR NOT NULL, day DATE NOT NULL, predicted_value_cumulative DOUBLE NOT NULL,
+                                 predicted_value_low DOUBLE NOT NULL, predicted_value_high DOUBLE NOT NULL""",
+}
+
+# Value-goal columns (contract section 7), NULL for other goals; added to warehouses made before them.
+VALUE_COLUMNS = {
+    INTENT_BUCKETS: {"predicted_value": "DOUBLE", "value_tier": "VARCHAR"},
+    GOAL_FORECASTS: {"predicted_value_cumulative": "DOUBLE", "predicted_value_low": "DOUBLE",
+                     "predicted_value_high": "DOUBLE", "actual_value_cumulative": "DOUBLE"},
 }
 
 
 def ensure_tables(con: duckdb.DuckDBPyConnection) -> None:
     for key, columns in DDL.items():
         con.execute(f"CREATE TABLE IF NOT EXISTS {table_ref(*key)} ({columns})")
+    for key, columns in VALUE_COLUMNS.items():
+        add_columns(con, key, columns)
+
+
+def add_columns(con: duckdb.DuckDBPyConnection, key: tuple[str, str], columns: dict[str, str]) -> None:
+    for name, kind in columns.items():
+        con.execute(f"ALTER TABLE {table_ref(*key)} ADD COLUMN IF NOT EXISTS {quote_ident(name)} {kind}")

@@ -12,11 +12,13 @@ from dataclasses import dataclass
 from datetime import date
 
 import duckdb
+import polars as pl
 
 from segment_pipeline.config.goals import GoalDefinition
 from segment_pipeline.goals.scoring import achieved_by
 from segment_pipeline.goals.setup import target_group
 from segment_pipeline.stats.uplift import TABLE_COLUMNS, UpliftResult, two_arm_uplift
+from segment_pipeline.stats.value import VALUE_COLUMNS, ValueUplift, value_uplift
 
 ALL = "all"
 GOAL_UPLIFT_DDL = (
@@ -31,11 +33,14 @@ GOAL_UPLIFT_DDL = (
 class BucketUplift:
     bucket: str
     result: UpliftResult
+    value: ValueUplift | None = None  # value goals only
 
 
 def replace_uplift(con: duckdb.DuckDBPyConnection, goal: GoalDefinition, as_of: date) -> list[BucketUplift]:
     """Compute and store ``goal_uplift`` rows of ``as_of`` for the goal."""
     con.execute(f"CREATE TABLE IF NOT EXISTS analytics.goal_uplift ({GOAL_UPLIFT_DDL})")
+    for column in VALUE_COLUMNS:  # value goals' columns, added to warehouses made before them
+        con.execute(f'ALTER TABLE analytics.goal_uplift ADD COLUMN IF NOT EXISTS "{column}" DOUBLE')
     group = target_group(con, goal)
     achieved = achieved_by(con, goal, group.get_column("user_id"), as_of).select("user_id")
     con.register("_uplift_achieved", achieved)
@@ -57,6 +62,7 @@ def replace_uplift(con: duckdb.DuckDBPyConnection, goal: GoalDefinition, as_of: 
     arms: dict[str, dict[str, tuple[int, int]]] = {}
     for bucket, arm, users, achievers in counts:
         arms.setdefault(bucket, {})[arm] = (users, achievers)
+    values = _value_uplifts(con, goal, as_of, group)
     results = []
     for bucket in sorted(arms, key=lambda b: (b != ALL, b)):
         test_users, test_achievers = arms[bucket].get("test", (0, 0))
@@ -65,10 +71,41 @@ def replace_uplift(con: duckdb.DuckDBPyConnection, goal: GoalDefinition, as_of: 
             test_users, test_achievers, control_users, control_achievers,
             control_percent=goal.control_group_percent, objective=goal.objective,
         )
-        results.append(BucketUplift(bucket, result))
+        results.append(BucketUplift(bucket, result, values.get(bucket)))
     con.execute("DELETE FROM analytics.goal_uplift WHERE goal_name = ? AND as_of_date = ?", [goal.name, as_of])
+    columns = ("goal_name", "as_of_date", "bucket", *TABLE_COLUMNS, *VALUE_COLUMNS)
     con.executemany(
-        f"INSERT INTO analytics.goal_uplift VALUES (?, ?, ?, {', '.join('?' for _ in TABLE_COLUMNS)})",
-        [[goal.name, as_of, r.bucket, *r.result.table_row().values()] for r in results],
+        f"INSERT INTO analytics.goal_uplift ({', '.join(columns)}) VALUES ({', '.join('?' for _ in columns)})",
+        [[goal.name, as_of, r.bucket, *r.result.table_row().values(),
+          *(r.value.table_row().values() if r.value else [None] * len(VALUE_COLUMNS))] for r in results],
     )
     return results
+
+
+def _value_uplifts(con: duckdb.DuckDBPyConnection, goal: GoalDefinition, as_of: date, group) -> dict[str, ValueUplift]:
+    """Per bucket (and ``all``): each arm's value per user over the window up to ``as_of``, Welch interval."""
+    if not goal.value_property or as_of < goal.created_on:
+        return {}
+    from segment_pipeline.goals.value_model import realized_by_day
+
+    realized = realized_by_day(con, goal, group.get_column("user_id"), goal.created_on, min(as_of, goal.end_date))
+    per_user = realized.group_by("user_id").agg(pl.col("value").sum())
+    con.register("_uplift_value", per_user)
+    try:
+        frame = con.execute(
+            """SELECT coalesce(s.bucket, 'unscored') AS bucket, t."group", coalesce(v.value, 0) AS value
+               FROM analytics.target_groups t
+               LEFT JOIN pipeline_state.goal_creation_scores s USING (goal_name, user_id)
+               LEFT JOIN _uplift_value v USING (user_id)
+               WHERE t.goal_name = ?""",
+            [goal.name],
+        ).pl()
+    finally:
+        con.unregister("_uplift_value")
+    out = {}
+    for bucket, part in [(ALL, frame), *frame.partition_by("bucket", as_dict=True).items()]:
+        name = bucket if isinstance(bucket, str) else bucket[0]
+        test = part.filter(pl.col("group") == "test")["value"].to_numpy()
+        control = part.filter(pl.col("group") == "control")["value"].to_numpy()
+        out[name] = value_uplift(test, control)
+    return out

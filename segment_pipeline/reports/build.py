@@ -69,6 +69,13 @@ def goal_page(night: GoalNight, run_url: RunUrl | None = None) -> Page:
     else:
         page.paragraph("No forecast: the goal has no model yet (see the status above).", "note")
 
+    if night.value_forecast or night.value_uplift:
+        page.heading("Value (valueProperty)")
+        if night.value_forecast:
+            page.chart(charts.value_forecast_vs_actual(night.value_forecast))
+        if night.value_uplift:
+            page.chart(charts.value_uplift_interval(night.value_uplift))
+
     page.heading("Test vs control")
     if night.uplift_history:
         page.chart(charts.conversion_over_time(night.uplift_history))
@@ -108,6 +115,18 @@ def standing_sentences(night: GoalNight) -> list[str]:
         where = "above" if a > hi else "below" if a < lo else "within"
         out.append(f"By {f['day']}: {a:,} achievers against {f['predicted_cumulative']:,.1f} forecast "
                    f"(90% interval {lo:,.1f} to {hi:,.1f}): {where} the forecast.")
+    passed = [row for row in night.value_forecast if row["actual_value_cumulative"] is not None]
+    if passed:
+        f = passed[-1]
+        a, lo, hi = f["actual_value_cumulative"], f["predicted_value_low"], f["predicted_value_high"]
+        where = "above" if a > hi else "below" if a < lo else "within"
+        out.append(f"Value by {f['day']}: {a:,.2f} against {f['predicted_value_cumulative']:,.2f} forecast "
+                   f"(90% interval {lo:,.2f} to {hi:,.2f}): {where} the forecast.")
+    if night.value_uplift and night.value_uplift[-1]["as_of_date"] == night.as_of.isoformat():
+        v = night.value_uplift[-1]
+        low, high = (f"{v['value_ci_low']:+,.2f}", f"{v['value_ci_high']:+,.2f}") if v["value_ci_low"] is not None else ("?", "?")
+        out.append(f"Value per user: test {v['test_value_per_user']:,.2f} vs control {v['control_value_per_user']:,.2f}: "
+                   f"uplift {v['value_uplift']:+,.2f} (95% Welch CI {low} to {high}).")
     if (u := night.latest_uplift) is not None and u["abs_uplift"] is not None:
         out.append(f"Test {_pct(u['test_rate'])} vs control {_pct(u['control_rate'])}: uplift {_pts(u['abs_uplift'])} pts "
                    f"(95% CI {_pts(u['ci_low'])} to {_pts(u['ci_high'])}), p {_p_phrase(u['p_value'])}.")

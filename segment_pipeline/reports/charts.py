@@ -39,6 +39,53 @@ def forecast_vs_actual(rows: list[dict]) -> dict:
     )
 
 
+def value_forecast_vs_actual(rows: list[dict]) -> dict:
+    """A value goal's cumulative value: the creation forecast with its 90% band, and the actual sum so far."""
+    x = {"field": "day", "type": "temporal", "timeUnit": "yearmonthdate", "title": "day of the goal window"}
+    return _chart(
+        "Value: forecast at creation (90% band) vs actual", rows,
+        layer=[
+            {"mark": {"type": "area", "opacity": 0.25, "color": "#9467bd"},
+             "encoding": {"x": x, "y": {"field": "predicted_value_low", "type": "quantitative",
+                                        "title": "cumulative value"}, "y2": {"field": "predicted_value_high"}}},
+            {"mark": {"type": "line", "strokeDash": [6, 3], "color": "#9467bd"},
+             "encoding": {"x": x, "y": {"field": "predicted_value_cumulative", "type": "quantitative"},
+                          "tooltip": [{"field": "day", "type": "temporal"},
+                                      {"field": "predicted_value_cumulative", "format": ",.1f", "title": "forecast"},
+                                      {"field": "predicted_value_low", "format": ",.1f", "title": "90% low"},
+                                      {"field": "predicted_value_high", "format": ",.1f", "title": "90% high"}]}},
+            {"mark": {"type": "line", "point": True, "color": "#d62728"},
+             "transform": [{"filter": "datum.actual_value_cumulative != null"}],
+             "encoding": {"x": x, "y": {"field": "actual_value_cumulative", "type": "quantitative"},
+                          "tooltip": [{"field": "day", "type": "temporal"},
+                                      {"field": "actual_value_cumulative", "format": ",.1f", "title": "actual"}]}},
+        ],
+    )
+
+
+def value_uplift_interval(rows: list[dict]) -> dict:
+    """Value per user, test - control, each night with its 95% Welch interval; zero drawn for reference."""
+    x = {"field": "as_of_date", "type": "temporal", "timeUnit": "yearmonthdate", "title": "night"}
+    return _chart(
+        "Value uplift per user (test - control) with its 95% interval", rows,
+        layer=[
+            {"mark": {"type": "rule", "color": "#9467bd"},
+             "encoding": {"x": x, "y": {"field": "value_ci_low", "type": "quantitative", "title": "value per user"},
+                          "y2": {"field": "value_ci_high"}}},
+            {"mark": {"type": "line", "point": True, "color": "#9467bd"},
+             "encoding": {"x": x, "y": {"field": "value_uplift", "type": "quantitative"},
+                          "tooltip": [{"field": "as_of_date", "type": "temporal"},
+                                      {"field": "test_value_per_user", "format": ",.2f", "title": "test"},
+                                      {"field": "control_value_per_user", "format": ",.2f", "title": "control"},
+                                      {"field": "value_uplift", "format": "+,.2f", "title": "uplift"},
+                                      {"field": "value_ci_low", "format": "+,.2f", "title": "95% low"},
+                                      {"field": "value_ci_high", "format": "+,.2f", "title": "95% high"}]}},
+            {"mark": {"type": "rule", "color": "grey"}, "data": {"values": [{"zero": 0}]},
+             "encoding": {"y": {"field": "zero", "type": "quantitative"}}},
+        ],
+    )
+
+
 def conversion_over_time(rows: list[dict]) -> dict:
     """Test and control conversion each night (bucket all)."""
     return _chart(

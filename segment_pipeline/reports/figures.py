@@ -31,6 +31,8 @@ class GoalNight:
     uplift_by_bucket: list[dict] = field(default_factory=list)
     bucket_sizes: list[dict] = field(default_factory=list)
     quality: list[dict] | None = None  # None: the goal_model_quality table does not exist
+    value_forecast: list[dict] = field(default_factory=list)  # value goals only
+    value_uplift: list[dict] = field(default_factory=list)  # value goals only: bucket all, each night
 
     @property
     def latest_forecast(self) -> dict | None:
@@ -56,6 +58,15 @@ class GoalNight:
         if (u := self.latest_uplift) is not None:
             out.update(test_rate=u["test_rate"], control_rate=u["control_rate"], uplift=u["abs_uplift"],
                        uplift_ci_low=u["ci_low"], uplift_ci_high=u["ci_high"])
+        passed = [row for row in self.value_forecast if row["actual_value_cumulative"] is not None]
+        if passed:
+            f = passed[-1]
+            out.update(value_actual=f["actual_value_cumulative"], value_forecast=f["predicted_value_cumulative"],
+                       value_forecast_low=f["predicted_value_low"], value_forecast_high=f["predicted_value_high"])
+        if self.value_uplift and self.value_uplift[-1]["as_of_date"] == self.as_of.isoformat():
+            v = self.value_uplift[-1]
+            out.update(value_uplift=v["value_uplift"], value_uplift_ci_low=v["value_ci_low"],
+                       value_uplift_ci_high=v["value_ci_high"])
         for row in self.bucket_sizes:
             out[f"bucket_{row['bucket']}"] = out.get(f"bucket_{row['bucket']}", 0) + row["users"]
         if (q := self.latest_quality) is not None:
@@ -123,8 +134,31 @@ def goal_night(con: duckdb.DuckDBPyConnection, goal_name: str, as_of: date) -> G
             auc, auc_ci_low, auc_ci_high, brier, top_bucket_lift, model_run_id
         FROM analytics.goal_model_quality WHERE goal_name = ? AND prediction_date <= ?
         ORDER BY prediction_date""", key) if _exists(con, "goal_model_quality") else None
+    value_forecast, value_uplift = _value_rows(con, key)
     return GoalNight(goal_name, as_of, status[0], status[1] or "", status[2], forecast, history, by_bucket,
-                     sizes, quality)
+                     sizes, quality, value_forecast, value_uplift)
+
+
+def _has_column(con: duckdb.DuckDBPyConnection, table: str, column: str) -> bool:
+    return bool(con.execute(
+        "SELECT count(*) FROM information_schema.columns WHERE table_schema = ? AND table_name = ? AND column_name = ?",
+        [ANALYTICS, table, column],
+    ).fetchone()[0])
+
+
+def _value_rows(con: duckdb.DuckDBPyConnection, key: list) -> tuple[list[dict], list[dict]]:
+    """A value goal's forecast and uplift rows; none for other goals or warehouses from before value goals."""
+    forecast, uplift = [], []
+    if _exists(con, "goal_forecasts") and _has_column(con, "goal_forecasts", "predicted_value_cumulative"):
+        forecast = _rows(con, """SELECT day, predicted_value_cumulative, predicted_value_low, predicted_value_high,
+                actual_value_cumulative FROM analytics.goal_forecasts
+            WHERE goal_name = ? AND as_of_date = ? AND predicted_value_cumulative IS NOT NULL ORDER BY day""", key)
+    if _exists(con, "goal_uplift") and _has_column(con, "goal_uplift", "value_uplift"):
+        uplift = _rows(con, """SELECT as_of_date, test_value_per_user, control_value_per_user, value_uplift,
+                value_ci_low, value_ci_high FROM analytics.goal_uplift
+            WHERE goal_name = ? AND as_of_date <= ? AND bucket = 'all' AND value_uplift IS NOT NULL
+            ORDER BY as_of_date""", key)
+    return forecast, uplift
 
 
 def segments_night(con: duckdb.DuckDBPyConnection, as_of: date, *, days: int = 180) -> SegmentsNight:

@@ -246,3 +246,99 @@ def test_a_goal_stuck_on_short_history_takes_a_shorter_lookback_until_its_first_
     assert run(resources, "2026-02-18").success
     message = query(tmp_path, "SELECT message FROM analytics.goal_status WHERE as_of_date = '2026-02-18'")[0][0]
     assert "controlGroupPercent: 10.0 -> 20.0" in message and "lookbackDays" not in message
+
+
+VALUE_GOALS_YAML = """
+kind: goals
+maxActiveGoals: 3
+goals:
+  - goalName: carts in late february
+    segment: All Users
+    createdOn: 2026-02-16
+    endDate: 2026-02-26
+    objective: maximize
+    events:
+      - eventType: add_to_cart
+    controlGroupPercent: 10
+    lookbackDays: 14
+  - goalName: cart value
+    segment: All Users
+    createdOn: 2026-02-16
+    endDate: 2026-02-26
+    objective: maximize
+    events:
+      - eventType: add_to_cart
+    controlGroupPercent: 20
+    lookbackDays: 14
+    valueProperty: price
+  - goalName: cart colour value
+    segment: All Users
+    createdOn: 2026-02-16
+    endDate: 2026-02-26
+    objective: maximize
+    events:
+      - eventType: add_to_cart
+    lookbackDays: 14
+    valueProperty: colour
+"""
+
+
+def test_value_goal_end_to_end(tmp_path, goal_config):
+    (goal_config / "goals.yaml").write_text(VALUE_GOALS_YAML)
+    resources = small_demo_resources(tmp_path, config_dir=goal_config)
+    result = run(resources, "2026-02-20")
+    assert result.success
+    metadata = {
+        m.event_specific_data.materialization.asset_key.path[-1]: m.event_specific_data.materialization.metadata
+        for m in result.get_asset_materialization_events()
+    }
+    assert "cart value/value_forecast" in metadata["goal_forecasts"] and "cart value/value_uplift" in metadata["goal_uplift"]
+    assert "carts in late february/value_forecast" not in metadata["goal_forecasts"]
+    status = dict(query(tmp_path, "SELECT goal_name, status FROM analytics.goal_status WHERE as_of_date = '2026-02-20'"))
+    messages = dict(query(tmp_path, "SELECT goal_name, message FROM analytics.goal_status"))
+    assert status["cart value"] == "active", messages["cart value"]
+    assert "value champion" in messages["cart value"]
+    # A property the goal events do not have: the goal says which ones they have.
+    assert status["cart colour value"] == "invalid"
+    assert "valueProperty 'colour'" in messages["cart colour value"] and "price" in messages["cart colour value"]
+
+    rows = query(tmp_path, """SELECT goal_name, bucket, predicted_value, value_tier FROM analytics.intent_buckets
+        WHERE as_of_date = '2026-02-20'""")
+    value_rows = [r for r in rows if r[0] == "cart value"]
+    assert value_rows and all(r[2] is not None and r[2] >= 0 for r in value_rows)
+    open_rows = [r for r in value_rows if r[1] != "achieved"]
+    tiers = [r[3] for r in open_rows]
+    assert {"high", "medium", "low"} == set(tiers)
+    assert tiers.count("high") == -(-len(open_rows) * 20 // 100)
+    assert all(r[3] is None for r in value_rows if r[1] == "achieved")
+    # Higher tiers expect more.
+    by_tier = {t: [r[2] for r in open_rows if r[3] == t] for t in ("high", "medium", "low")}
+    assert min(by_tier["high"]) >= max(by_tier["medium"]) >= 0 and min(by_tier["medium"]) >= max(by_tier["low"])
+    assert all(r[2] is None and r[3] is None for r in rows if r[0] == "carts in late february")
+
+    forecasts = query(tmp_path, """SELECT goal_name, day, predicted_value_low, predicted_value_cumulative,
+            predicted_value_high, actual_value_cumulative FROM analytics.goal_forecasts
+        WHERE as_of_date = '2026-02-20' ORDER BY goal_name, day""")
+    value_days = [f for f in forecasts if f[0] == "cart value"]
+    assert len(value_days) == 11
+    assert all(lo <= p <= hi for _, _, lo, p, hi, _ in value_days)
+    assert [a is not None for _, d, *_, a in value_days] == [d.isoformat() <= "2026-02-20" for _, d, *_ in value_days]
+    realized = query(tmp_path, """SELECT sum(CAST(json_extract_string(e.properties, '$.price') AS DOUBLE))
+        FROM analytics.event_snapshots e JOIN analytics.target_groups t USING (user_id)
+        WHERE t.goal_name = 'cart value' AND e.event_name = 'add_to_cart'
+          AND e.ts >= '2026-02-16' AND e.ts < '2026-02-21'""")[0][0]
+    assert value_days[4][5] == pytest.approx(realized)
+    assert all(f[3] is None and f[5] is None for f in forecasts if f[0] == "carts in late february")
+
+    uplift = query(tmp_path, """SELECT goal_name, bucket, test_value_per_user, control_value_per_user, value_uplift,
+            value_ci_low, value_ci_high FROM analytics.goal_uplift WHERE as_of_date = '2026-02-20'""")
+    overall = next(u for u in uplift if u[0] == "cart value" and u[1] == "all")
+    assert overall[4] == pytest.approx(overall[2] - overall[3])
+    assert overall[5] <= overall[4] <= overall[6]
+    assert all(u[2] is None and u[4] is None for u in uplift if u[0] == "carts in late february")
+    assert len([u for u in uplift if u[0] == "cart value"]) > 1  # per creation bucket too
+
+    # The goal's report shows the value forecast against the actual value and the value uplift.
+    page = (tmp_path / "reports" / "2026-02-20" / "goal-cart-value.html").read_text()
+    assert "Value: forecast at creation (90% band) vs actual" in page and "95% Welch CI" in page
+    assert "Value per user" not in (tmp_path / "reports" / "2026-02-20" / "goal-carts-in-late-february.html").read_text()

@@ -17,6 +17,9 @@ from segment_pipeline.settings import load_settings
 
 FORECAST_FIGURES = ("achievers", "forecast", "forecast_low", "forecast_high")
 UPLIFT_FIGURES = ("test_rate", "control_rate", "uplift", "uplift_ci_low", "uplift_ci_high")
+# Value goals only (valueProperty): absent for the others.
+VALUE_FORECAST_FIGURES = ("value_actual", "value_forecast", "value_forecast_low", "value_forecast_high")
+VALUE_UPLIFT_FIGURES = ("value_uplift", "value_uplift_ci_low", "value_uplift_ci_high")
 
 
 def table(columns: list[tuple[str, str, str]], rows: list[list]) -> dg.TableMetadataValue:
@@ -57,9 +60,12 @@ def goal_asset_metadata(
         for figure in FORECAST_FIGURES:
             if figure in numbers:
                 status[f"{r.goal_name}/{figure}"] = forecasts[f"{r.goal_name}/{figure}"] = round(numbers[figure], 2)
-        for figure in UPLIFT_FIGURES:
+        for figure in UPLIFT_FIGURES + VALUE_UPLIFT_FIGURES:
             if figure in numbers:
                 uplift[f"{r.goal_name}/{figure}"] = numbers[figure]
+        for figure in VALUE_FORECAST_FIGURES:
+            if figure in numbers:
+                forecasts[f"{r.goal_name}/{figure}"] = round(numbers[figure], 2)
         for name, value in numbers.items():
             if name.startswith("bucket_"):
                 buckets[f"{r.goal_name}/{name.removeprefix('bucket_')}"] = value
