@@ -16,6 +16,7 @@ from datetime import date, datetime, time, timedelta
 
 import duckdb
 
+from segment_pipeline.ingest import state
 from segment_pipeline.ingest.sources import SourceFile
 from segment_pipeline.ingest.staging import STAGED_TABLE_DDL, UnreadableFile, stage_file
 from segment_pipeline.storage.schema import ensure_tables
@@ -292,12 +293,14 @@ def load_events(
         if report.reject_rate > max_reject_rate:
             raise LoadRefused(_refusal_message(con, files, report, max_reject_rate))
 
+        state.prepare(con)
         con.execute(
             """INSERT INTO analytics.event_snapshots
                SELECT event_id, user_id, event_name, ts, properties, ? FROM _fates
                WHERE NOT loaded AND id_rank = 1 ORDER BY ts""",
             [snapshot_date],
         )
+        state.add(con, "SELECT user_id, event_name, ts, properties FROM _fates WHERE NOT loaded AND id_rank = 1")
         con.execute(
             "INSERT INTO analytics.rejected_events SELECT ?, source, reason, raw FROM _new_rejects ORDER BY file_idx, row_no",
             [snapshot_date],
