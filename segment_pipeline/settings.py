@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import binascii
 import os
+import re
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -22,6 +23,11 @@ BUNDLED_CONFIG_DIR = PACKAGE_DIR / "demo" / "config"
 DEMO_FIRST_DAY = date(2026, 1, 1)
 OWN_DATA_FIRST_DAY = date(2025, 1, 1)
 DEFAULT_MLFLOW_UI_URL = "http://127.0.0.1:5000"
+# DuckDB alone would take 80% of RAM; the run's own Python (pandas frames, XGBoost) and the
+# other processes on the machine need the rest. 40% of 24 GB is about 9.6 GB.
+DEFAULT_MEMORY_LIMIT = "40%"
+_MEMORY_UNITS = {"KB": 10**3, "MB": 10**6, "GB": 10**9, "TB": 10**12,
+                 "KIB": 2**10, "MIB": 2**20, "GIB": 2**30, "TIB": 2**40}
 
 
 def project_root() -> Path:
@@ -56,6 +62,7 @@ class Settings:
     live_tick_budget_seconds: int
     reports_dir: Path
     mlflow_ui_url: str
+    memory_limit: str
 
     @property
     def uses_demo_data(self) -> bool:
@@ -148,7 +155,31 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
         live_tick_budget_seconds=_seconds("SEGMENT_PIPELINE_LIVE_TICK_BUDGET_SECONDS", env, default=20, low=1, high=45),
         reports_dir=reports_dir,
         mlflow_ui_url=(_env("SEGMENT_PIPELINE_MLFLOW_UI_URL", env) or DEFAULT_MLFLOW_UI_URL).rstrip("/"),
+        memory_limit=memory_limit(env),
     )
+
+
+def memory_limit(environ: dict[str, str] | None = None) -> str:
+    """DuckDB's ``memory_limit`` from SEGMENT_PIPELINE_MEMORY_LIMIT: '40%' (of this machine's RAM) or '8GB'."""
+    env = dict(os.environ if environ is None else environ)
+    raw = _env("SEGMENT_PIPELINE_MEMORY_LIMIT", env) or DEFAULT_MEMORY_LIMIT
+    text = raw.replace(" ", "").upper()
+    if match := re.fullmatch(r"(\d+(?:\.\d+)?)%", text):
+        share = float(match.group(1))
+        if 0 < share <= 100:
+            return f"{int(_physical_memory_bytes() * share / 100) // 2**20}MiB"
+    elif match := re.fullmatch(r"(\d+(?:\.\d+)?)([KMGT]I?B)", text):
+        size = float(match.group(1)) * _MEMORY_UNITS[match.group(2)]
+        if size >= 64 * 2**20:
+            return f"{int(size) // 2**20}MiB"
+    raise SettingsError(
+        f"SEGMENT_PIPELINE_MEMORY_LIMIT={raw!r} is not a memory size of at least 64 MB; "
+        f"set it to a share of this machine's RAM such as 40% or to a size such as 8GB"
+    )
+
+
+def _physical_memory_bytes() -> int:
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
 
 
 def check_webhook_url(url: str | None) -> str | None:

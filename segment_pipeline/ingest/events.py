@@ -16,6 +16,7 @@ from datetime import date, datetime, time, timedelta
 
 import duckdb
 
+from segment_pipeline.ingest import state
 from segment_pipeline.ingest.sources import SourceFile
 from segment_pipeline.ingest.staging import STAGED_TABLE_DDL, UnreadableFile, stage_file
 from segment_pipeline.storage.schema import ensure_tables
@@ -31,7 +32,7 @@ SOURCE_FILES = (STATE, "source_files")
 _CLASSIFY = """
 CREATE OR REPLACE TEMP TABLE _classified AS
 WITH typed AS (
-    SELECT file_idx, row_no, source, raw_json,
+    SELECT file_idx, row_no, raw_json,
            -- Blank (whitespace only, tabs included) counts as empty.
            CASE WHEN regexp_matches(event_id_raw, '[^[:space:]]') THEN trim(event_id_raw) END AS given_id,
            CASE WHEN regexp_matches(user_id_raw, '[^[:space:]]') THEN trim(user_id_raw) END AS user_id,
@@ -73,6 +74,28 @@ FROM (
 
 CONFLICTING_DUPLICATE = "duplicate event_id with different content"
 
+# The row as read (raw_json) is most of a staged row's bytes and is needed only by rejects:
+# it is kept for rows that break a row rule (the same tests as _CLASSIFY's reasons) and
+# dropped for the rest; 'path:N' (source) is rebuilt from file_idx and row_no for rejects only.
+_SLIM_STAGED = """
+INSERT INTO _staged
+SELECT NULL, row_no,
+       CASE WHEN malformed IS NOT NULL
+              OR NOT regexp_matches(coalesce(user_id_raw, ''), '[^[:space:]]')
+              OR NOT regexp_matches(coalesce(event_name_raw, ''), '[^[:space:]]')
+              OR NOT ts_present OR ts_value IS NULL
+              OR (props_text IS NOT NULL AND NOT coalesce(
+                    json_valid(props_text) AND json_type(CAST(props_text AS JSON)) = 'OBJECT', false))
+            THEN raw_json END,
+       event_id_raw, user_id_raw, event_name_raw, ts_present, ts_value, props_text, malformed, file_idx
+FROM _staged_file
+"""
+
+# A valid row rejected as a conflicting duplicate kept no raw text: its parsed fields stand for it.
+_RAW_OR_FIELDS = """coalesce(raw_json, CAST(json_object(
+    'event_id', event_id, 'user_id', user_id, 'event_name', event_name,
+    'ts', strftime(ts, '%Y-%m-%dT%H:%M:%S.%fZ'), 'properties', json(properties)) AS VARCHAR))"""
+
 _VALID_BEFORE_CUTOFF = "FROM _classified WHERE reason IS NULL AND ts < ?"
 
 # The loaded version of the ids this load carries. The ids are matched on the snapshot's
@@ -82,7 +105,10 @@ CREATE OR REPLACE TEMP TABLE _loaded_twins AS
 SELECT event_id, user_id, event_name, ts, CAST(properties AS VARCHAR) AS properties
 FROM analytics.event_snapshots
 WHERE rowid IN (SELECT s.rowid FROM analytics.event_snapshots s
-                WHERE s.event_id IN (SELECT event_id {_VALID_BEFORE_CUTOFF}))
+                -- The id range first: the snapshot's zone maps skip row groups outside it.
+                WHERE s.event_id BETWEEN (SELECT min(event_id) {_VALID_BEFORE_CUTOFF})
+                                     AND (SELECT max(event_id) {_VALID_BEFORE_CUTOFF})
+                  AND s.event_id IN (SELECT event_id {_VALID_BEFORE_CUTOFF}))
 QUALIFY row_number() OVER (PARTITION BY event_id ORDER BY snapshot_date, ts) = 1
 """
 
@@ -93,7 +119,7 @@ QUALIFY row_number() OVER (PARTITION BY event_id ORDER BY snapshot_date, ts) = 1
 _FATES = f"""
 CREATE OR REPLACE TEMP TABLE _fates AS
 WITH ranked AS MATERIALIZED (
-    SELECT file_idx, row_no, source, raw_json, event_id, user_id, event_name, ts, properties,
+    SELECT file_idx, row_no, raw_json, event_id, user_id, event_name, ts, properties,
            row_number() OVER (PARTITION BY event_id ORDER BY file_idx, row_no) AS id_rank
     {_VALID_BEFORE_CUTOFF}
 ),
@@ -113,9 +139,12 @@ FROM ranked c LEFT JOIN reference r USING (event_id)
 _NEW_REJECTS = f"""
 CREATE OR REPLACE TEMP TABLE _new_rejects AS
 SELECT * FROM (
-    SELECT file_idx, row_no, source, reason, raw_json AS raw FROM _classified WHERE reason IS NOT NULL
-    UNION ALL
-    SELECT file_idx, row_no, source, '{CONFLICTING_DUPLICATE}', raw_json FROM _fates WHERE NOT same_content
+    SELECT file_idx, row_no, f.path || ':' || CAST(row_no AS VARCHAR) AS source, reason, raw
+    FROM (
+        SELECT file_idx, row_no, reason, raw_json AS raw FROM _classified WHERE reason IS NOT NULL
+        UNION ALL
+        SELECT file_idx, row_no, '{CONFLICTING_DUPLICATE}', {_RAW_OR_FIELDS} FROM _fates WHERE NOT same_content
+    ) JOIN _files f USING (file_idx)
 ) AS c
 WHERE NOT EXISTS (SELECT 1 FROM analytics.rejected_events r
                   WHERE r.source = c.source AND r.raw IS NOT DISTINCT FROM c.raw)
@@ -183,14 +212,21 @@ def _stage(con: duckdb.DuckDBPyConnection, files: list[SourceFile], to_read: lis
     """
     index = {f.path: i for i, f in enumerate(files)}
     con.execute(f"CREATE OR REPLACE TEMP TABLE _staged ({STAGED_TABLE_DDL})")
+    con.execute("CREATE OR REPLACE TEMP TABLE _files (file_idx INTEGER, path VARCHAR)")
+    if to_read:
+        con.executemany("INSERT INTO _files VALUES (?, ?)", [[index[f.path], str(f.path)] for f in to_read])
     unreadable = {}
     for f in to_read:
         # file_idx indexes ``files`` (not ``to_read``) so messages can name the file.
+        con.execute(f"CREATE OR REPLACE TEMP TABLE _staged_file ({STAGED_TABLE_DDL})")
         try:
-            stage_file(con, f, "_staged", index[f.path])
+            stage_file(con, f, "_staged_file", index[f.path])
         except UnreadableFile as exc:
-            con.execute("DELETE FROM _staged WHERE file_idx = ?", [index[f.path]])
             unreadable[index[f.path]] = exc.reason
+            continue
+        # One file's text at a time: the load keeps it only for rows that will be rejects.
+        con.execute(_SLIM_STAGED)
+    con.execute("DROP TABLE IF EXISTS _staged_file")
     return unreadable
 
 
@@ -226,7 +262,7 @@ def load_events(
     unreadable = _stage(con, files, to_read)
     with transaction(con):
         con.execute(_CLASSIFY)
-        con.execute(_LOADED_TWINS, [cutoff])
+        con.execute(_LOADED_TWINS, [cutoff, cutoff, cutoff])
         con.execute(_FATES, [cutoff])
         con.execute(_NEW_REJECTS)
 
@@ -257,12 +293,14 @@ def load_events(
         if report.reject_rate > max_reject_rate:
             raise LoadRefused(_refusal_message(con, files, report, max_reject_rate))
 
+        state.prepare(con)
         con.execute(
             """INSERT INTO analytics.event_snapshots
                SELECT event_id, user_id, event_name, ts, properties, ? FROM _fates
                WHERE NOT loaded AND id_rank = 1 ORDER BY ts""",
             [snapshot_date],
         )
+        state.add(con, "SELECT user_id, event_name, ts, properties FROM _fates WHERE NOT loaded AND id_rank = 1")
         con.execute(
             "INSERT INTO analytics.rejected_events SELECT ?, source, reason, raw FROM _new_rejects ORDER BY file_idx, row_no",
             [snapshot_date],
@@ -291,6 +329,6 @@ def load_events(
                                          ELSE excluded.loaded_through END""",
                 [str(f.path), f.size_bytes, f.modified_ns, max_ts_by_file.get(index[f.path]), cutoff],
             )
-        for table in ("_staged", "_classified", "_loaded_twins", "_fates", "_new_rejects"):
+        for table in ("_staged", "_files", "_classified", "_loaded_twins", "_fates", "_new_rejects"):
             con.execute(f"DROP TABLE {table}")
     return report

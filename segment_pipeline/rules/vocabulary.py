@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import duckdb
 
 from segment_pipeline.config.segments import SegmentDefinition
+from segment_pipeline.ingest import state
 from segment_pipeline.rules.compiler import (
     EVENTS,
     PROFILES,
@@ -46,9 +47,14 @@ def read_vocabulary(
     events: str = EVENTS,
     profiles: str = PROFILES,
 ) -> Vocabulary:
-    """Event types in the snapshot, and the property keys of the types segments filter on."""
-    event_types = frozenset(r[0] for r in con.execute(f"SELECT DISTINCT event_name FROM {events}").fetchall())
+    """Event types in the snapshot, and the property keys of the types segments filter on.
+
+    The snapshot's are read from ``pipeline_state.vocabulary`` (kept by each load), not the history.
+    """
     filtered = sorted({s.event_type for seg in segments for s in seg.steps if s.event_properties})
+    if events == EVENTS and (summary := state.event_types_and_keys(con, filtered)) is not None:
+        return Vocabulary(summary[0], summary[1], read_profile_columns(con, profiles))
+    event_types = frozenset(r[0] for r in con.execute(f"SELECT DISTINCT event_name FROM {events}").fetchall())
     keys: dict[str, set[str]] = {t: set() for t in filtered}
     if filtered:
         rows = con.execute(

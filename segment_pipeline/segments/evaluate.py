@@ -8,7 +8,8 @@ from datetime import date
 import duckdb
 
 from segment_pipeline.config.segments import ALL_USERS, SegmentConfig
-from segment_pipeline.rules.compiler import compile_past_segment_chunks, read_profile_columns
+from segment_pipeline.ingest import state
+from segment_pipeline.rules.compiler import compile_past_segment_chunks, read_profile_columns, window_end
 from segment_pipeline.segments import history
 from segment_pipeline.storage.warehouse import transaction
 
@@ -25,18 +26,31 @@ def evaluate_day(con: duckdb.DuckDBPyConnection, segments: SegmentConfig, as_of:
     history.ensure_tables(con)
     names = [s.name for s in segments.past] + [ALL_USERS]
     with transaction(con):
+        profile_columns = read_profile_columns(con)
+        from_summary = state.is_current(con)
         queries = compile_past_segment_chunks(
-            segments.past, as_of=as_of, profile_columns=read_profile_columns(con), include_all_users=True
+            segments.past, as_of=as_of, profile_columns=profile_columns, include_all_users=not from_summary
         )
         con.execute("CREATE OR REPLACE TEMP TABLE _members (segment_name VARCHAR, user_id VARCHAR)")
         for query in queries:
             con.execute(f"INSERT INTO _members {query.sql}", query.params)
+        if from_summary:
+            _insert_all_users(con, as_of, with_profiles=profile_columns is not None)
         history.replace_day(con, as_of, "_members", names)
         mode = history.update_tags(con, as_of)
         history.replace_overlaps(con, as_of)
         counted = dict(con.execute("SELECT segment_name, count(*) FROM _members GROUP BY 1").fetchall())
         con.execute("DROP TABLE _members")
     return DayResult(as_of, {name: counted.get(name, 0) for name in names}, mode)
+
+
+def _insert_all_users(con: duckdb.DuckDBPyConnection, as_of: date, *, with_profiles: bool) -> None:
+    """All Users as the compiler defines it (an event before the day's end, or a profile),
+    from ``pipeline_state.users`` instead of a scan of every event."""
+    users = "SELECT user_id FROM pipeline_state.users WHERE first_ts < ?"
+    if with_profiles:
+        users += " UNION SELECT user_id FROM analytics.profiles"
+    con.execute(f"INSERT INTO _members SELECT ?, user_id FROM ({users})", [ALL_USERS, window_end(as_of)])
 
 
 def size_history(con: duckdb.DuckDBPyConnection, last_day: date, days: int = 30) -> list[tuple]:

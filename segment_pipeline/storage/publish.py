@@ -154,6 +154,7 @@ class Build:
         for path in (self.working, _wal(self.working)):
             with suppress(FileNotFoundError):
                 path.unlink()
+        shutil.rmtree(warehouse.temp_directory(self.working), ignore_errors=True)
 
 
 def working_path(published: Path, owner: str) -> Path:
@@ -195,6 +196,9 @@ def private_build(
 def _remove_stale_builds(published: Path) -> None:
     # Only a lock holder gets here, so every build file present belongs to a dead run.
     for path in published.parent.glob(f".{published.name}{BUILD_MARK}*"):
+        if path.is_dir():  # a dead run's spill folder (warehouse.temp_directory)
+            shutil.rmtree(path, ignore_errors=True)
+            continue
         with suppress(FileNotFoundError):
             path.unlink()
 
@@ -237,6 +241,7 @@ def _retrying_open(
             delay = min(delay * 2, 5.0)
     try:
         con.execute("SET enable_progress_bar = false")
+        warehouse.bound_memory(con, path)
         yield con
     finally:
         con.close()

@@ -12,6 +12,8 @@ from pathlib import Path
 
 import duckdb
 
+from segment_pipeline.settings import memory_limit as configured_memory_limit
+
 ANALYTICS = "analytics"
 STATE = "pipeline_state"
 
@@ -26,8 +28,14 @@ def table_ref(schema: str, table: str) -> str:
 
 
 @contextmanager
-def connect(path: Path | str, *, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
-    """Open the warehouse with the settings every query here assumes (UTC times)."""
+def connect(
+    path: Path | str, *, read_only: bool = False, memory_limit: str | None = None
+) -> Iterator[duckdb.DuckDBPyConnection]:
+    """Open the warehouse with the settings every query here assumes (UTC times, bounded memory).
+
+    ``memory_limit`` defaults to SEGMENT_PIPELINE_MEMORY_LIMIT; past it DuckDB spills to
+    ``temp_directory(path)`` instead of taking the machine's RAM.
+    """
     path = Path(path)
     if not read_only:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -36,12 +44,24 @@ def connect(path: Path | str, *, read_only: bool = False) -> Iterator[duckdb.Duc
         con.execute("SET TimeZone = 'UTC'")
         # DuckDB draws a progress bar on stdout for queries over 2 s: it corrupts piped output.
         con.execute("SET enable_progress_bar = false")
+        bound_memory(con, path, memory_limit)
         if not read_only:
             con.execute(f"CREATE SCHEMA IF NOT EXISTS {quote_ident(ANALYTICS)}")
             con.execute(f"CREATE SCHEMA IF NOT EXISTS {quote_ident(STATE)}")
         yield con
     finally:
         con.close()
+
+
+def bound_memory(con: duckdb.DuckDBPyConnection, path: Path, memory_limit: str | None = None) -> None:
+    """Cap DuckDB's memory (it would take 80% of RAM) and spill next to the warehouse past the cap."""
+    con.execute("SET memory_limit = ?", [memory_limit or configured_memory_limit()])
+    con.execute("SET temp_directory = ?", [str(temp_directory(path))])
+
+
+def temp_directory(path: Path) -> Path:
+    """Where a connection to ``path`` spills: next to the file, on the disk that holds the warehouse."""
+    return path.with_name(path.name + ".tmp")
 
 
 @contextmanager

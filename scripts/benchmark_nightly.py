@@ -1,0 +1,264 @@
+"""Benchmark: a first night and a next night of `nightly_refresh` on a generated history, and the lower bound.
+
+Generates, inside DuckDB, one Parquet file per day of events (heavy-tailed users: a few
+users make most events; 16 event types with properties) and a profiles file; the config
+is the demo's (segments, 3 goals, 2 score trees) plus simple segments up to 20 past ones.
+Then it runs `dg launch --job nightly_refresh` for the day before the last (the first
+night: the whole history) and, after writing the last day's file, for the last day (the
+next night), each with a temporary DAGSTER_HOME, and reports wall time, the peak RSS of
+the `dg` process tree (polled from /proc) and each step's time (from the Dagster event log).
+The lower bound, in the same run: one DuckDB pass of per (user, event type) 7/30/90-day
+counts plus an XGBoost `hist` fit of users x 70 features, 200 rounds.
+
+    .venv/bin/python scripts/benchmark_nightly.py --events 10000000 --users 200000 [--days 120] [--workdir DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from datetime import date, datetime, timedelta
+from pathlib import Path
+
+import duckdb
+
+ROOT = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+LAST_DAY = date(2026, 6, 20)  # the demo goals' window (created 2026-05-10..06-05)
+EVENT_TYPES = [  # the demo config's types first, then others up to 16
+    "app_launch", "item_viewed", "add_to_cart", "checkout_viewed", "charged", "rating_given",
+    "subscription_renewed", "campaign_sent", "uninstall", "search", "share", "wishlist_added",
+    "coupon_applied", "notification_opened", "profile_updated", "logout",
+]
+EXTRA_SEGMENT = """
+  - segmentName: did {event} in 7 days
+    segmentType: past
+    segmentSubtype: 1
+    segmentTimeframe: 7
+    eventSequence:
+      - eventType: {event}
+        expTimeframe: 0
+        actionInaction: action
+        minCount: 2
+"""
+
+
+def generate(work: Path, events: int, users: int, days: int) -> None:
+    """History up to the day before LAST_DAY (the last day's file is written before night 2)."""
+    (work / "events").mkdir(parents=True)
+    con = duckdb.connect()
+    con.execute("SET enable_progress_bar = false; SET memory_limit = '4GB'; SELECT setseed(0.42)")
+    names = "[" + ", ".join(f"'{n}'" for n in EVENT_TYPES) + "]"
+    con.execute(
+        """COPY (SELECT 'u' || i AS user_id,
+                        ['San Francisco', 'Berlin', 'Istanbul', 'London', 'Lagos'][1 + i % 5] AS city,
+                        ['basic', 'plus', 'premium'][1 + (i // 5) % 3] AS plan,
+                        ['ios', 'android', 'web'][1 + (i // 15) % 3] AS os
+                 FROM range(?) t(i)) TO '""" + str(work / "profiles.parquet") + "' (FORMAT parquet)",
+        [users],
+    )
+    per_day = events // days
+    for k in range(days):
+        write_day(con, work, LAST_DAY - timedelta(days=days - 1 - k), k * per_day, per_day, users, names)
+
+
+def write_day(con, work: Path, day: date, first_id: int, n: int, users: int, names: str) -> None:
+    # pow(random(), 3): user ids near 0 get most events (heavy tail); pow(random(), 1.6) makes
+    # the first event types the common ones.
+    con.execute(
+        f"""COPY (SELECT 'e' || (? + i) AS event_id,
+                        'u' || CAST(floor(pow(random(), 3) * ?) AS BIGINT) AS user_id,
+                        {names}[1 + CAST(floor(pow(random(), 1.6) * 16) AS INTEGER)] AS event_name,
+                        CAST(? AS TIMESTAMP) + to_seconds(CAST(floor(random() * 86400) AS BIGINT)) AS ts,
+                        CAST(json_object(
+                            'category', ['concert', 'sports', 'theatre', 'film'][1 + CAST(floor(random() * 4) AS INTEGER)],
+                            'payment_method', ['visa', 'mastercard', 'paypal'][1 + CAST(floor(random() * 3) AS INTEGER)],
+                            'stars', 1 + CAST(floor(random() * 5) AS INTEGER),
+                            'push_enabled', random() < 0.5,
+                            'plan', ['plus', 'premium', 'basic'][1 + CAST(floor(random() * 3) AS INTEGER)],
+                            'amount', round(random() * 100, 2)) AS VARCHAR) AS properties
+                 FROM range(?) t(i) ORDER BY ts) TO '{work / "events" / f"{day}.parquet"}' (FORMAT parquet)""",
+        [first_id, users, datetime.combine(day, datetime.min.time()), n],
+    )
+
+
+def write_config(work: Path) -> Path:
+    config = work / "config"
+    shutil.copytree(ROOT / "segment_pipeline" / "demo" / "config", config)
+    text = (config / "segments.yaml").read_text()
+    past = text.count("segmentType: past")
+    extra = [EXTRA_SEGMENT.format(event=e) for e in EVENT_TYPES[9:9 + max(0, 20 - past)]]
+    (config / "segments.yaml").write_text(text.rstrip("\n") + "\n" + "".join(extra))
+    return config
+
+
+def dagster_home(work: Path, name: str) -> Path:
+    home = work / name
+    home.mkdir()
+    text = (ROOT / "dagster.yaml").read_text().replace(".dagster_home", str(home))
+    (home / "dagster.yaml").write_text(text.split("run_monitoring:")[0])
+    return home
+
+
+def tree_rss_bytes(root_pid: int) -> int:
+    children: dict[int, list[int]] = {}
+    rss: dict[int, int] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            children.setdefault(int(fields[1]), []).append(int(entry.name))
+            rss[int(entry.name)] = int(fields[21]) * os.sysconf("SC_PAGE_SIZE")
+        except (OSError, IndexError, ValueError):
+            continue
+    total, todo = 0, [root_pid]
+    while todo:
+        pid = todo.pop()
+        total += rss.get(pid, 0)
+        todo.extend(children.get(pid, []))
+    return total
+
+
+def launch(env: dict[str, str], day: date, log: Path) -> tuple[float, int, int]:
+    """(seconds, peak RSS of the process tree, return code) of one `dg launch`."""
+    started = time.perf_counter()
+    with open(log, "w") as out:
+        proc = subprocess.Popen(
+            [str(BIN / "dg"), "launch", "--job", "nightly_refresh", "--partition", day.isoformat()],
+            cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT,
+        )
+        peak = [0]
+
+        def poll() -> None:
+            while proc.poll() is None:
+                peak[0] = max(peak[0], tree_rss_bytes(proc.pid))
+                time.sleep(0.5)
+
+        poller = threading.Thread(target=poll, daemon=True)
+        poller.start()
+        code = proc.wait()
+        poller.join()
+    return time.perf_counter() - started, peak[0], code
+
+
+def step_times(home: Path) -> dict[str, float]:
+    """Seconds per step of the home's one run, from the Dagster event log."""
+    import dagster as dg
+
+    os.environ["DAGSTER_HOME"] = str(home)
+    with dg.DagsterInstance.get() as instance:
+        [run] = instance.get_runs(limit=1)
+        starts: dict[str, float] = {}
+        times: dict[str, float] = {}
+        for record in instance.all_logs(run.run_id):
+            event = record.dagster_event
+            if event is None or event.step_key is None:
+                continue
+            if event.event_type == dg.DagsterEventType.STEP_START:
+                starts[event.step_key] = record.timestamp
+            elif event.event_type in (dg.DagsterEventType.STEP_SUCCESS, dg.DagsterEventType.STEP_FAILURE):
+                times[event.step_key] = record.timestamp - starts.get(event.step_key, record.timestamp)
+        stats = instance.get_run_stats(run.run_id)
+        times["(steps: first start to last end)"] = (stats.end_time or 0) - min(starts.values(), default=0)
+        return times
+
+
+def lower_bound(warehouse: Path, as_of: date) -> dict[str, float]:
+    """One DuckDB pass of per (user, event type) 7/30/90-day counts, then XGBoost hist, users x 70."""
+    import numpy as np
+    import xgboost as xgb
+
+    cutoff = datetime.combine(as_of + timedelta(days=1), datetime.min.time())
+    con = duckdb.connect(str(warehouse), read_only=True)
+    con.execute("SET enable_progress_bar = false; SET memory_limit = '9GB'")
+    started = time.perf_counter()
+    counts = con.execute(
+        """SELECT user_id, event_name,
+                  count(*) FILTER (WHERE ts >= ? - INTERVAL 7 DAY) AS c7,
+                  count(*) FILTER (WHERE ts >= ? - INTERVAL 30 DAY) AS c30,
+                  count(*) AS c90
+           FROM analytics.event_snapshots WHERE ts >= ? - INTERVAL 90 DAY AND ts < ?
+           GROUP BY ALL""",
+        [cutoff, cutoff, cutoff, cutoff],
+    ).fetchnumpy()
+    sql_s = time.perf_counter() - started
+    con.close()
+    started = time.perf_counter()
+    users, user_index = np.unique(counts["user_id"], return_inverse=True)
+    types, type_index = np.unique(counts["event_name"], return_inverse=True)
+    features = np.zeros((len(users), 70), dtype=np.float32)
+    for j, column in enumerate(("c7", "c30", "c90")):
+        features[user_index, j * len(types) + type_index] = counts[column]
+    filled = 3 * len(types)
+    rng = np.random.default_rng(0)
+    features[:, filled:] = rng.random((len(users), 70 - filled), dtype=np.float32)
+    label = (features[:, :len(types)].sum(axis=1) > np.median(features[:, :len(types)].sum(axis=1))).astype(np.float32)
+    xgb.train({"tree_method": "hist", "objective": "binary:logistic", "max_depth": 6, "nthread": os.cpu_count()},
+              xgb.DMatrix(features, label=label), num_boost_round=200)
+    return {"duckdb_counts_s": sql_s, "xgboost_fit_s": time.perf_counter() - started, "users": len(users)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--events", type=int, default=10_000_000)
+    parser.add_argument("--users", type=int, default=200_000)
+    parser.add_argument("--days", type=int, default=120)
+    parser.add_argument("--workdir", type=Path, default=None, help="kept when given; a temp folder otherwise")
+    args = parser.parse_args()
+    work = args.workdir or Path(tempfile.mkdtemp(prefix="benchmark_nightly_"))
+    work.mkdir(parents=True, exist_ok=True)
+    started = time.perf_counter()
+    generate(work, args.events, args.users, args.days)
+    config = write_config(work)
+    print(f"generated {args.events:,} events of {args.users:,} users over {args.days} days in "
+          f"{time.perf_counter() - started:.0f} s: {work}", flush=True)
+    base = {k: v for k, v in os.environ.items() if not k.startswith(("SEGMENT_PIPELINE_", "DAGSTER_"))}
+    env = {
+        **base,
+        "SEGMENT_PIPELINE_EVENTS": str(work / "events" / "*.parquet"),
+        "SEGMENT_PIPELINE_PROFILES": str(work / "profiles.parquet"),
+        "SEGMENT_PIPELINE_CONFIG": str(config),
+        "SEGMENT_PIPELINE_WAREHOUSE": str(work / "warehouse.duckdb"),
+        "SEGMENT_PIPELINE_REPORTS_DIR": str(work / "reports"),
+        "SEGMENT_PIPELINE_START_DATE": (LAST_DAY - timedelta(days=args.days)).isoformat(),
+        "MLFLOW_TRACKING_URI": (work / "mlruns").as_uri(),
+    }
+    results = []
+    for label, day in (("first night", LAST_DAY - timedelta(days=1)), ("next night", LAST_DAY)):
+        if label == "next night":
+            con = duckdb.connect()
+            con.execute("SELECT setseed(0.7)")
+            names = "[" + ", ".join(f"'{n}'" for n in EVENT_TYPES) + "]"
+            write_day(con, work, LAST_DAY, 10**12, args.events // args.days, args.users, names)
+            con.close()
+        home = dagster_home(work, f"dagster_home_{day}")
+        seconds, peak, code = launch({**env, "DAGSTER_HOME": str(home)}, day, work / f"launch_{day}.log")
+        steps = step_times(home)
+        results.append((label, day, seconds, peak, code, steps))
+        print(f"{label} ({day}): {seconds:.0f} s, peak RSS {peak / 2**30:.1f} GiB, exit {code}; "
+              f"outside the steps (dg start-up, run set-up): "
+              f"{seconds - steps['(steps: first start to last end)']:.0f} s", flush=True)
+        for step, s in sorted(steps.items(), key=lambda kv: -kv[1]):
+            print(f"    {step}: {s:.1f} s")
+        if code:
+            print(f"see {work / f'launch_{day}.log'}")
+            sys.exit(code)
+    bound = lower_bound(work / "warehouse.duckdb", LAST_DAY)
+    print(f"lower bound: DuckDB 7/30/90-day counts {bound['duckdb_counts_s']:.1f} s + XGBoost hist "
+          f"{bound['users']:,} users x 70 features, 200 rounds {bound['xgboost_fit_s']:.1f} s = "
+          f"{bound['duckdb_counts_s'] + bound['xgboost_fit_s']:.1f} s")
+    print("| run | wall s | peak RSS GiB | x lower bound |\n|---|---|---|---|")
+    floor = bound["duckdb_counts_s"] + bound["xgboost_fit_s"]
+    for label, day, seconds, peak, _, _ in results:
+        print(f"| {label} ({day}) | {seconds:.0f} | {peak / 2**30:.1f} | {seconds / floor:.1f} |")
+
+
+if __name__ == "__main__":
+    main()
