@@ -32,7 +32,7 @@ SOURCE_FILES = (STATE, "source_files")
 _CLASSIFY = """
 CREATE OR REPLACE TEMP TABLE _classified AS
 WITH typed AS (
-    SELECT file_idx, row_no, raw_json,
+    SELECT file_idx, row_no, source, raw_json,
            -- Blank (whitespace only, tabs included) counts as empty.
            CASE WHEN regexp_matches(event_id_raw, '[^[:space:]]') THEN trim(event_id_raw) END AS given_id,
            CASE WHEN regexp_matches(user_id_raw, '[^[:space:]]') THEN trim(user_id_raw) END AS user_id,

@@ -74,6 +74,7 @@ def check_loaded_slice(
         [f"expect_column_values_to_not_be_null({c})" for c in nulls]
         + [f"expect_column_values_to_match_regex({c})" for c in blanks],
         rule_counts,
+        strict=True,
     ))
     in_slice_repeats, elsewhere = con.execute(
         """SELECT count(*) FILTER (WHERE in_slice > 1), count(*)
