@@ -27,13 +27,15 @@ from segment_pipeline.storage import warehouse
 def events(n: int, prefix: str = "e", offset: int = 0) -> pl.DataFrame:
     start = datetime(2026, 1, 1)
     ids = range(offset, offset + n)
-    return pl.DataFrame({
-        "event_id": [f"{prefix}{i}" for i in ids],
-        "user_id": [f"u{i % 50_000}" for i in ids],
-        "event_name": [("login", "item_viewed", "charged")[i % 3] for i in ids],
-        "ts": [(start + timedelta(seconds=i * 0.4)).isoformat() for i in ids],
-        "properties": [json.dumps({"n": i, "category": "concert"}) for i in ids],
-    })
+    return pl.DataFrame(
+        {
+            "event_id": [f"{prefix}{i}" for i in ids],
+            "user_id": [f"u{i % 50_000}" for i in ids],
+            "event_name": [("login", "item_viewed", "charged")[i % 3] for i in ids],
+            "ts": [(start + timedelta(seconds=i * 0.4)).isoformat() for i in ids],
+            "properties": [json.dumps({"n": i, "category": "concert"}) for i in ids],
+        }
+    )
 
 
 def main() -> None:
@@ -45,17 +47,19 @@ def main() -> None:
         src.mkdir()
         first = events(n)
         first[: n // 2].write_parquet(src / "a.parquet")
-        first[n // 2:].write_ndjson(src / "b.ndjson")
+        first[n // 2 :].write_ndjson(src / "b.ndjson")
         with warehouse.connect(Path(tmp) / "warehouse.duckdb") as con:
             con.execute("SET enable_progress_bar = false")
             started = time.perf_counter()
-            night1 = load_events(con, discover(str(src / "*"), env_var="E"), snapshot_date=date(2026, 1, 20),
-                                 max_reject_rate=0.01)
+            night1 = load_events(
+                con, discover(str(src / "*"), env_var="E"), snapshot_date=date(2026, 1, 20), max_reject_rate=0.01
+            )
             t1 = time.perf_counter() - started
             pl.concat([events(n // 10, "x"), first[: n // 10]]).write_parquet(src / "c.parquet")
             started = time.perf_counter()
-            night2 = load_events(con, discover(str(src / "*"), env_var="E"), snapshot_date=date(2026, 1, 21),
-                                 max_reject_rate=0.01)
+            night2 = load_events(
+                con, discover(str(src / "*"), env_var="E"), snapshot_date=date(2026, 1, 21), max_reject_rate=0.01
+            )
             t2 = time.perf_counter() - started
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"night 1: {night1.loaded:,} events loaded in {t1:.1f} s")

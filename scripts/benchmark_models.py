@@ -70,24 +70,34 @@ def simulate(customers: int, weeks: float, seed: int) -> tuple[pl.DataFrame, dic
     at = np.array(at)
     n = len(at)
     ts = [datetime.combine(START, datetime.min.time()) + timedelta(weeks=float(w)) for w in at]
-    events = pl.DataFrame({
-        "event_id": [f"e{k}" for k in range(n)],
-        "user_id": users,
-        "event_name": "purchase",
-        "ts": ts,
-        "spend": np.round(rng.gamma(6.0, 5.0, n), 2),  # monetary independent of frequency (Gamma-Gamma)
-        "quantity": rng.integers(1, 4, n),
-    })
+    events = pl.DataFrame(
+        {
+            "event_id": [f"e{k}" for k in range(n)],
+            "user_id": users,
+            "event_name": "purchase",
+            "ts": ts,
+            "spend": np.round(rng.gamma(6.0, 5.0, n), 2),  # monetary independent of frequency (Gamma-Gamma)
+            "quantity": rng.integers(1, 4, n),
+        }
+    )
     return events, {"born": born, "lam": lam, "p": p, "death": born + deaths}
 
 
 def write_ndjson(events: pl.DataFrame, path: Path) -> None:
     with path.open("w") as out:
         for row in events.iter_rows(named=True):
-            out.write(json.dumps({
-                "event_id": row["event_id"], "user_id": row["user_id"], "event_name": row["event_name"],
-                "ts": row["ts"].isoformat() + "Z", "properties": {"spend": row["spend"], "quantity": row["quantity"]},
-            }) + "\n")
+            out.write(
+                json.dumps(
+                    {
+                        "event_id": row["event_id"],
+                        "user_id": row["user_id"],
+                        "event_name": row["event_name"],
+                        "ts": row["ts"].isoformat() + "Z",
+                        "properties": {"spend": row["spend"], "quantity": row["quantity"]},
+                    }
+                )
+                + "\n"
+            )
 
 
 def truth(events: pl.DataFrame, latents: dict, created: date, window_days: int) -> pl.DataFrame:
@@ -97,8 +107,10 @@ def truth(events: pl.DataFrame, latents: dict, created: date, window_days: int) 
     end = start + timedelta(days=window_days)
     weeks = (events["ts"] - datetime.combine(START, datetime.min.time())).dt.total_microseconds() / (7 * 86_400e6)
     frame = events.with_columns(weeks.alias("w"))
-    before = frame.filter(pl.col("ts") < start).group_by("user_id").agg(
-        pl.col("w").min().alias("first"), pl.col("w").max().alias("last"), (pl.len() - 1).alias("x")
+    before = (
+        frame.filter(pl.col("ts") < start)
+        .group_by("user_id")
+        .agg(pl.col("w").min().alias("first"), pl.col("w").max().alias("last"), (pl.len() - 1).alias("x"))
     )
     achieved = frame.filter((pl.col("ts") >= start) & (pl.col("ts") < end)).select("user_id").unique()
     T_now = (created - START).days / 7
@@ -111,7 +123,8 @@ def truth(events: pl.DataFrame, latents: dict, created: date, window_days: int) 
     alive = latents["death"][index] > T_now
     oracle = np.where(alive, 1 - np.exp(-latents["lam"][index] * t), 0.0)
     return before.select("user_id").with_columns(
-        pl.Series("bayes", bayes), pl.Series("oracle", oracle),
+        pl.Series("bayes", bayes),
+        pl.Series("oracle", oracle),
         pl.col("user_id").is_in(achieved["user_id"].implode()).cast(pl.Int8).alias("label"),
     )
 
@@ -145,46 +158,76 @@ def demo_figures(folder: Path) -> None:
                 result = run_goal_day(con, goal, config.segments, day, tracking_uri=tracking_uri)
                 statuses.append(result.status)
                 day += timedelta(days=1)
-            print(f"\n== {goal.name} ({goal.segment}, {goal.created_on}..{goal.end_date}; "
-                  f"{len(statuses)} nights in {time.perf_counter() - clock:.0f}s; last status {statuses[-1]})")
+            print(
+                f"\n== {goal.name} ({goal.segment}, {goal.created_on}..{goal.end_date}; "
+                f"{len(statuses)} nights in {time.perf_counter() - clock:.0f}s; last status {statuses[-1]})"
+            )
             if "insufficient_history" in statuses[:1] and statuses[-1] == "insufficient_history":
-                print(con.execute("SELECT message FROM analytics.goal_status WHERE goal_name = ? ORDER BY as_of_date DESC",
-                                  [goal.name]).fetchone()[0])
+                print(
+                    con.execute(
+                        "SELECT message FROM analytics.goal_status WHERE goal_name = ? ORDER BY as_of_date DESC",
+                        [goal.name],
+                    ).fetchone()[0]
+                )
                 continue
             for as_of, kind, promoted, reason in con.execute(
                 """SELECT as_of_date, model_kind, promoted, reason FROM pipeline_state.goal_model_decisions
-                   WHERE goal_name = ? ORDER BY as_of_date""", [goal.name]).fetchall():
+                   WHERE goal_name = ? ORDER BY as_of_date""",
+                [goal.name],
+            ).fetchall():
                 print(f"training as of {as_of}: {kind} {'promoted' if promoted else 'rejected'}: {reason}")
             seen = min(goal.end_date, last_day)
             done = achievers_by_day(con, goal, None, goal.created_on, seen).select("user_id")
-            creation = con.execute(
-                "SELECT user_id, score, bucket FROM pipeline_state.goal_creation_scores WHERE goal_name = ?",
-                [goal.name]).pl().with_columns(pl.col("user_id").is_in(done["user_id"].implode()).alias("hit"))
+            creation = (
+                con.execute(
+                    "SELECT user_id, score, bucket FROM pipeline_state.goal_creation_scores WHERE goal_name = ?",
+                    [goal.name],
+                )
+                .pl()
+                .with_columns(pl.col("user_id").is_in(done["user_id"].implode()).alias("hit"))
+            )
             predicted = con.execute(
                 """SELECT predicted_cumulative FROM pipeline_state.goal_creation_forecasts
-                   WHERE goal_name = ? AND day = ?""", [goal.name, seen]).fetchone()[0]
+                   WHERE goal_name = ? AND day = ?""",
+                [goal.name, seen],
+            ).fetchone()[0]
             actual = int(creation["hit"].sum())
-            print(f"creation forecast by {seen}: {predicted:,.1f} vs actual {actual:,} "
-                  f"({(predicted - actual) / actual:+.1%}); AUC of creation scores {auc(creation['hit'].to_numpy(), creation['score'].to_numpy()):.3f}"
-                  if actual else f"creation forecast by {seen}: {predicted:,.1f}, no achiever yet")
-            control = creation.join(con.execute(
-                """SELECT user_id FROM analytics.target_groups WHERE goal_name = ? AND "group" = 'control'""",
-                [goal.name]).pl(), on="user_id")
+            print(
+                f"creation forecast by {seen}: {predicted:,.1f} vs actual {actual:,} "
+                f"({(predicted - actual) / actual:+.1%}); AUC of creation scores {auc(creation['hit'].to_numpy(), creation['score'].to_numpy()):.3f}"
+                if actual
+                else f"creation forecast by {seen}: {predicted:,.1f}, no achiever yet"
+            )
+            control = creation.join(
+                con.execute(
+                    """SELECT user_id FROM analytics.target_groups WHERE goal_name = ? AND "group" = 'control'""",
+                    [goal.name],
+                ).pl(),
+                on="user_id",
+            )
             if control.height and control["hit"].sum() and goal.end_date <= last_day:
                 # The control gets no campaign: the fair check of a forecast made before it.
                 share = float(creation.filter(pl.col("user_id").is_in(control["user_id"].implode()))["score"].sum())
-                print(f"control group ({control.height} users): sum of creation scores {share:.1f} vs "
-                      f"{int(control['hit'].sum())} achievers ({share / control['hit'].sum() - 1:+.1%})")
-            rates = creation.group_by("bucket").agg(pl.len().alias("n"), pl.col("hit").mean().alias("rate")).sort("bucket")
+                print(
+                    f"control group ({control.height} users): sum of creation scores {share:.1f} vs "
+                    f"{int(control['hit'].sum())} achievers ({share / control['hit'].sum() - 1:+.1%})"
+                )
+            rates = (
+                creation.group_by("bucket").agg(pl.len().alias("n"), pl.col("hit").mean().alias("rate")).sort("bucket")
+            )
             print("buckets at creation: " + ", ".join(f"{b} {n:,} users {r:.1%}" for b, n, r in rates.iter_rows()))
             quality = con.execute(
                 """SELECT count(*), avg(auc), min(auc_ci_low), max(auc_ci_high), avg(brier), avg(top_bucket_lift),
                           sum(predicted_achievers) / sum(achievers) - 1
-                   FROM analytics.goal_model_quality WHERE goal_name = ?""", [goal.name]).fetchone()
+                   FROM analytics.goal_model_quality WHERE goal_name = ?""",
+                [goal.name],
+            ).fetchone()
             if quality[0]:
-                print(f"realized quality, {quality[0]} matured nights: mean AUC {quality[1]:.3f} "
-                      f"(95% CI of nights from {quality[2]:.3f} to {quality[3]:.3f}), mean Brier {quality[4]:.4f}, "
-                      f"mean most-likely lift {quality[5]:.2f}x, predicted vs actual achievers {quality[6]:+.1%}")
+                print(
+                    f"realized quality, {quality[0]} matured nights: mean AUC {quality[1]:.3f} "
+                    f"(95% CI of nights from {quality[2]:.3f} to {quality[3]:.3f}), mean Brier {quality[4]:.4f}, "
+                    f"mean most-likely lift {quality[5]:.2f}x, predicted vs actual achievers {quality[6]:+.1%}"
+                )
             else:
                 print(f"realized quality: none yet (the window ends {goal.end_date}, the data on {last_day})")
 
@@ -212,8 +255,10 @@ def main() -> None:
     clock = time.perf_counter()
     events, latents = simulate(args.customers, args.weeks, args.seed)
     write_ndjson(events, folder / "events.ndjson")
-    print(f"simulated {args.customers:,} customers, {events.height:,} purchases in {args.weeks:g} weeks "
-          f"({time.perf_counter() - clock:.1f}s); goal window {created}..{end}, lookbackDays {args.lookback}")
+    print(
+        f"simulated {args.customers:,} customers, {events.height:,} purchases in {args.weeks:g} weeks "
+        f"({time.perf_counter() - clock:.1f}s); goal window {created}..{end}, lookbackDays {args.lookback}"
+    )
 
     segments = load_segments_text("kind: segments\nsegmentDefinitions: []\n")
     goal = load_goals_text(
@@ -226,12 +271,20 @@ goals:
     objective: maximize
     events: [{{eventType: purchase}}]
     lookbackDays: {args.lookback}
-""", segments).goals[0]
+""",
+        segments,
+    ).goals[0]
     with warehouse.connect(folder / "warehouse.duckdb") as con:
         clock = time.perf_counter()
-        report = load_events(con, discover(str(folder / "events.ndjson"), env_var="BENCHMARK_EVENTS"),
-                             snapshot_date=end + timedelta(days=1), max_reject_rate=0.0)
-        print(f"ingest: {report.loaded:,} events loaded, {report.rejected} rejected ({time.perf_counter() - clock:.1f}s)")
+        report = load_events(
+            con,
+            discover(str(folder / "events.ndjson"), env_var="BENCHMARK_EVENTS"),
+            snapshot_date=end + timedelta(days=1),
+            max_reject_rate=0.0,
+        )
+        print(
+            f"ingest: {report.loaded:,} events loaded, {report.rejected} rejected ({time.perf_counter() - clock:.1f}s)"
+        )
 
         clock = time.perf_counter()
         setup = set_up_goal(con, goal, segments, as_of=goal.frozen_as_of, tracking_uri=(folder / "mlruns").as_uri())
@@ -252,39 +305,53 @@ goals:
         result = train(con, goal, segments, anchors)
         group = target_group(con, goal)
         scoring = features.build_scoring_set(con, goal, group["user_id"], goal.frozen_as_of, spec=result.set.spec)
-        print(f"candidates retrained for the comparison ({time.perf_counter() - clock:.1f}s), anchors "
-              f"{', '.join(map(str, anchors))}")
+        print(
+            f"candidates retrained for the comparison ({time.perf_counter() - clock:.1f}s), anchors "
+            f"{', '.join(map(str, anchors))}"
+        )
 
     known = truth(events, latents, created, args.window)
     frame = known.join(creation, on="user_id", how="inner").join(scoring, on="user_id", how="inner")
     y = frame["label"].to_numpy()
     ceiling = auc(y, frame["bayes"].to_numpy())
     champion = auc(y, frame["score"].to_numpy())
-    print(f"\ntarget group {frame.height:,} users, {int(y.sum()):,} achieved in the window "
-          f"({y.mean():.3%})")
+    print(f"\ntarget group {frame.height:,} users, {int(y.sum()):,} achieved in the window ({y.mean():.3%})")
     print(f"{'model':<28}{'AUC (window)':>13}{'held-out AUC':>14}{'held-out Brier':>16}{'forecast err':>14}")
     print(f"{'oracle (latent rate, alive)':<28}{auc(y, frame['oracle'].to_numpy()):>13.4f}")
-    print(f"{'ceiling (Bayes, true params)':<28}{ceiling:>13.4f}{'':>14}{'':>16}"
-          f"{(frame['bayes'].sum() - y.sum()) / y.sum():>+14.1%}")
+    print(
+        f"{'ceiling (Bayes, true params)':<28}{ceiling:>13.4f}{'':>14}{'':>16}"
+        f"{(frame['bayes'].sum() - y.sum()) / y.sum():>+14.1%}"
+    )
     for candidate in result.candidates:
         scores = candidate.model.predict_proba(frame.select(candidate.model.feature_columns))
-        print(f"{model_kind(candidate.model):<28}{auc(y, scores):>13.4f}{candidate.metrics['auc']:>14.4f}"
-              f"{candidate.metrics['brier']:>16.4f}{(scores.sum() - y.sum()) / y.sum():>+14.1%}")
+        print(
+            f"{model_kind(candidate.model):<28}{auc(y, scores):>13.4f}{candidate.metrics['auc']:>14.4f}"
+            f"{candidate.metrics['brier']:>16.4f}{(scores.sum() - y.sum()) / y.sum():>+14.1%}"
+        )
     forecast_error = (forecast - y.sum()) / y.sum()
     print(f"{'champion (creation scores)':<28}{champion:>13.4f}{'':>14}{'':>16}{forecast_error:>+14.1%}")
     print(f"selection: {result.selection}")
 
     rates = frame.group_by("bucket").agg(pl.len().alias("users"), pl.col("label").mean().alias("conversion"))
     rates = {r["bucket"]: r for r in rates.iter_rows(named=True)}
-    print("\nbuckets at creation: " + ", ".join(
-        f"{b} {rates[b]['users']:,} users, {rates[b]['conversion']:.1%} converted" if b in rates else f"{b} EMPTY"
-        for b in ("most_likely", "moderately_likely", "least_likely")))
-    ratio = (rates["most_likely"]["conversion"] / rates["least_likely"]["conversion"]
-             if {"most_likely", "least_likely"} <= rates.keys() and rates["least_likely"]["conversion"] else float("inf"))
+    print(
+        "\nbuckets at creation: "
+        + ", ".join(
+            f"{b} {rates[b]['users']:,} users, {rates[b]['conversion']:.1%} converted" if b in rates else f"{b} EMPTY"
+            for b in ("most_likely", "moderately_likely", "least_likely")
+        )
+    )
+    ratio = (
+        rates["most_likely"]["conversion"] / rates["least_likely"]["conversion"]
+        if {"most_likely", "least_likely"} <= rates.keys() and rates["least_likely"]["conversion"]
+        else float("inf")
+    )
     checks = {
         f"champion AUC within 0.01 of the ceiling ({champion:.4f} vs {ceiling:.4f})": champion >= ceiling - 0.01,
-        f"forecast within 5% of actual achievers ({forecast:,.0f} vs {int(y.sum()):,}: {forecast_error:+.1%})":
-            abs(forecast_error) <= 0.05,
+        f"forecast within 5% of actual achievers ({forecast:,.0f} vs {int(y.sum()):,}: {forecast_error:+.1%})": abs(
+            forecast_error
+        )
+        <= 0.05,
         f"three non-empty buckets, most/least conversion >= 3x ({ratio:.1f}x)": len(rates) == 3 and ratio >= 3,
     }
     print()

@@ -32,9 +32,22 @@ ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 LAST_DAY = date(2026, 6, 20)  # the demo goals' window (created 2026-05-10..06-05)
 EVENT_TYPES = [  # the demo config's types first, then others up to 16
-    "app_launch", "item_viewed", "add_to_cart", "checkout_viewed", "charged", "rating_given",
-    "subscription_renewed", "campaign_sent", "uninstall", "search", "share", "wishlist_added",
-    "coupon_applied", "notification_opened", "profile_updated", "logout",
+    "app_launch",
+    "item_viewed",
+    "add_to_cart",
+    "checkout_viewed",
+    "charged",
+    "rating_given",
+    "subscription_renewed",
+    "campaign_sent",
+    "uninstall",
+    "search",
+    "share",
+    "wishlist_added",
+    "coupon_applied",
+    "notification_opened",
+    "profile_updated",
+    "logout",
 ]
 EXTRA_SEGMENT = """
   - segmentName: did {event} in 7 days
@@ -60,7 +73,9 @@ def generate(work: Path, events: int, users: int, days: int) -> None:
                         ['San Francisco', 'Berlin', 'Istanbul', 'London', 'Lagos'][1 + i % 5] AS city,
                         ['basic', 'plus', 'premium'][1 + (i // 5) % 3] AS plan,
                         ['ios', 'android', 'web'][1 + (i // 15) % 3] AS os
-                 FROM range(?) t(i)) TO '""" + str(work / "profiles.parquet") + "' (FORMAT parquet)",
+                 FROM range(?) t(i)) TO '"""
+        + str(work / "profiles.parquet")
+        + "' (FORMAT parquet)",
         [users],
     )
     per_day = events // days
@@ -93,7 +108,7 @@ def write_config(work: Path) -> Path:
     shutil.copytree(ROOT / "segment_pipeline" / "demo" / "config", config)
     text = (config / "segments.yaml").read_text()
     past = text.count("segmentType: past")
-    extra = [EXTRA_SEGMENT.format(event=e) for e in EVENT_TYPES[9:9 + max(0, 20 - past)]]
+    extra = [EXTRA_SEGMENT.format(event=e) for e in EVENT_TYPES[9 : 9 + max(0, 20 - past)]]
     (config / "segments.yaml").write_text(text.rstrip("\n") + "\n" + "".join(extra))
     return config
 
@@ -132,7 +147,10 @@ def launch(env: dict[str, str], day: date, log: Path) -> tuple[float, int, int]:
     with open(log, "w") as out:
         proc = subprocess.Popen(
             [str(BIN / "dg"), "launch", "--job", "nightly_refresh", "--partition", day.isoformat()],
-            cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT,
+            cwd=ROOT,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
         )
         peak = [0]
 
@@ -199,9 +217,14 @@ def lower_bound(warehouse: Path, as_of: date) -> dict[str, float]:
     filled = 3 * len(types)
     rng = np.random.default_rng(0)
     features[:, filled:] = rng.random((len(users), 70 - filled), dtype=np.float32)
-    label = (features[:, :len(types)].sum(axis=1) > np.median(features[:, :len(types)].sum(axis=1))).astype(np.float32)
-    xgb.train({"tree_method": "hist", "objective": "binary:logistic", "max_depth": 6, "nthread": os.cpu_count()},
-              xgb.DMatrix(features, label=label), num_boost_round=200)
+    label = (features[:, : len(types)].sum(axis=1) > np.median(features[:, : len(types)].sum(axis=1))).astype(
+        np.float32
+    )
+    xgb.train(
+        {"tree_method": "hist", "objective": "binary:logistic", "max_depth": 6, "nthread": os.cpu_count()},
+        xgb.DMatrix(features, label=label),
+        num_boost_round=200,
+    )
     return {"duckdb_counts_s": sql_s, "xgboost_fit_s": time.perf_counter() - started, "users": len(users)}
 
 
@@ -217,8 +240,11 @@ def main() -> None:
     started = time.perf_counter()
     generate(work, args.events, args.users, args.days)
     config = write_config(work)
-    print(f"generated {args.events:,} events of {args.users:,} users over {args.days} days in "
-          f"{time.perf_counter() - started:.0f} s: {work}", flush=True)
+    print(
+        f"generated {args.events:,} events of {args.users:,} users over {args.days} days in "
+        f"{time.perf_counter() - started:.0f} s: {work}",
+        flush=True,
+    )
     base = {k: v for k, v in os.environ.items() if not k.startswith(("SEGMENT_PIPELINE_", "DAGSTER_"))}
     env = {
         **base,
@@ -242,18 +268,23 @@ def main() -> None:
         seconds, peak, code = launch({**env, "DAGSTER_HOME": str(home)}, day, work / f"launch_{day}.log")
         steps = step_times(home)
         results.append((label, day, seconds, peak, code, steps))
-        print(f"{label} ({day}): {seconds:.0f} s, peak RSS {peak / 2**30:.1f} GiB, exit {code}; "
-              f"outside the steps (dg start-up, run set-up): "
-              f"{seconds - steps['(steps: first start to last end)']:.0f} s", flush=True)
+        print(
+            f"{label} ({day}): {seconds:.0f} s, peak RSS {peak / 2**30:.1f} GiB, exit {code}; "
+            f"outside the steps (dg start-up, run set-up): "
+            f"{seconds - steps['(steps: first start to last end)']:.0f} s",
+            flush=True,
+        )
         for step, s in sorted(steps.items(), key=lambda kv: -kv[1]):
             print(f"    {step}: {s:.1f} s")
         if code:
             print(f"see {work / f'launch_{day}.log'}")
             sys.exit(code)
     bound = lower_bound(work / "warehouse.duckdb", LAST_DAY)
-    print(f"lower bound: DuckDB 7/30/90-day counts {bound['duckdb_counts_s']:.1f} s + XGBoost hist "
-          f"{bound['users']:,} users x 70 features, 200 rounds {bound['xgboost_fit_s']:.1f} s = "
-          f"{bound['duckdb_counts_s'] + bound['xgboost_fit_s']:.1f} s")
+    print(
+        f"lower bound: DuckDB 7/30/90-day counts {bound['duckdb_counts_s']:.1f} s + XGBoost hist "
+        f"{bound['users']:,} users x 70 features, 200 rounds {bound['xgboost_fit_s']:.1f} s = "
+        f"{bound['duckdb_counts_s'] + bound['xgboost_fit_s']:.1f} s"
+    )
     print("| run | wall s | peak RSS GiB | x lower bound |\n|---|---|---|---|")
     floor = bound["duckdb_counts_s"] + bound["xgboost_fit_s"]
     for label, day, seconds, peak, _, _ in results:

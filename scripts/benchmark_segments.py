@@ -27,8 +27,20 @@ from segment_pipeline.rules.compiler import CHUNK_SIZE, compile_past_segment_chu
 from segment_pipeline.storage import warehouse
 
 AS_OF = date(2026, 6, 30)
-EVENT_TYPES = ["app_launch", "login", "item_viewed", "add_to_cart", "checkout_viewed", "charged",
-               "search", "notification_opened", "campaign_sent", "rating_given", "uninstall", "subscription_renewed"]
+EVENT_TYPES = [
+    "app_launch",
+    "login",
+    "item_viewed",
+    "add_to_cart",
+    "checkout_viewed",
+    "charged",
+    "search",
+    "notification_opened",
+    "campaign_sent",
+    "rating_given",
+    "uninstall",
+    "subscription_renewed",
+]
 WEIGHTS = np.array([18, 6, 35, 8, 4, 3, 10, 3, 8, 2, 0.5, 1.5])
 CATEGORIES = ["concert", "sports", "theatre", "comedy", "festival"]
 PAYMENTS = ["visa", "mastercard", "paypal", "apple_pay"]
@@ -49,23 +61,125 @@ segmentDefinitions:
         ("launched app", 1, 30, "      - {eventType: app_launch, expTimeframe: 0, actionInaction: action}", ""),
         ("launched app 7d", 1, 7, "      - {eventType: app_launch, expTimeframe: 0, actionInaction: action}", ""),
         ("charged once", 1, 30, "      - {eventType: charged, expTimeframe: 0, actionInaction: action}", ""),
-        ("charged 3 times", 1, 90, "      - {eventType: charged, expTimeframe: 0, actionInaction: action, minCount: 3}", ""),
-        ("added to cart 5 times", 1, 60, "      - {eventType: add_to_cart, expTimeframe: 0, actionInaction: action, minCount: 5}", ""),
-        ("visa buyers", 1, 60, "      - {eventType: charged, expTimeframe: 0, actionInaction: action, minCount: 2, eventProperties: {payment_method: visa}}", ""),
-        ("concert buyers", 1, 90, "      - {eventType: charged, expTimeframe: 0, actionInaction: action, eventProperties: {category: concert}}", ""),
-        ("big spenders", 1, 90, "      - {eventType: charged, expTimeframe: 0, actionInaction: action, eventProperties: {items: 3}}", ""),
-        ("view cart buy", 1, 30, "      - {eventType: item_viewed, expTimeframe: 0, actionInaction: action}\n      - {eventType: add_to_cart, expTimeframe: 0, actionInaction: action}\n      - {eventType: charged, expTimeframe: 0, actionInaction: action}", ""),
-        ("concert funnel", 1, 60, "      - {eventType: item_viewed, expTimeframe: 0, actionInaction: action, eventProperties: {category: concert}}\n      - {eventType: add_to_cart, expTimeframe: 0, actionInaction: action, eventProperties: {category: concert}}\n      - {eventType: checkout_viewed, expTimeframe: 0, actionInaction: action}", ""),
-        ("search then view twice", 1, 14, "      - {eventType: search, expTimeframe: 0, actionInaction: action}\n      - {eventType: item_viewed, expTimeframe: 0, actionInaction: action, minCount: 2}", ""),
-        ("checkout no buy", 2, 30, "      - {eventType: checkout_viewed, expTimeframe: 0, actionInaction: action}\n      - {eventType: charged, expTimeframe: 0, actionInaction: inaction}", ""),
-        ("campaign no open", 2, 21, "      - {eventType: campaign_sent, expTimeframe: 0, actionInaction: action}\n      - {eventType: notification_opened, expTimeframe: 0, actionInaction: inaction}", ""),
-        ("cart abandoners", 2, 14, "      - {eventType: add_to_cart, expTimeframe: 0, actionInaction: action, minCount: 2}\n      - {eventType: charged, expTimeframe: 0, actionInaction: inaction}", ""),
-        ("viewers no launch 7d", 2, 7, "      - {eventType: item_viewed, expTimeframe: 0, actionInaction: action}\n      - {eventType: rating_given, expTimeframe: 0, actionInaction: inaction}", ""),
-        ("sf users", 3, 90, "      - {eventType: app_launch, expTimeframe: 0, actionInaction: action}", "    profilePropertyName: city\n    profilePropertyValue: San Francisco\n"),
-        ("premium buyers", 3, 60, "      - {eventType: charged, expTimeframe: 0, actionInaction: action}", "    profilePropertyName: plan\n    profilePropertyValue: premium\n"),
-        ("sf cart no buy", 4, 30, "      - {eventType: add_to_cart, expTimeframe: 0, actionInaction: action}\n      - {eventType: charged, expTimeframe: 0, actionInaction: inaction}", "    profilePropertyName: city\n    profilePropertyValue: San Francisco\n"),
-        ("older premium launchers", 3, 30, "      - {eventType: app_launch, expTimeframe: 0, actionInaction: action, minCount: 3}", "    profilePropertyName: plan\n    profilePropertyValue: premium\n    profileProperties: {age: 45}\n"),
-        ("renewed then rated", 1, 90, "      - {eventType: subscription_renewed, expTimeframe: 0, actionInaction: action}\n      - {eventType: rating_given, expTimeframe: 0, actionInaction: action}", ""),
+        (
+            "charged 3 times",
+            1,
+            90,
+            "      - {eventType: charged, expTimeframe: 0, actionInaction: action, minCount: 3}",
+            "",
+        ),
+        (
+            "added to cart 5 times",
+            1,
+            60,
+            "      - {eventType: add_to_cart, expTimeframe: 0, actionInaction: action, minCount: 5}",
+            "",
+        ),
+        (
+            "visa buyers",
+            1,
+            60,
+            "      - {eventType: charged, expTimeframe: 0, actionInaction: action, minCount: 2, eventProperties: {payment_method: visa}}",
+            "",
+        ),
+        (
+            "concert buyers",
+            1,
+            90,
+            "      - {eventType: charged, expTimeframe: 0, actionInaction: action, eventProperties: {category: concert}}",
+            "",
+        ),
+        (
+            "big spenders",
+            1,
+            90,
+            "      - {eventType: charged, expTimeframe: 0, actionInaction: action, eventProperties: {items: 3}}",
+            "",
+        ),
+        (
+            "view cart buy",
+            1,
+            30,
+            "      - {eventType: item_viewed, expTimeframe: 0, actionInaction: action}\n      - {eventType: add_to_cart, expTimeframe: 0, actionInaction: action}\n      - {eventType: charged, expTimeframe: 0, actionInaction: action}",
+            "",
+        ),
+        (
+            "concert funnel",
+            1,
+            60,
+            "      - {eventType: item_viewed, expTimeframe: 0, actionInaction: action, eventProperties: {category: concert}}\n      - {eventType: add_to_cart, expTimeframe: 0, actionInaction: action, eventProperties: {category: concert}}\n      - {eventType: checkout_viewed, expTimeframe: 0, actionInaction: action}",
+            "",
+        ),
+        (
+            "search then view twice",
+            1,
+            14,
+            "      - {eventType: search, expTimeframe: 0, actionInaction: action}\n      - {eventType: item_viewed, expTimeframe: 0, actionInaction: action, minCount: 2}",
+            "",
+        ),
+        (
+            "checkout no buy",
+            2,
+            30,
+            "      - {eventType: checkout_viewed, expTimeframe: 0, actionInaction: action}\n      - {eventType: charged, expTimeframe: 0, actionInaction: inaction}",
+            "",
+        ),
+        (
+            "campaign no open",
+            2,
+            21,
+            "      - {eventType: campaign_sent, expTimeframe: 0, actionInaction: action}\n      - {eventType: notification_opened, expTimeframe: 0, actionInaction: inaction}",
+            "",
+        ),
+        (
+            "cart abandoners",
+            2,
+            14,
+            "      - {eventType: add_to_cart, expTimeframe: 0, actionInaction: action, minCount: 2}\n      - {eventType: charged, expTimeframe: 0, actionInaction: inaction}",
+            "",
+        ),
+        (
+            "viewers no launch 7d",
+            2,
+            7,
+            "      - {eventType: item_viewed, expTimeframe: 0, actionInaction: action}\n      - {eventType: rating_given, expTimeframe: 0, actionInaction: inaction}",
+            "",
+        ),
+        (
+            "sf users",
+            3,
+            90,
+            "      - {eventType: app_launch, expTimeframe: 0, actionInaction: action}",
+            "    profilePropertyName: city\n    profilePropertyValue: San Francisco\n",
+        ),
+        (
+            "premium buyers",
+            3,
+            60,
+            "      - {eventType: charged, expTimeframe: 0, actionInaction: action}",
+            "    profilePropertyName: plan\n    profilePropertyValue: premium\n",
+        ),
+        (
+            "sf cart no buy",
+            4,
+            30,
+            "      - {eventType: add_to_cart, expTimeframe: 0, actionInaction: action}\n      - {eventType: charged, expTimeframe: 0, actionInaction: inaction}",
+            "    profilePropertyName: city\n    profilePropertyValue: San Francisco\n",
+        ),
+        (
+            "older premium launchers",
+            3,
+            30,
+            "      - {eventType: app_launch, expTimeframe: 0, actionInaction: action, minCount: 3}",
+            "    profilePropertyName: plan\n    profilePropertyValue: premium\n    profileProperties: {age: 45}\n",
+        ),
+        (
+            "renewed then rated",
+            1,
+            90,
+            "      - {eventType: subscription_renewed, expTimeframe: 0, actionInaction: action}\n      - {eventType: rating_given, expTimeframe: 0, actionInaction: action}",
+            "",
+        ),
     ]
 )
 
@@ -83,9 +197,13 @@ GROUP BY user_id, event_name
 def generate(con, n_events: int, n_users: int, seed: float = 0.42) -> None:
     """Events generated inside DuckDB (seeded), so the generator's memory does not count."""
     cumulative = np.cumsum(WEIGHTS / WEIGHTS.sum())
-    pick = "CASE " + " ".join(
-        f"WHEN r_type < {c:.6f} THEN '{name}'" for c, name in zip(cumulative[:-1], EVENT_TYPES[:-1], strict=True)
-    ) + f" ELSE '{EVENT_TYPES[-1]}' END"
+    pick = (
+        "CASE "
+        + " ".join(
+            f"WHEN r_type < {c:.6f} THEN '{name}'" for c, name in zip(cumulative[:-1], EVENT_TYPES[:-1], strict=True)
+        )
+        + f" ELSE '{EVENT_TYPES[-1]}' END"
+    )
     categories = "['" + "','".join(CATEGORIES) + "']"
     payments = "['" + "','".join(PAYMENTS) + "']"
     end = datetime.combine(AS_OF + timedelta(days=1), datetime.min.time())
@@ -165,7 +283,9 @@ def main() -> None:
 
         results = {}
         for _attempt in range(2):  # the first pass warms the file cache for both
-            results["baseline"] = timed(lambda: con.execute(f"CREATE OR REPLACE TEMP TABLE _b AS {BASELINE_SQL}", [cutoff] * 4))
+            results["baseline"] = timed(
+                lambda: con.execute(f"CREATE OR REPLACE TEMP TABLE _b AS {BASELINE_SQL}", [cutoff] * 4)
+            )
             results["segments"] = timed(evaluate)
         sizes = con.execute("SELECT segment_name, count(*) FROM _s GROUP BY 1 ORDER BY 1").fetchall()
     peak_gb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2

@@ -63,20 +63,32 @@ def simulate(customers: int, weeks: float, seed: int) -> pl.DataFrame:
             at.append(born[i] + t)
             spend.append(round(float(spends[i][k]), 2))
     origin = datetime.combine(START, datetime.min.time())
-    return pl.DataFrame({
-        "event_id": [f"e{k}" for k in range(len(at))],
-        "user_id": users,
-        "event_name": "purchase",
-        "ts": [origin + timedelta(weeks=float(w)) for w in at],
-        "spend": spend,
-    })
+    return pl.DataFrame(
+        {
+            "event_id": [f"e{k}" for k in range(len(at))],
+            "user_id": users,
+            "event_name": "purchase",
+            "ts": [origin + timedelta(weeks=float(w)) for w in at],
+            "spend": spend,
+        }
+    )
 
 
 def write_ndjson(events: pl.DataFrame, path: Path) -> None:
     with path.open("w") as out:
         for row in events.iter_rows(named=True):
-            out.write(json.dumps({"event_id": row["event_id"], "user_id": row["user_id"], "event_name": row["event_name"],
-                                  "ts": row["ts"].isoformat() + "Z", "properties": {"spend": row["spend"]}}) + "\n")
+            out.write(
+                json.dumps(
+                    {
+                        "event_id": row["event_id"],
+                        "user_id": row["user_id"],
+                        "event_name": row["event_name"],
+                        "ts": row["ts"].isoformat() + "Z",
+                        "properties": {"spend": row["spend"]},
+                    }
+                )
+                + "\n"
+            )
 
 
 def truth(events: pl.DataFrame, created: date, window_days: int) -> pl.DataFrame:
@@ -85,21 +97,41 @@ def truth(events: pl.DataFrame, created: date, window_days: int) -> pl.DataFrame
     end = start + timedelta(days=window_days)
     origin = datetime.combine(START, datetime.min.time())
     frame = events.with_columns(((pl.col("ts") - origin).dt.total_microseconds() / (7 * 86_400e6)).alias("w"))
-    before = frame.filter(pl.col("ts") < start).group_by("user_id").agg(
-        pl.col("w").min().alias("first"), pl.col("w").max().alias("last"), (pl.len() - 1).alias("x"),
-        pl.col("spend").mean().alias("m"), pl.len().alias("n"),
-    ).sort("user_id")
-    realized = frame.filter((pl.col("ts") >= start) & (pl.col("ts") < end)).group_by("user_id").agg(
-        pl.col("spend").sum().alias("actual")
+    before = (
+        frame.filter(pl.col("ts") < start)
+        .group_by("user_id")
+        .agg(
+            pl.col("w").min().alias("first"),
+            pl.col("w").max().alias("last"),
+            (pl.len() - 1).alias("x"),
+            pl.col("spend").mean().alias("m"),
+            pl.len().alias("n"),
+        )
+        .sort("user_id")
+    )
+    realized = (
+        frame.filter((pl.col("ts") >= start) & (pl.col("ts") < end))
+        .group_by("user_id")
+        .agg(pl.col("spend").sum().alias("actual"))
     )
     T_now = (created - START).days / 7
     x = before["x"].to_numpy().astype(float)
-    purchases = bgnbd.conditional_expected(BgNbdParams(**CDNOW_PARAMS), window_days / 7, x,
-                                           (before["last"] - before["first"]).to_numpy(), T_now - before["first"].to_numpy())
-    spend = gamma_gamma.conditional_expected_spend(GammaGammaParams(**CDNOW_SPEND_PARAMS), before["n"].to_numpy(),
-                                                   before["m"].to_numpy())
-    return before.select("user_id").with_columns(pl.Series("true_expected", purchases * spend)).join(
-        realized, on="user_id", how="left").with_columns(pl.col("actual").fill_null(0.0))
+    purchases = bgnbd.conditional_expected(
+        BgNbdParams(**CDNOW_PARAMS),
+        window_days / 7,
+        x,
+        (before["last"] - before["first"]).to_numpy(),
+        T_now - before["first"].to_numpy(),
+    )
+    spend = gamma_gamma.conditional_expected_spend(
+        GammaGammaParams(**CDNOW_SPEND_PARAMS), before["n"].to_numpy(), before["m"].to_numpy()
+    )
+    return (
+        before.select("user_id")
+        .with_columns(pl.Series("true_expected", purchases * spend))
+        .join(realized, on="user_id", how="left")
+        .with_columns(pl.col("actual").fill_null(0.0))
+    )
 
 
 def main() -> None:
@@ -119,10 +151,13 @@ def main() -> None:
     clock = time.perf_counter()
     events = simulate(args.customers, args.weeks, args.seed)
     write_ndjson(events, folder / "events.ndjson")
-    print(f"simulated {args.customers:,} customers, {events.height:,} purchases ({time.perf_counter() - clock:.1f}s); "
-          f"goal window {created}..{end}")
+    print(
+        f"simulated {args.customers:,} customers, {events.height:,} purchases ({time.perf_counter() - clock:.1f}s); "
+        f"goal window {created}..{end}"
+    )
     segments = load_segments_text("kind: segments\nsegmentDefinitions: []\n")
-    goal = load_goals_text(f"""kind: goals
+    goal = load_goals_text(
+        f"""kind: goals
 goals:
   - goalName: repeat revenue
     segment: All Users
@@ -132,18 +167,27 @@ goals:
     events: [{{eventType: purchase}}]
     lookbackDays: {args.lookback}
     valueProperty: spend
-""", segments).goals[0]
+""",
+        segments,
+    ).goals[0]
     tracking_uri = (folder / "mlruns").as_uri()
     with warehouse.connect(folder / "warehouse.duckdb") as con:
-        load_events(con, discover(str(folder / "events.ndjson"), env_var="BENCHMARK_EVENTS"),
-                    snapshot_date=end + timedelta(days=1), max_reject_rate=0.0)
+        load_events(
+            con,
+            discover(str(folder / "events.ndjson"), env_var="BENCHMARK_EVENTS"),
+            snapshot_date=end + timedelta(days=1),
+            max_reject_rate=0.0,
+        )
         clock = time.perf_counter()
         setup = set_up_goal(con, goal, segments, as_of=goal.frozen_as_of, tracking_uri=tracking_uri)
         print(f"set_up_goal: {setup.status} ({time.perf_counter() - clock:.1f}s): {setup.message}")
         if setup.status != "active":
             return
-        forecast = con.execute("""SELECT max(predicted_value_cumulative), max(predicted_value_low), max(predicted_value_high)
-            FROM pipeline_state.goal_creation_value_forecasts WHERE goal_name = ?""", [goal.name]).fetchone()
+        forecast = con.execute(
+            """SELECT max(predicted_value_cumulative), max(predicted_value_low), max(predicted_value_high)
+            FROM pipeline_state.goal_creation_value_forecasts WHERE goal_name = ?""",
+            [goal.name],
+        ).fetchone()
         champion_kind = load_value_model(con, goal.name)[1]
         # Both kinds on the same training set, scored on the target group at creation.
         first = features.first_event_day(con)
@@ -151,8 +195,9 @@ goals:
         result = train(con, goal, segments, anchors)
         probability = load_champion(tracking_uri, goal.name).model
         values = value_model.window_values(con, goal, result.set.frame)
-        candidates, notes = value_model.train_value_models(result.set.frame, values, result.set.feature_columns,
-                                                           probability, goal.value_property)
+        candidates, notes = value_model.train_value_models(
+            result.set.frame, values, result.set.feature_columns, probability, goal.value_property
+        )
         group = target_group(con, goal)
         scoring = features.build_scoring_set(con, goal, group["user_id"], goal.frozen_as_of, spec=result.set.spec)
 
@@ -160,30 +205,42 @@ goals:
     p = probability.predict_proba(known)
     actual, true_expected = known["actual"].to_numpy(), known["true_expected"].to_numpy()
     total = actual.sum()
-    print(f"\ntarget group {known.height:,} customers, actual value in the window {total:,.0f}; "
-          f"true-parameter expectation {true_expected.sum():,.0f}")
-    print(f"{'kind':<22}{'total pred':>12}{'total err':>11}{'MAE':>9}{'rho(true E)':>13}{'rho(actual)':>13}"
-          f"{'held-out MAE':>14}")
+    print(
+        f"\ntarget group {known.height:,} customers, actual value in the window {total:,.0f}; "
+        f"true-parameter expectation {true_expected.sum():,.0f}"
+    )
+    print(
+        f"{'kind':<22}{'total pred':>12}{'total err':>11}{'MAE':>9}{'rho(true E)':>13}{'rho(actual)':>13}"
+        f"{'held-out MAE':>14}"
+    )
     rho = {}
     for c in candidates:
         predicted = c.model.predict_value(known, p)
         errors = value_errors(predicted, actual)
         rho[c.model.kind] = spearman(predicted, true_expected)
-        print(f"{c.model.kind:<22}{predicted.sum():>12,.0f}{errors['value_total_rel_error']:>+11.1%}"
-              f"{errors['value_mae']:>9.2f}{rho[c.model.kind]:>13.4f}{errors['value_spearman']:>13.4f}"
-              f"{c.metrics['value_mae']:>14.3f}")
-    print(f"{'truth (true params)':<22}{true_expected.sum():>12,.0f}{(true_expected.sum() - total) / total:>+11.1%}"
-          f"{np.mean(np.abs(true_expected - actual)):>9.2f}{1.0:>13.4f}{spearman(true_expected, actual):>13.4f}")
+        print(
+            f"{c.model.kind:<22}{predicted.sum():>12,.0f}{errors['value_total_rel_error']:>+11.1%}"
+            f"{errors['value_mae']:>9.2f}{rho[c.model.kind]:>13.4f}{errors['value_spearman']:>13.4f}"
+            f"{c.metrics['value_mae']:>14.3f}"
+        )
+    print(
+        f"{'truth (true params)':<22}{true_expected.sum():>12,.0f}{(true_expected.sum() - total) / total:>+11.1%}"
+        f"{np.mean(np.abs(true_expected - actual)):>9.2f}{1.0:>13.4f}{spearman(true_expected, actual):>13.4f}"
+    )
     if notes:
         print("notes: " + "; ".join(notes))
     error = (forecast[0] - total) / total
-    print(f"\nvalue champion: {champion_kind}; creation value forecast {forecast[0]:,.0f} "
-          f"(90% {forecast[1]:,.0f} to {forecast[2]:,.0f}) vs actual {total:,.0f}: {error:+.1%}")
+    print(
+        f"\nvalue champion: {champion_kind}; creation value forecast {forecast[0]:,.0f} "
+        f"(90% {forecast[1]:,.0f} to {forecast[2]:,.0f}) vs actual {total:,.0f}: {error:+.1%}"
+    )
     checks = {
         f"creation value forecast within 10% of actual ({error:+.1%})": abs(error) <= 0.10,
         f"champion's rank correlation with the true expected value >= the baseline's "
-        f"({rho.get(champion_kind, float('nan')):.4f} vs {rho.get('bgnbd_gamma_gamma', float('nan')):.4f})":
-            rho.get(champion_kind, -1) >= rho.get("bgnbd_gamma_gamma", 2) - 1e-12,
+        f"({rho.get(champion_kind, float('nan')):.4f} vs {rho.get('bgnbd_gamma_gamma', float('nan')):.4f})": rho.get(
+            champion_kind, -1
+        )
+        >= rho.get("bgnbd_gamma_gamma", 2) - 1e-12,
     }
     for text, ok in checks.items():
         print(f"{'PASS' if ok else 'FAIL'}: {text}")

@@ -43,7 +43,12 @@ MLFLOW_ID_COLUMNS = {"model_run_id"}
 def launch(env: dict[str, str], day: date) -> subprocess.Popen:
     return subprocess.Popen(
         [str(DG), "launch", "--job", "nightly_refresh", "--partition", day.isoformat()],
-        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True,
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
     )
 
 
@@ -58,13 +63,22 @@ def run_clean(env: dict[str, str], day: date) -> float:
 
 def tables(warehouse: Path) -> dict[str, list[tuple]]:
     with duckdb.connect(str(warehouse), read_only=True) as con:
-        names = [r[0] for r in con.execute(
-            "SELECT table_name FROM information_schema.tables WHERE table_schema = 'analytics' ORDER BY 1").fetchall()]
+        names = [
+            r[0]
+            for r in con.execute(
+                "SELECT table_name FROM information_schema.tables WHERE table_schema = 'analytics' ORDER BY 1"
+            ).fetchall()
+        ]
         dump = {}
         for name in names:
-            columns = [r[0] for r in con.execute(
-                "SELECT column_name FROM information_schema.columns WHERE table_schema = 'analytics' "
-                "AND table_name = ? ORDER BY ordinal_position", [name]).fetchall()]
+            columns = [
+                r[0]
+                for r in con.execute(
+                    "SELECT column_name FROM information_schema.columns WHERE table_schema = 'analytics' "
+                    "AND table_name = ? ORDER BY ordinal_position",
+                    [name],
+                ).fetchall()
+            ]
             kept = ", ".join(f'"{c}"' for c in columns if c not in MLFLOW_ID_COLUMNS)
             rows = con.execute(f'SELECT {kept} FROM analytics."{name}"').fetchall()
             dump[name] = sorted(rows, key=_order)
@@ -82,7 +96,9 @@ def _without_versions(value):
 
 def _same(a: tuple, b: tuple) -> bool:
     return len(a) == len(b) and all(
-        math.isclose(x, y, rel_tol=1e-6, abs_tol=1e-9) if isinstance(x, float) and isinstance(y, float) else _without_versions(x) == _without_versions(y)
+        math.isclose(x, y, rel_tol=1e-6, abs_tol=1e-9)
+        if isinstance(x, float) and isinstance(y, float)
+        else _without_versions(x) == _without_versions(y)
         for x, y in zip(a, b, strict=True)
     )
 
@@ -105,15 +121,17 @@ def environment(folder: Path, demo) -> dict[str, str]:
     home = folder / "dagster_home"
     home.mkdir(parents=True, exist_ok=True)
     shutil.copy(ROOT / "dagster.yaml", home / "dagster.yaml")
-    env.update({
-        "DAGSTER_HOME": str(home),
-        "SEGMENT_PIPELINE_EVENTS": demo.events_glob,
-        "SEGMENT_PIPELINE_PROFILES": str(demo.profiles_path),
-        "SEGMENT_PIPELINE_WAREHOUSE": str(folder / "warehouse.duckdb"),
-        "MLFLOW_TRACKING_URI": (folder / "mlruns").as_uri(),
-        "SEGMENT_PIPELINE_START_DATE": "2026-01-01",
-        "SEGMENT_PIPELINE_LOCK_WAIT_SECONDS": "60",
-    })
+    env.update(
+        {
+            "DAGSTER_HOME": str(home),
+            "SEGMENT_PIPELINE_EVENTS": demo.events_glob,
+            "SEGMENT_PIPELINE_PROFILES": str(demo.profiles_path),
+            "SEGMENT_PIPELINE_WAREHOUSE": str(folder / "warehouse.duckdb"),
+            "MLFLOW_TRACKING_URI": (folder / "mlruns").as_uri(),
+            "SEGMENT_PIPELINE_START_DATE": "2026-01-01",
+            "SEGMENT_PIPELINE_LOCK_WAIT_SECONDS": "60",
+        }
+    )
     return env
 
 
@@ -151,7 +169,9 @@ def main() -> None:
     incr_seconds = run_clean(environment(incr_ref, demo), day)
     want = {"fresh": tables(fresh_ref / "warehouse.duckdb"), "incremental": tables(incr_ref / "warehouse.duckdb")}
     length = {"fresh": fresh_seconds, "incremental": incr_seconds}
-    print(f"never-killed runs: fresh {fresh_seconds:.1f} s, incremental {incr_seconds:.1f} s ({args.users:,} users, day {day})")
+    print(
+        f"never-killed runs: fresh {fresh_seconds:.1f} s, incremental {incr_seconds:.1f} s ({args.users:,} users, day {day})"
+    )
     print(f"{'trial':>5} {'mode':<12} {'kill at':>8} {'published after kill':<22} {'recovered':<10} invalid goals")
 
     recovered = 0
@@ -173,9 +193,19 @@ def main() -> None:
             proc.wait()
             state = "killed"
         warehouse = folder / "warehouse.duckdb"
-        published = "none" if not warehouse.exists() else max(
-            (r[0] for r in duckdb.connect(str(warehouse), read_only=True).execute(
-                "SELECT max(snapshot_date)::VARCHAR FROM analytics.event_snapshots").fetchall()), default="none")
+        published = (
+            "none"
+            if not warehouse.exists()
+            else max(
+                (
+                    r[0]
+                    for r in duckdb.connect(str(warehouse), read_only=True)
+                    .execute("SELECT max(snapshot_date)::VARCHAR FROM analytics.event_snapshots")
+                    .fetchall()
+                ),
+                default="none",
+            )
+        )
         run_clean(env, day)
         got = tables(warehouse)
         diff = differences(got, want[mode])
@@ -183,8 +213,10 @@ def main() -> None:
             invalid = con.execute("SELECT count(*) FROM analytics.goal_status WHERE status = 'invalid'").fetchone()[0]
         ok = not diff and invalid == 0
         recovered += ok
-        print(f"{trial:>5} {mode:<12} {kill_at:>7.1f}s {published + ' (' + state + ')':<22} "
-              f"{'identical' if ok else 'DIFFERENT':<10} {invalid}")
+        print(
+            f"{trial:>5} {mode:<12} {kill_at:>7.1f}s {published + ' (' + state + ')':<22} "
+            f"{'identical' if ok else 'DIFFERENT':<10} {invalid}"
+        )
         for line in diff:
             print(f"        {line}")
     print(f"recovered to the never-killed tables: {recovered} of {args.trials}")

@@ -64,18 +64,24 @@ def main() -> None:
             ).fetchall()
             if achieved:
                 day, p, lo, hi, actual = achieved
-                size = con.execute("SELECT count(*) FROM analytics.target_groups WHERE goal_name = ?", [goal]).fetchone()[0]
+                size = con.execute(
+                    "SELECT count(*) FROM analytics.target_groups WHERE goal_name = ?", [goal]
+                ).fetchone()[0]
                 print(f"forecast at creation for {day}: {p:.1f} [{lo:.1f}, {hi:.1f}] of {size:,}; actual {actual:,}")
             if by_bucket:
                 rates: dict[str, tuple[int, int]] = {}
                 for bucket, group, users, achievers in by_bucket:
                     u, a = rates.get(bucket, (0, 0))
                     rates[bucket] = (u + users, a + achievers)
-                    print(f"  creation bucket {bucket:<18} {group:<8} {users:>6,} users {achievers / users:7.1%} achieved")
+                    print(
+                        f"  creation bucket {bucket:<18} {group:<8} {users:>6,} users {achievers / users:7.1%} achieved"
+                    )
                 control = [(u, a) for b, g, u, a in by_bucket if g == "control"]
                 if control and achieved:
                     cu, ca = sum(u for u, _ in control), sum(a for _, a in control)
-                    print(f"  control conversion {ca / cu:.1%} vs forecast rate {achieved[1] / size:.1%} (no campaign reaches the control)")
+                    print(
+                        f"  control conversion {ca / cu:.1%} vs forecast rate {achieved[1] / size:.1%} (no campaign reaches the control)"
+                    )
                 most, least = rates.get("most_likely"), rates.get("least_likely")
                 if most and least and least[1]:
                     print(f"  most vs least likely conversion: {(most[1] / most[0]) / (least[1] / least[0]):.1f}x")
@@ -85,8 +91,10 @@ def main() -> None:
                 [goal],
             ).fetchall()
             for as_of, kind, promoted, champion in decisions:
-                print(f"  training as of {as_of}: challenger {kind} {'promoted' if promoted else 'rejected'}; "
-                      f"champion {champion}")
+                print(
+                    f"  training as of {as_of}: challenger {kind} {'promoted' if promoted else 'rejected'}; "
+                    f"champion {champion}"
+                )
             quality = con.execute(
                 """SELECT count(*), avg(auc), avg(brier), avg(top_bucket_lift), sum(predicted_achievers), sum(achievers)
                    FROM analytics.goal_model_quality WHERE goal_name = ?""",
@@ -94,8 +102,10 @@ def main() -> None:
             ).fetchone()
             if quality[0]:
                 n, auc, brier, lift, predicted, actual = quality
-                print(f"  realized over {n} scored nights: mean AUC {auc:.3f}, mean Brier {brier:.4f}, "
-                      f"most-likely lift {lift:.2f}x, predicted {predicted:,.0f} vs {actual:,} achievers")
+                print(
+                    f"  realized over {n} scored nights: mean AUC {auc:.3f}, mean Brier {brier:.4f}, "
+                    f"most-likely lift {lift:.2f}x, predicted {predicted:,.0f} vs {actual:,} achievers"
+                )
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 """Rewrite the README's table reference from segment_pipeline/storage/tables.py.
 
-    .venv/bin/python scripts/render_table_reference.py
+.venv/bin/python scripts/render_table_reference.py
 """
 
 from pathlib import Path

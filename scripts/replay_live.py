@@ -63,9 +63,13 @@ def stream(users: int, span_min: int, rng: random.Random) -> tuple[list[dict], d
             events.append({"user_id": user, "event_name": "checkout_viewed", "ts": seen})
             fate = rng.random()
             if fate < 0.4:  # buys within the window: no entry
-                events.append({"user_id": user, "event_name": "charged", "ts": seen + timedelta(seconds=rng.uniform(10, 280))})
+                events.append(
+                    {"user_id": user, "event_name": "charged", "ts": seen + timedelta(seconds=rng.uniform(10, 280))}
+                )
             elif fate < 0.7:  # buys after the window: entry at the deadline all the same
-                events.append({"user_id": user, "event_name": "charged", "ts": seen + timedelta(seconds=rng.uniform(320, 900))})
+                events.append(
+                    {"user_id": user, "event_name": "charged", "ts": seen + timedelta(seconds=rng.uniform(320, 900))}
+                )
                 expected[("checkout abandoned", user)] = seen + WINDOW
             else:
                 expected[("checkout abandoned", user)] = seen + WINDOW
@@ -131,9 +135,19 @@ def main() -> None:
             previous, clock = clock, clock + timedelta(seconds=args.tick)
             batch = [e for e in events if previous < e["arrives"] <= clock]
             if batch:
-                (folder / f"tick_{ticks:05d}.ndjson").write_text("".join(
-                    json.dumps({k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in e.items() if k != "arrives"}) + "\n"
-                    for e in batch))
+                (folder / f"tick_{ticks:05d}.ndjson").write_text(
+                    "".join(
+                        json.dumps(
+                            {
+                                k: (v.isoformat() if isinstance(v, datetime) else v)
+                                for k, v in e.items()
+                                if k != "arrives"
+                            }
+                        )
+                        + "\n"
+                        for e in batch
+                    )
+                )
             hook.clock, hook.down = clock, down_from <= clock < down_to
             started = time.perf_counter()
             try:
@@ -153,16 +167,24 @@ def main() -> None:
     # an entry first tried during the outage waits for its third try: 5 s, then 5 min later
     recovered_by = down_to + timedelta(seconds=RETRY_SCHEDULE_S[1] + RETRY_SCHEDULE_S[2] + 2 * args.tick)
     outside = [v for k, v in latencies.items() if not (down_from <= expected[k] + timedelta(seconds=v) <= recovered_by)]
-    print(f"events {len(events):,}, ticks {ticks}, expected entries {len(expected):,} "
-          f"({sum(1 for s, _ in expected if s == 'checkout abandoned'):,} subtype 2)")
-    print(f"delivered {len(got & set(expected)):,} of {len(expected):,}; unexpected {len(got - set(expected))}; duplicates {duplicates}")
+    print(
+        f"events {len(events):,}, ticks {ticks}, expected entries {len(expected):,} "
+        f"({sum(1 for s, _ in expected if s == 'checkout abandoned'):,} subtype 2)"
+    )
+    print(
+        f"delivered {len(got & set(expected)):,} of {len(expected):,}; unexpected {len(got - set(expected))}; duplicates {duplicates}"
+    )
     print(f"webhook down {down_from:%H:%M}-{down_to:%H:%M} simulated")
-    print(f"latency entry time -> delivery (s): all: median {statistics.median(latencies.values()):.0f}, "
-          f"max {max(latencies.values()):.0f}; outside the outage: median {statistics.median(outside):.0f}, "
-          f"max {max(outside):.0f} (tick {args.tick} s + tolerance {args.tolerance} s = {args.tick + args.tolerance} s bound)")
-    print(f"throughput: {processed:,} events in {busy_s:.1f} s of tick work = {processed / busy_s:,.0f} events/s "
-          f"(mean tick {busy_s / ticks * 1000:.0f} ms, longest {longest_s:.1f} s; "
-          f"{deferred} sends left to a later tick by the time budget)")
+    print(
+        f"latency entry time -> delivery (s): all: median {statistics.median(latencies.values()):.0f}, "
+        f"max {max(latencies.values()):.0f}; outside the outage: median {statistics.median(outside):.0f}, "
+        f"max {max(outside):.0f} (tick {args.tick} s + tolerance {args.tolerance} s = {args.tick + args.tolerance} s bound)"
+    )
+    print(
+        f"throughput: {processed:,} events in {busy_s:.1f} s of tick work = {processed / busy_s:,.0f} events/s "
+        f"(mean tick {busy_s / ticks * 1000:.0f} ms, longest {longest_s:.1f} s; "
+        f"{deferred} sends left to a later tick by the time budget)"
+    )
 
 
 if __name__ == "__main__":

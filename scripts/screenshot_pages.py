@@ -32,8 +32,10 @@ def main(out_dir: str, *targets: str) -> None:
                 page.wait_for_timeout(500)
             charts = page.eval_on_selector_all("[data-chart]", "els => els.map(e => e.dataset.rendered)")
             page.screenshot(path=str(out / f"{n}.png"), full_page=is_file)
-            print(f"{out / f'{n}.png'}: {target}: {charts.count('true')}/{len(charts)} charts drawn; "
-                  f"console errors: {errors or 'none'}")
+            print(
+                f"{out / f'{n}.png'}: {target}: {charts.count('true')}/{len(charts)} charts drawn; "
+                f"console errors: {errors or 'none'}"
+            )
             page.close()
         browser.close()
 

@@ -26,8 +26,16 @@ DEFAULT_MLFLOW_UI_URL = "http://127.0.0.1:5000"
 # DuckDB alone would take 80% of RAM; the run's own Python (pandas frames, XGBoost) and the
 # other processes on the machine need the rest. 40% of 24 GB is about 9.6 GB.
 DEFAULT_MEMORY_LIMIT = "40%"
-_MEMORY_UNITS = {"KB": 10**3, "MB": 10**6, "GB": 10**9, "TB": 10**12,
-                 "KIB": 2**10, "MIB": 2**20, "GIB": 2**30, "TIB": 2**40}
+_MEMORY_UNITS = {
+    "KB": 10**3,
+    "MB": 10**6,
+    "GB": 10**9,
+    "TB": 10**12,
+    "KIB": 2**10,
+    "MIB": 2**20,
+    "GIB": 2**30,
+    "TIB": 2**40,
+}
 
 
 def project_root() -> Path:
@@ -98,20 +106,19 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
         ) from exc
     if not 0 <= max_reject_rate <= 1:
         raise SettingsError(
-            f"SEGMENT_PIPELINE_MAX_REJECT_RATE={raw_rate!r} is outside [0, 1]; "
-            "it is a share of rows, e.g. 0.01 for 1%"
+            f"SEGMENT_PIPELINE_MAX_REJECT_RATE={raw_rate!r} is outside [0, 1]; it is a share of rows, e.g. 0.01 for 1%"
         )
 
     events = _env("SEGMENT_PIPELINE_EVENTS", env)
     # With the demo, partitions start where its data does, so the UI shows no months of empty days.
-    raw_start = _env("SEGMENT_PIPELINE_START_DATE", env) or (
-        DEMO_FIRST_DAY if events is None else OWN_DATA_FIRST_DAY).isoformat()
+    raw_start = (
+        _env("SEGMENT_PIPELINE_START_DATE", env)
+        or (DEMO_FIRST_DAY if events is None else OWN_DATA_FIRST_DAY).isoformat()
+    )
     try:
         start_date = date.fromisoformat(raw_start)
     except ValueError as exc:
-        raise SettingsError(
-            f"SEGMENT_PIPELINE_START_DATE={raw_start!r} is not a YYYY-MM-DD date"
-        ) from exc
+        raise SettingsError(f"SEGMENT_PIPELINE_START_DATE={raw_start!r} is not a YYYY-MM-DD date") from exc
     if start_date < EARLIEST_START_DATE:
         raise SettingsError(
             f"SEGMENT_PIPELINE_START_DATE={raw_start!r} is before {EARLIEST_START_DATE}; "
@@ -138,8 +145,7 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
         config_dir=config_dir,
         warehouse=warehouse,
         data_dir=data_dir,
-        mlflow_tracking_uri=_env("MLFLOW_TRACKING_URI", env)
-        or (data_dir / "mlruns").as_uri(),
+        mlflow_tracking_uri=_env("MLFLOW_TRACKING_URI", env) or (data_dir / "mlruns").as_uri(),
         webhook_url=check_webhook_url(_env("SEGMENT_PIPELINE_WEBHOOK_URL", env)),
         max_reject_rate=max_reject_rate,
         start_date=start_date,
@@ -214,5 +220,7 @@ def check_webhook_secret(secret: str | None) -> str | None:
 def _seconds(name: str, env: dict[str, str], *, default: int, low: int, high: int) -> int:
     raw = _env(name, env) or str(default)
     if not raw.isdigit() or not low <= int(raw) <= high:
-        raise SettingsError(f"{name}={raw!r} must be a whole number of seconds between {low} and {high} (e.g. {default})")
+        raise SettingsError(
+            f"{name}={raw!r} must be a whole number of seconds between {low} and {high} (e.g. {default})"
+        )
     return int(raw)

@@ -159,7 +159,12 @@ def load_goals_text(text: str, segments: SegmentConfig, source_name: str = "goal
     goals: list[GoalDefinition] = []
     goal_paths: dict[int, tuple] = {}
     for path, item, raw in reader.entries(
-        items, ("goals",), label="goal", name_key="goalName", keys=GOAL_KEYS, nested=("events", EVENT_KEYS),
+        items,
+        ("goals",),
+        label="goal",
+        name_key="goalName",
+        keys=GOAL_KEYS,
+        nested=("events", EVENT_KEYS),
         rule_names=RULE_NAMES,
         duplicate_fix="rename one (a goal's name is its identity: it seeds the control-group hash)",
     ):

@@ -68,8 +68,14 @@ def load_scores_text(text: str, segments: SegmentConfig, source_name: str = "sco
     items, base = reader.document("scores", "scoreDefinitions")
     scores: list[ScoreDefinition] = []
     for path, item, raw in reader.entries(
-        items, base, label="score", name_key="scoreName", keys=SCORE_KEYS, nested=("paths", PATH_KEYS),
-        rule_names=RULE_NAMES, duplicate_fix="rename one",
+        items,
+        base,
+        label="score",
+        name_key="scoreName",
+        keys=SCORE_KEYS,
+        nested=("paths", PATH_KEYS),
+        rule_names=RULE_NAMES,
+        duplicate_fix="rename one",
     ):
         try:
             score = ScoreDefinition.model_validate(raw)

@@ -194,7 +194,9 @@ class ConfigReader:
             if isinstance(name, str):
                 if name in seen:
                     self.add(
-                        path + (name_key,), item, rule_names,
+                        path + (name_key,),
+                        item,
+                        rule_names,
                         f"the name is used by another {label} too. Fix: {duplicate_fix}",
                     )
                 seen.add(name)

@@ -73,13 +73,15 @@ class WarehouseResource(dg.ConfigurableResource):
             return Path(self.path)
         if self._build is None:
             with input_errors_as_failures():
-                self._build = stack.enter_context(publish.private_build(
-                    Path(self.path),
-                    owner=f"run-{context.run_id}",
-                    wait_s=self.lock_wait_seconds,
-                    on_wait=context.log.warning,
-                    on_acquired=lambda previous: _mark_killed_run_failed(context.instance, previous),
-                ))
+                self._build = stack.enter_context(
+                    publish.private_build(
+                        Path(self.path),
+                        owner=f"run-{context.run_id}",
+                        wait_s=self.lock_wait_seconds,
+                        on_wait=context.log.warning,
+                        on_acquired=lambda previous: _mark_killed_run_failed(context.instance, previous),
+                    )
+                )
         return self._build.working
 
     @contextmanager
@@ -100,8 +102,8 @@ def _mark_killed_run_failed(instance: dg.DagsterInstance, previous: publish.Lock
     run = instance.get_run_by_id(previous.owner.removeprefix("run-"))
     if run is not None and run.status in (dg.DagsterRunStatus.STARTED, dg.DagsterRunStatus.STARTING):
         instance.report_run_failed(
-            run, f"the run's process (pid {previous.pid}) died while it held the warehouse; "
-            "nothing it wrote was published"
+            run,
+            f"the run's process (pid {previous.pid}) died while it held the warehouse; nothing it wrote was published",
         )
 
 
@@ -185,7 +187,8 @@ def default_resources() -> dict[str, dg.ConfigurableResource]:
     settings = load_settings()
     return {
         "warehouse": WarehouseResource(
-            path=str(settings.warehouse), lock_wait_seconds=settings.lock_wait_seconds,
+            path=str(settings.warehouse),
+            lock_wait_seconds=settings.lock_wait_seconds,
             live_store=str(settings.live_store),
         ),
         "sources": EventSourcesResource(

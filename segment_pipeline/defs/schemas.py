@@ -7,9 +7,11 @@ from segment_pipeline.storage.tables import BY_NAME, Table
 
 
 def table_schema(table: Table) -> dg.TableSchema:
-    return dg.TableSchema(columns=[
-        dg.TableColumn(name, kind, description=meaning.replace("`", "")) for name, kind, meaning in table.columns
-    ])
+    return dg.TableSchema(
+        columns=[
+            dg.TableColumn(name, kind, description=meaning.replace("`", "")) for name, kind, meaning in table.columns
+        ]
+    )
 
 
 def with_column_schema(spec: dg.AssetSpec) -> dg.AssetSpec:

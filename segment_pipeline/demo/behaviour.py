@@ -117,9 +117,7 @@ def plan_daily_sessions(
             boost_from = np.where(recipients, day + 1, NEVER)
 
         since_fade = np.maximum(day - pop.fade_day, 0)
-        fade = np.where(
-            day >= pop.fade_day, np.maximum(FADE_FLOOR, np.exp(-since_fade / FADE_TAU_DAYS)), 1.0
-        )
+        fade = np.where(day >= pop.fade_day, np.maximum(FADE_FLOOR, np.exp(-since_fade / FADE_TAU_DAYS)), 1.0)
         vigour = pop.engagement * np.exp(drift) * fade
         vigour = np.where(day >= boost_from, vigour * CAMPAIGN_RATE_LIFT, vigour)
         weekday = WEEKDAY_FACTOR[(start.toordinal() + day - 1) % 7]
@@ -223,18 +221,14 @@ def _funnel(pop: Population, plan: SessionPlan, rng: np.random.Generator) -> Fun
     t_checkout = t_cart + 10 + rng.exponential(40, size)
     t_charge = t_checkout + 25 + rng.exponential(80, size)
     t_rating = t_charge + 60 + rng.exponential(300, size)
-    length = np.select(
-        [rating, charge, checkout, cart], [t_rating, t_charge, t_checkout, t_cart], t_last_view
-    )
+    length = np.select([rating, charge, checkout, cart], [t_rating, t_charge, t_checkout, t_cart], t_last_view)
     return Funnel(
         cat, login, search, cart, checkout, charge, rating, view_session, t_view,
         t_login, t_search, t_cart, t_checkout, t_charge, t_rating, length,
     )  # fmt: skip
 
 
-def session_events(
-    pop: Population, plan: SessionPlan, start: date, rng: np.random.Generator
-) -> list[pl.DataFrame]:
+def session_events(pop: Population, plan: SessionPlan, start: date, rng: np.random.Generator) -> list[pl.DataFrame]:
     """Every event of every planned session, one frame per event type."""
     size = len(plan.user)
     if size == 0:

@@ -139,9 +139,7 @@ def campaigns(
     return frames, SessionPlan.concat(*plans)
 
 
-def renewals(
-    pop: Population, start: date, days: int, rng: np.random.Generator
-) -> tuple[pl.DataFrame, np.ndarray]:
+def renewals(pop: Population, start: date, days: int, rng: np.random.Generator) -> tuple[pl.DataFrame, np.ndarray]:
     """Monthly renewals of paying users on their signup day of month; some plus users
     upgrade to premium at a renewal (more often when engaged)."""
     plan = pop.plan.copy()
@@ -182,5 +180,3 @@ def build_lifecycle(
     renewed, final_plan = renewals(pop, start, days, rng)
     frames += [renewed, uninstalls(pop, start, days, rng)]
     return Lifecycle(frames=frames, open_sessions=open_sessions, final_plan=final_plan)
-
-

@@ -103,9 +103,7 @@ def build_population(n: int, days: int, rng: np.random.Generator) -> Population:
 
     existing = rng.random(n) < EXISTING_USER_SHARE
     last_signup = max(1, days - 3)
-    signup_day = np.where(
-        existing, -rng.integers(1, 720, n), rng.integers(0, last_signup, n)
-    ).astype(np.int32)
+    signup_day = np.where(existing, -rng.integers(1, 720, n), rng.integers(0, last_signup, n)).astype(np.int32)
 
     # Category taste: Dirichlet via normalised gammas, shifted by city and age.
     alpha = np.tile(np.array([0.9, 1.0, 0.55, 0.6, 0.5]), (n, 1))
@@ -116,24 +114,16 @@ def build_population(n: int, days: int, rng: np.random.Generator) -> Population:
     taste = 0.1 / len(CATEGORIES) + 0.9 * taste / taste.sum(axis=1, keepdims=True)
     category_cum = np.cumsum(taste, axis=1)
 
-    pay_probs = np.where(
-        (os_ == IOS)[:, None], np.array([0.30, 0.20, 0.15, 0.35]), np.array([0.42, 0.30, 0.28, 0.0])
-    )
+    pay_probs = np.where((os_ == IOS)[:, None], np.array([0.30, 0.20, 0.15, 0.35]), np.array([0.42, 0.30, 0.28, 0.0]))
     payment_method = _categorical(rng, pay_probs)
-    login_probs = np.where(
-        (os_ == IOS)[:, None], np.array([0.35, 0.20, 0.45]), np.array([0.55, 0.42, 0.03])
-    )
+    login_probs = np.where((os_ == IOS)[:, None], np.array([0.35, 0.20, 0.45]), np.array([0.55, 0.42, 0.03]))
     login_method = _categorical(rng, login_probs)
 
     active_from = np.maximum(signup_day, 0)
     fader = rng.random(n) < FADER_SHARE
-    fade_day = np.where(
-        fader, active_from + 10 + rng.integers(0, max(2, int(days * 0.8)), n), NEVER
-    ).astype(np.int32)
+    fade_day = np.where(fader, active_from + 10 + rng.integers(0, max(2, int(days * 0.8)), n), NEVER).astype(np.int32)
     uninstalls = fader & (rng.random(n) < FADER_UNINSTALL_SHARE)
-    uninstall_day = np.where(uninstalls, fade_day + rng.integers(18, 43, n), NEVER).astype(
-        np.int32
-    )
+    uninstall_day = np.where(uninstalls, fade_day + rng.integers(18, 43, n), NEVER).astype(np.int32)
     has_profile = rng.random(n) >= MISSING_PROFILE_SHARE
     goal_test = np.zeros(n, bool)
     for index in np.flatnonzero(city == SAN_FRANCISCO):

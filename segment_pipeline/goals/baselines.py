@@ -100,7 +100,9 @@ def logistic_columns(feature_columns: list[str]) -> list[str]:
     return chosen if len(chosen) > 3 else [c for c in LOGISTIC_FALLBACK if c in feature_columns]
 
 
-def fit_logistic(train: pl.DataFrame, tuning: pl.DataFrame, feature_columns: list[str]) -> tuple[LogisticGoalModel, str]:
+def fit_logistic(
+    train: pl.DataFrame, tuning: pl.DataFrame, feature_columns: list[str]
+) -> tuple[LogisticGoalModel, str]:
     from sklearn.linear_model import LogisticRegression
 
     columns = logistic_columns(feature_columns)
@@ -108,8 +110,16 @@ def fit_logistic(train: pl.DataFrame, tuning: pl.DataFrame, feature_columns: lis
     mean, scale = x.mean(axis=0), x.std(axis=0)
     scale[scale == 0] = 1.0
     fitted = LogisticRegression(C=1.0, max_iter=2000).fit((x - mean) / scale, train["label"].to_numpy())
-    model = LogisticGoalModel(columns, mean, scale, fitted.coef_[0].astype(np.float64), float(fitted.intercept_[0]),
-                              "platt", np.array([1.0, 0.0]), np.zeros(0))
+    model = LogisticGoalModel(
+        columns,
+        mean,
+        scale,
+        fitted.coef_[0].astype(np.float64),
+        float(fitted.intercept_[0]),
+        "platt",
+        np.array([1.0, 0.0]),
+        np.zeros(0),
+    )
     return _calibrated(model, tuning)
 
 

@@ -102,8 +102,10 @@ def conditional_expected(params: BgNbdParams, t, x, t_x, T) -> np.ndarray:
     x, t_x, T = _arrays(x, t_x, T)
     t = np.asarray(t, dtype=np.float64)
     z = t / (alpha + T + t)
-    body = (a + b + x - 1) / (a - 1) * (
-        1 - ((alpha + T) / (alpha + T + t)) ** (r + x) * hyp2f1(r + x, b + x, a + b + x - 1, z)
+    body = (
+        (a + b + x - 1)
+        / (a - 1)
+        * (1 - ((alpha + T) / (alpha + T + t)) ** (r + x) * hyp2f1(r + x, b + x, a + b + x - 1, z))
     )
     return body / (1 + (x > 0) * a / np.maximum(b + x - 1, 1e-300) * ((alpha + T) / (alpha + t_x)) ** (r + x))
 
@@ -125,7 +127,9 @@ def p_purchase(params: BgNbdParams, t, x, t_x, T) -> np.ndarray:
     log_a_later = -(r + x) * (np.log(alpha + T + t) - np.log(alpha + T))
     log_d = np.where(
         x > 0,
-        betaln(a + 1, np.maximum(b + x - 1, 1e-300)) - betaln(a, b + x) - (r + x) * (np.log(alpha + t_x) - np.log(alpha + T)),
+        betaln(a + 1, np.maximum(b + x - 1, 1e-300))
+        - betaln(a, b + x)
+        - (r + x) * (np.log(alpha + t_x) - np.log(alpha + T)),
         -np.inf,
     )
     return -np.expm1(log_a_later) / (1.0 + np.exp(log_d))

@@ -148,8 +148,9 @@ def assign_buckets(scores: np.ndarray, thresholds: BucketThresholds, user_ids=No
 def rank_order(scores: np.ndarray, user_ids: list[str]) -> np.ndarray:
     """Indices from the highest score down; ties by a stable hash of the user id, so the
     same users win a tie every night and on every machine."""
-    ties = np.array([int.from_bytes(hashlib.blake2b(u.encode(), digest_size=8).digest(), "big") for u in user_ids],
-                    dtype=np.uint64)
+    ties = np.array(
+        [int.from_bytes(hashlib.blake2b(u.encode(), digest_size=8).digest(), "big") for u in user_ids], dtype=np.uint64
+    )
     return np.lexsort((ties, -np.asarray(scores, dtype=np.float64)))
 
 

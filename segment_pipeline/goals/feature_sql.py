@@ -188,7 +188,9 @@ def load_daily(
                  FROM _gf_utd GROUP BY uid, day)"""
     )
     load_lifetime(con, goal_events, anchors, value_properties)
-    con.execute("CREATE OR REPLACE TEMP TABLE _gf_first AS SELECT uid, min(first_ts) AS first_ts FROM _gf_life GROUP BY uid")
+    con.execute(
+        "CREATE OR REPLACE TEMP TABLE _gf_first AS SELECT uid, min(first_ts) AS first_ts FROM _gf_life GROUP BY uid"
+    )
 
 
 def _json_pointer(key: str) -> str:
@@ -381,7 +383,8 @@ def _lifetime_sql(value_count: int) -> tuple[str, list[str]]:
     the population's first event day); mean gap, recency ratio and value mean/last are
     empty (NaN) when undefined."""
     value_aggs = "".join(
-        f", sum(d.vs{i}) AS vs{i}, sum(d.vc{i}) AS vc{i}, arg_max(d.vl{i}, d.vt{i}) AS vl{i}" for i in range(value_count)
+        f", sum(d.vs{i}) AS vs{i}, sum(d.vc{i}) AS vc{i}, arg_max(d.vl{i}, d.vt{i}) AS vl{i}"
+        for i in range(value_count)
     )
     cte = f""",
         life AS (

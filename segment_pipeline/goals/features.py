@@ -292,7 +292,12 @@ def _derive_spec(con, goal, segments, profile_columns, left_out, max_event_types
                 continue
         profile.append((column, kind, categories))
     return make_spec(
-        goal.name, goal.events, goal.lookback_days, sql.top_event_types(con, max_event_types), segments.past, profile,
+        goal.name,
+        goal.events,
+        goal.lookback_days,
+        sql.top_event_types(con, max_event_types),
+        segments.past,
+        profile,
         value_properties,
     )
 

@@ -62,8 +62,13 @@ def log_likelihood(params: GammaGammaParams, x, m_x) -> np.ndarray:
     x, m_x = _arrays(x, m_x)
     px = p * x
     return (
-        gammaln(px + q) - gammaln(px) - gammaln(q) + q * np.log(g)
-        + (px - 1) * np.log(m_x) + px * np.log(x) - (px + q) * np.log(g + m_x * x)
+        gammaln(px + q)
+        - gammaln(px)
+        - gammaln(q)
+        + q * np.log(g)
+        + (px - 1) * np.log(m_x)
+        + px * np.log(x)
+        - (px + q) * np.log(g + m_x * x)
     )
 
 
@@ -92,8 +97,9 @@ def conditional_expected_spend(params: GammaGammaParams, x, m_x) -> np.ndarray:
     x = np.asarray(x, dtype=np.float64)
     m_x = np.nan_to_num(np.asarray(m_x, dtype=np.float64), nan=0.0)
     seen = x >= 1
-    return np.where(seen, (g + m_x * np.where(seen, x, 0.0)) * p / (p * np.where(seen, x, 0.0) + q - 1),
-                    params.population_mean)
+    return np.where(
+        seen, (g + m_x * np.where(seen, x, 0.0)) * p / (p * np.where(seen, x, 0.0) + q - 1), params.population_mean
+    )
 
 
 def simulate_spend(params: GammaGammaParams, counts, rng: np.random.Generator) -> tuple[list[np.ndarray], np.ndarray]:

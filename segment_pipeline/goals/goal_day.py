@@ -24,8 +24,14 @@ def is_infrastructure_failure(exc: BaseException) -> bool:
     """The warehouse, the tracking store, the disk or memory failed: not something a goal caused."""
     if isinstance(exc, TrackingStoreError | OSError | MemoryError):
         return True
-    if isinstance(exc, duckdb.IOException | duckdb.InternalException | duckdb.FatalException
-                  | duckdb.TransactionException | duckdb.OutOfMemoryException):
+    if isinstance(
+        exc,
+        duckdb.IOException
+        | duckdb.InternalException
+        | duckdb.FatalException
+        | duckdb.TransactionException
+        | duckdb.OutOfMemoryException,
+    ):
         return True
     module = type(exc).__module__
     # MLflow and its SQL store: every error from them is the store's, whatever the goal.
@@ -51,7 +57,9 @@ class GoalDayResult:
 
 
 def _write_status(con: duckdb.DuckDBPyConnection, result: GoalDayResult) -> None:
-    con.execute("DELETE FROM analytics.goal_status WHERE goal_name = ? AND as_of_date = ?", [result.goal_name, result.as_of])
+    con.execute(
+        "DELETE FROM analytics.goal_status WHERE goal_name = ? AND as_of_date = ?", [result.goal_name, result.as_of]
+    )
     con.execute(
         "INSERT INTO analytics.goal_status VALUES (?, ?, ?, ?, ?)",
         [result.goal_name, result.as_of, result.status, result.message, result.run_id],
@@ -70,7 +78,9 @@ def _forecast_summary(con: duckdb.DuckDBPyConnection, goal: GoalDefinition, as_o
     if not passed:
         return "\n".join(lines), ""
     p, lo, hi, a = passed[-1]
-    position = "above the forecast" if a > hi else "below the forecast" if a < lo else "within the forecast's 90% interval"
+    position = (
+        "above the forecast" if a > hi else "below the forecast" if a < lo else "within the forecast's 90% interval"
+    )
     return "\n".join(lines), f"{a:,} achieved so far vs {p:,.1f} predicted: {position}"
 
 
@@ -91,7 +101,11 @@ def run_goal_day(
     result = GoalDayResult(goal.name, as_of, INVALID, "")
     try:
         setup = set_up_goal(con, goal, segments, as_of=as_of, tracking_uri=tracking_uri, xgb_params=xgb_params)
-        result.members, result.control, result.frozen_on = setup.freeze.members, setup.freeze.control, setup.freeze.frozen_on
+        result.members, result.control, result.frozen_on = (
+            setup.freeze.members,
+            setup.freeze.control,
+            setup.freeze.frozen_on,
+        )
         result.run_id, result.status, result.message = setup.run_id, setup.status, setup.message
         goal = frozen_goal(con, goal.name) or goal  # the definition the goal was frozen with
         if setup.status == ACTIVE:
@@ -107,7 +121,9 @@ def run_goal_day(
                 from segment_pipeline.goals.tracking import load_champion
 
                 if retrain_due(con, goal, as_of):
-                    result.retrain = retrain(con, goal, segments, as_of, tracking_uri=tracking_uri, xgb_params=xgb_params)
+                    result.retrain = retrain(
+                        con, goal, segments, as_of, tracking_uri=tracking_uri, xgb_params=xgb_params
+                    )
                     # Re-read (no training): the message then tells tonight's decision, the same on a re-run.
                     setup = set_up_goal(con, goal, segments, as_of=as_of, tracking_uri=tracking_uri)
                     result.message = setup.message

@@ -21,8 +21,20 @@ from segment_pipeline.config.goals import GoalDefinition
 from segment_pipeline.goals.buckets import ACHIEVED, MOST_LIKELY
 from segment_pipeline.goals.outcomes import achievers_by_day
 
-COLUMNS = ("goal_name", "prediction_date", "model_run_id", "horizon_end", "users", "achievers",
-           "predicted_achievers", "auc", "auc_ci_low", "auc_ci_high", "brier", "top_bucket_lift")
+COLUMNS = (
+    "goal_name",
+    "prediction_date",
+    "model_run_id",
+    "horizon_end",
+    "users",
+    "achievers",
+    "predicted_achievers",
+    "auc",
+    "auc_ci_low",
+    "auc_ci_high",
+    "brier",
+    "top_bucket_lift",
+)
 Z_95 = 1.959963984540054
 
 
@@ -51,9 +63,14 @@ def night_quality(scores: np.ndarray, labels: np.ndarray, buckets: list[str]) ->
     base = y.mean() if len(y) else math.nan
     lift = float(y[top].mean() / base) if top.any() and base > 0 else math.nan
     return {
-        "users": len(y), "achievers": positives, "predicted_achievers": float(p.sum()),
-        "auc": auc, "auc_ci_low": low, "auc_ci_high": high,
-        "brier": float(np.mean((p - y) ** 2)) if len(y) else math.nan, "top_bucket_lift": lift,
+        "users": len(y),
+        "achievers": positives,
+        "predicted_achievers": float(p.sum()),
+        "auc": auc,
+        "auc_ci_low": low,
+        "auc_ci_high": high,
+        "brier": float(np.mean((p - y) ** 2)) if len(y) else math.nan,
+        "top_bucket_lift": lift,
     }
 
 
@@ -62,11 +79,20 @@ def record_realized_quality(con: duckdb.DuckDBPyConnection, goal: GoalDefinition
     none yet; returns them (empty before endDate)."""
     if as_of < goal.end_date:
         return []
-    done = {r[0] for r in con.execute(
-        "SELECT prediction_date FROM analytics.goal_model_quality WHERE goal_name = ?", [goal.name]).fetchall()}
-    nights = [r[0] for r in con.execute(
-        """SELECT DISTINCT as_of_date FROM analytics.intent_buckets
-           WHERE goal_name = ? AND as_of_date < ? ORDER BY 1""", [goal.name, goal.end_date]).fetchall()]
+    done = {
+        r[0]
+        for r in con.execute(
+            "SELECT prediction_date FROM analytics.goal_model_quality WHERE goal_name = ?", [goal.name]
+        ).fetchall()
+    }
+    nights = [
+        r[0]
+        for r in con.execute(
+            """SELECT DISTINCT as_of_date FROM analytics.intent_buckets
+           WHERE goal_name = ? AND as_of_date < ? ORDER BY 1""",
+            [goal.name, goal.end_date],
+        ).fetchall()
+    ]
     rows = []
     for night in (n for n in nights if n not in done):
         scored = con.execute(
@@ -81,10 +107,19 @@ def record_realized_quality(con: duckdb.DuckDBPyConnection, goal: GoalDefinition
         labels = scored.get_column("user_id").is_in(later.get_column("user_id").implode()).cast(pl.Int8).to_numpy()
         metrics = night_quality(scored.get_column("score").to_numpy(), labels, scored.get_column("bucket").to_list())
         run_id = scored.get_column("model_run_id")[0]
-        rows.append({"goal_name": goal.name, "prediction_date": night, "model_run_id": run_id,
-                     "horizon_end": goal.end_date, **metrics})
+        rows.append(
+            {
+                "goal_name": goal.name,
+                "prediction_date": night,
+                "model_run_id": run_id,
+                "horizon_end": goal.end_date,
+                **metrics,
+            }
+        )
     if rows:
-        values = [[None if isinstance(r[c], float) and not math.isfinite(r[c]) else r[c] for c in COLUMNS] for r in rows]
+        values = [
+            [None if isinstance(r[c], float) and not math.isfinite(r[c]) else r[c] for c in COLUMNS] for r in rows
+        ]
         con.executemany(f"INSERT INTO analytics.goal_model_quality VALUES ({', '.join('?' * len(COLUMNS))})", values)
     return rows
 
@@ -93,9 +128,27 @@ def log_to_mlflow(tracking_uri: str, goal: GoalDefinition, rows: list[dict]) -> 
     """Realized metrics on the MLflow run that scored each night, step = day of the window."""
     from segment_pipeline.goals.tracking import log_realized_metrics
 
-    log_realized_metrics(tracking_uri, [
-        (r["model_run_id"], (r["prediction_date"] - goal.created_on).days,
-         {f"realized_{k}": r[k] for k in ("auc", "auc_ci_low", "auc_ci_high", "brier", "top_bucket_lift",
-                                          "users", "achievers", "predicted_achievers")})
-        for r in rows if r["model_run_id"]
-    ])
+    log_realized_metrics(
+        tracking_uri,
+        [
+            (
+                r["model_run_id"],
+                (r["prediction_date"] - goal.created_on).days,
+                {
+                    f"realized_{k}": r[k]
+                    for k in (
+                        "auc",
+                        "auc_ci_low",
+                        "auc_ci_high",
+                        "brier",
+                        "top_bucket_lift",
+                        "users",
+                        "achievers",
+                        "predicted_achievers",
+                    )
+                },
+            )
+            for r in rows
+            if r["model_run_id"]
+        ],
+    )

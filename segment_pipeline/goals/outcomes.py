@@ -160,7 +160,9 @@ def history_problem(
     return f"{have}. What would help: {'; '.join(_fixes(con, goal, training_set, first, days, population))}"
 
 
-def _fixes(con, goal: GoalDefinition, training_set: TrainingSet | None, first: date, days: int, population: int) -> list[str]:
+def _fixes(
+    con, goal: GoalDefinition, training_set: TrainingSet | None, first: date, days: int, population: int
+) -> list[str]:
     fixes = []
     room = days - goal.length_days - (MIN_ANCHORS - 1) * anchor_step(goal.length_days)
     if days < history_needed(goal.lookback_days, goal.length_days) and room >= 1:
@@ -177,7 +179,9 @@ def _fixes(con, goal: GoalDefinition, training_set: TrainingSet | None, first: d
         else []
     )
     if alternatives:
-        new_goal.append("another event (with enough history: " + ", ".join(f"{n} ({k:,})" for n, k in alternatives) + ")")
+        new_goal.append(
+            "another event (with enough history: " + ", ".join(f"{n} ({k:,})" for n, k in alternatives) + ")"
+        )
     else:
         new_goal.append("another event that this segment does more often")
     later = first + timedelta(days=history_needed(goal.lookback_days, goal.length_days))

@@ -49,29 +49,53 @@ def retrain(
     stored = stored_model(con, goal.name)
     spec = stored["spec"]
     length = goal.length_days
-    as_if_created = goal.model_copy(update={
-        "created_on": as_of + timedelta(days=1),
-        "end_date": as_of + timedelta(days=length),
-        "lookback_days": spec.lookback_days,
-    })
+    as_if_created = goal.model_copy(
+        update={
+            "created_on": as_of + timedelta(days=1),
+            "end_date": as_of + timedelta(days=length),
+            "lookback_days": spec.lookback_days,
+        }
+    )
     first = features.first_event_day(con)
     anchors = features.choose_anchors(first, as_if_created.created_on, length, spec.lookback_days) if first else []
     result = train(con, as_if_created, segments, anchors, spec=spec, xgb_params=xgb_params)
     if isinstance(result, str):
         reason = f"retrain as of {as_of} skipped, the champion stays: {result}"
-        _record(con, [goal.name, as_of, "none", False, reason, None, stored["run_id"],
-                      (last_decision(con, goal.name) or {}).get("champion_kind", "xgboost")])
+        _record(
+            con,
+            [
+                goal.name,
+                as_of,
+                "none",
+                False,
+                reason,
+                None,
+                stored["run_id"],
+                (last_decision(con, goal.name) or {}).get("champion_kind", "xgboost"),
+            ],
+        )
         return reason
     best = result.best
     user_ids = best.evaluation_frame["user_id"]
-    thresholds = choose_thresholds(best.evaluation_scores, best.evaluation_labels,
-                                   precision_level=goal.precision_level, user_ids=user_ids)
+    thresholds = choose_thresholds(
+        best.evaluation_scores, best.evaluation_labels, precision_level=goal.precision_level, user_ids=user_ids
+    )
     report = bucket_report(best.evaluation_scores, best.evaluation_labels, thresholds, user_ids)
     record = tracking.log_goal_model(
-        tracking_uri, goal.name, best, thresholds, report,
-        extra_params={"anchors": ",".join(a.isoformat() for a in result.set.anchors), "segment": goal.segment,
-                      "retrain": "true"},
-        as_of=as_of, candidates=result.candidates, selection=result.selection, champion_uri=stored["model_uri"],
+        tracking_uri,
+        goal.name,
+        best,
+        thresholds,
+        report,
+        extra_params={
+            "anchors": ",".join(a.isoformat() for a in result.set.anchors),
+            "segment": goal.segment,
+            "retrain": "true",
+        },
+        as_of=as_of,
+        candidates=result.candidates,
+        selection=result.selection,
+        champion_uri=stored["model_uri"],
     )
     champion = None if record.promoted else tracking.load_champion(tracking_uri, goal.name, stored["model_uri"])
     decision = _decision_row(goal.name, as_of, best, record, champion, result.selection)
@@ -80,8 +104,15 @@ def retrain(
             con.execute(
                 """UPDATE pipeline_state.goal_models SET trained_as_of = ?, run_id = ?, model_uri = ?, version = ?,
                    thresholds_json = ?, metrics_json = ? WHERE goal_name = ?""",
-                [as_of, record.run_id, record.model_uri, record.version, json.dumps(thresholds.to_dict()),
-                 json.dumps(_finite(best.metrics)), goal.name],
+                [
+                    as_of,
+                    record.run_id,
+                    record.model_uri,
+                    record.version,
+                    json.dumps(thresholds.to_dict()),
+                    json.dumps(_finite(best.metrics)),
+                    goal.name,
+                ],
             )
         _record(con, decision)
     verb = "became champion" if record.promoted else "was rejected"

@@ -38,9 +38,7 @@ def achieved_by(con: duckdb.DuckDBPyConnection, goal: GoalDefinition, users: pl.
     return features.achievers_by_day(con, goal, users, goal.created_on, last).select("user_id", "window_day")
 
 
-def score_night(
-    con: duckdb.DuckDBPyConnection, goal: GoalDefinition, as_of: date, model
-) -> ScoringOutcome:
+def score_night(con: duckdb.DuckDBPyConnection, goal: GoalDefinition, as_of: date, model) -> ScoringOutcome:
     """Replace the goal's ``intent_buckets`` and ``engagement_audiences`` rows of ``as_of``."""
     stored = stored_model(con, goal.name)
     thresholds = BucketThresholds.from_dict(stored["thresholds"])
@@ -50,21 +48,27 @@ def score_night(
     scoring = features.build_scoring_set(con, goal, open_users.get_column("user_id"), as_of, spec=stored["spec"])
     scored = open_users.join(scoring, on="user_id", how="left")
     probabilities = np.asarray(model.predict_proba(scored.select(stored["spec"].feature_columns)), dtype=float)
-    rows = pl.concat([
-        scored.select("user_id", "group").with_columns(
-            pl.Series("score", probabilities, dtype=pl.Float64),
-            pl.Series("bucket", assign_buckets(probabilities, thresholds, scored.get_column("user_id")), dtype=pl.String),
-        ),
-        group.filter(pl.col("user_id").is_in(achieved.implode())).with_columns(
-            pl.lit(1.0).alias("score"), pl.lit(ACHIEVED).alias("bucket")
-        ),
-    ]).with_columns(pl.lit(goal.name).alias("goal_name"), pl.lit(as_of).alias("as_of_date"))
+    rows = pl.concat(
+        [
+            scored.select("user_id", "group").with_columns(
+                pl.Series("score", probabilities, dtype=pl.Float64),
+                pl.Series(
+                    "bucket", assign_buckets(probabilities, thresholds, scored.get_column("user_id")), dtype=pl.String
+                ),
+            ),
+            group.filter(pl.col("user_id").is_in(achieved.implode())).with_columns(
+                pl.lit(1.0).alias("score"), pl.lit(ACHIEVED).alias("bucket")
+            ),
+        ]
+    ).with_columns(pl.lit(goal.name).alias("goal_name"), pl.lit(as_of).alias("as_of_date"))
     rows = rows.join(_night_values(con, goal, as_of, scored, probabilities, achieved), on="user_id", how="left")
     rows = rows.select("goal_name", "as_of_date", "user_id", "group", "score", "bucket", *NIGHT_VALUE_COLUMNS)
     rows = rows.sort("user_id")
     with transaction(con):
         con.execute("DELETE FROM analytics.intent_buckets WHERE goal_name = ? AND as_of_date = ?", [goal.name, as_of])
-        con.execute("DELETE FROM analytics.engagement_audiences WHERE goal_name = ? AND as_of_date = ?", [goal.name, as_of])
+        con.execute(
+            "DELETE FROM analytics.engagement_audiences WHERE goal_name = ? AND as_of_date = ?", [goal.name, as_of]
+        )
         con.register("_night_scores", rows)
         columns = ", ".join(f'"{c}"' for c in rows.columns)
         con.execute(f"INSERT INTO analytics.intent_buckets ({columns}) SELECT {columns} FROM _night_scores")
@@ -88,8 +92,12 @@ NIGHT_VALUE_COLUMNS = ("predicted_value", "value_tier")
 
 
 def _night_values(
-    con: duckdb.DuckDBPyConnection, goal: GoalDefinition, as_of: date, scored: pl.DataFrame,
-    probabilities: np.ndarray, achieved: pl.Series,
+    con: duckdb.DuckDBPyConnection,
+    goal: GoalDefinition,
+    as_of: date,
+    scored: pl.DataFrame,
+    probabilities: np.ndarray,
+    achieved: pl.Series,
 ) -> pl.DataFrame:
     """``user_id, predicted_value, value_tier``: open users get the value model's expected
     value of what is left of the window and a tier by rank among them; users who achieved
@@ -106,15 +114,24 @@ def _night_values(
         return empty
     model, _ = loaded
     predicted = np.asarray(model.predict_value(scored, probabilities), dtype=np.float64)
-    open_rows = pl.DataFrame({
-        "user_id": scored.get_column("user_id"),
-        "predicted_value": predicted,
-        "value_tier": value_tiers(predicted, scored.get_column("user_id")),
-    }, schema=empty.schema)
+    open_rows = pl.DataFrame(
+        {
+            "user_id": scored.get_column("user_id"),
+            "predicted_value": predicted,
+            "value_tier": value_tiers(predicted, scored.get_column("user_id")),
+        },
+        schema=empty.schema,
+    )
     realized = realized_by_day(con, goal, achieved, goal.created_on, min(as_of, goal.end_date))
-    done = pl.DataFrame({"user_id": achieved}).join(
-        realized.group_by("user_id").agg(pl.col("value").sum().alias("predicted_value")), on="user_id", how="left"
-    ).with_columns(pl.col("predicted_value").fill_null(0.0).cast(pl.Float64), pl.lit(None, dtype=pl.String).alias("value_tier"))
+    done = (
+        pl.DataFrame({"user_id": achieved})
+        .join(
+            realized.group_by("user_id").agg(pl.col("value").sum().alias("predicted_value")), on="user_id", how="left"
+        )
+        .with_columns(
+            pl.col("predicted_value").fill_null(0.0).cast(pl.Float64), pl.lit(None, dtype=pl.String).alias("value_tier")
+        )
+    )
     return pl.concat([open_rows, done.select(empty.columns)])
 
 
@@ -147,8 +164,11 @@ def _value_forecast_rows(con: duckdb.DuckDBPyConnection, goal: GoalDefinition, a
     from segment_pipeline.goals.value_model import realized_by_day
 
     last = min(as_of, goal.end_date)
-    realized = (realized_by_day(con, goal, users, goal.created_on, last) if last >= goal.created_on
-                else pl.DataFrame(schema={"user_id": pl.String, "window_day": pl.Int32, "value": pl.Float64}))
+    realized = (
+        realized_by_day(con, goal, users, goal.created_on, last)
+        if last >= goal.created_on
+        else pl.DataFrame(schema={"user_id": pl.String, "window_day": pl.Int32, "value": pl.Float64})
+    )
     con.register("_realized_value", realized)
     try:
         con.execute(

@@ -39,7 +39,11 @@ from segment_pipeline.goals.target_groups import (
 from segment_pipeline.goals.training import InsufficientTrainingData, TrainedGoalModel
 from segment_pipeline.storage.warehouse import transaction
 
-MODEL_KEYS = {"lookbackDays": "lookback_days", "precisionLevel": "precision_level", "retrainEveryDays": "retrain_every_days"}
+MODEL_KEYS = {
+    "lookbackDays": "lookback_days",
+    "precisionLevel": "precision_level",
+    "retrainEveryDays": "retrain_every_days",
+}
 
 
 @dataclass(frozen=True)
@@ -78,8 +82,13 @@ def stored_model(con: duckdb.DuckDBPyConnection, goal_name: str) -> dict | None:
         return None
     run_id, model_uri, version, thresholds, spec, metrics, trained_as_of = row
     return {
-        "run_id": run_id, "model_uri": model_uri, "version": version, "trained_as_of": trained_as_of,
-        "thresholds": json.loads(thresholds), "spec": FeatureSpec.from_json(spec), "metrics": json.loads(metrics),
+        "run_id": run_id,
+        "model_uri": model_uri,
+        "version": version,
+        "trained_as_of": trained_as_of,
+        "thresholds": json.loads(thresholds),
+        "spec": FeatureSpec.from_json(spec),
+        "metrics": json.loads(metrics),
     }
 
 
@@ -104,7 +113,9 @@ def effective_goal(
         return goal, [], None
     if has_model:
         return frozen, [], definition_changed(con, goal, segments)
-    updates = {field: getattr(goal, field) for field in MODEL_KEYS.values() if getattr(goal, field) != getattr(frozen, field)}
+    updates = {
+        field: getattr(goal, field) for field in MODEL_KEYS.values() if getattr(goal, field) != getattr(frozen, field)
+    }
     applied = [f"{key} {getattr(frozen, f)} -> {getattr(goal, f)}" for key, f in MODEL_KEYS.items() if f in updates]
     refused = definition_changed(con, goal, segments, ignore_keys=tuple(MODEL_KEYS))
     return frozen.model_copy(update=updates), applied, refused
@@ -148,7 +159,9 @@ def set_up_goal(
     configured = goal
     goal, applied, refused = effective_goal(con, goal, segments, has_model=existing is not None)
     if existing is not None:
-        message = _active_message(freeze, existing["metrics"], last_decision(con, goal.name), freeze.definition_change, as_of)
+        message = _active_message(
+            freeze, existing["metrics"], last_decision(con, goal.name), freeze.definition_change, as_of
+        )
         return SetupOutcome(freeze, "active", message, existing["run_id"], False, existing["metrics"])
 
     trained_on = goal.frozen_as_of
@@ -171,14 +184,23 @@ def set_up_goal(
 
     best, training = result.best, result.set
     thresholds = choose_thresholds(
-        best.evaluation_scores, best.evaluation_labels, precision_level=goal.precision_level,
+        best.evaluation_scores,
+        best.evaluation_labels,
+        precision_level=goal.precision_level,
         user_ids=best.evaluation_frame["user_id"],
     )
     report = bucket_report(best.evaluation_scores, best.evaluation_labels, thresholds, best.evaluation_frame["user_id"])
     record = tracking.log_goal_model(
-        tracking_uri, goal.name, best, thresholds, report,
+        tracking_uri,
+        goal.name,
+        best,
+        thresholds,
+        report,
         extra_params={"anchors": ",".join(a.isoformat() for a in training.anchors), "segment": goal.segment},
-        as_of=trained_on, candidates=result.candidates, selection=result.selection, champion_uri=None,
+        as_of=trained_on,
+        candidates=result.candidates,
+        selection=result.selection,
+        champion_uri=None,
     )
     model, metrics = best.model, dict(best.metrics)
     champion = None
@@ -187,7 +209,10 @@ def set_up_goal(
         model = champion.model
         scores = champion.predict_proba(best.evaluation_frame)
         thresholds = choose_thresholds(
-            scores, best.evaluation_labels, precision_level=goal.precision_level, user_ids=best.evaluation_frame["user_id"]
+            scores,
+            best.evaluation_labels,
+            precision_level=goal.precision_level,
+            user_ids=best.evaluation_frame["user_id"],
         )
         metrics = {**metrics, **record.champion_metrics}
     run_id = record.run_id if record.promoted else champion.run_id
@@ -200,7 +225,8 @@ def set_up_goal(
     curve = timing.sort("day").get_column("share").to_numpy()
     days = [goal.created_on + timedelta(days=k) for k in range(goal.length_days)]
     points = forecast_curve(
-        probabilities, curve,
+        probabilities,
+        curve,
         holdout_relative_error=metrics.get("forecast_rel_error", float("nan")),
         holdout_relative_error_sd=metrics.get("forecast_rel_error_sd", 0.0),
         days=days,
@@ -215,9 +241,16 @@ def set_up_goal(
     with transaction(con):
         con.execute(
             "INSERT INTO pipeline_state.goal_models VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            [goal.name, trained_on, run_id, record.model_uri if record.promoted else champion.model_uri,
-             record.version if record.promoted else champion.version,
-             json.dumps(thresholds.to_dict()), training.spec.to_json(), json.dumps(_finite(metrics))],
+            [
+                goal.name,
+                trained_on,
+                run_id,
+                record.model_uri if record.promoted else champion.model_uri,
+                record.version if record.promoted else champion.version,
+                json.dumps(thresholds.to_dict()),
+                training.spec.to_json(),
+                json.dumps(_finite(metrics)),
+            ],
         )
         con.execute("INSERT INTO pipeline_state.goal_model_decisions VALUES (?, ?, ?, ?, ?, ?, ?, ?)", decision)
         if applied:  # the model was trained with them: from now on they are part of the frozen definition
@@ -226,9 +259,13 @@ def set_up_goal(
             "INSERT INTO pipeline_state.goal_creation_forecasts VALUES (?, ?, ?, ?, ?)",
             [(goal.name, p.day, p.predicted_cumulative, p.predicted_low, p.predicted_high) for p in points],
         )
-        creation = scored.select("user_id", "group").with_columns(
-            pl.lit(goal.name).alias("goal_name"), pl.Series("score", probabilities), pl.Series("bucket", buckets)
-        ).select("goal_name", "user_id", "group", "score", "bucket")
+        creation = (
+            scored.select("user_id", "group")
+            .with_columns(
+                pl.lit(goal.name).alias("goal_name"), pl.Series("score", probabilities), pl.Series("bucket", buckets)
+            )
+            .select("goal_name", "user_id", "group", "score", "bucket")
+        )
         con.register("_creation_scores", creation)
         con.execute("INSERT INTO pipeline_state.goal_creation_scores SELECT * FROM _creation_scores")
         con.unregister("_creation_scores")
@@ -254,17 +291,23 @@ def _decision_row(goal_name: str, as_of: date, best: TrainedGoalModel, record, c
     kind = model_kind(best.model)
     champion_kind = kind if record.promoted else champion.kind
     champion_run = record.run_id if record.promoted else champion.run_id
-    return [goal_name, as_of, kind, record.promoted, f"{selection}; {record.reason}", record.run_id, champion_run,
-            champion_kind]
+    return [
+        goal_name,
+        as_of,
+        kind,
+        record.promoted,
+        f"{selection}; {record.reason}",
+        record.run_id,
+        champion_run,
+        champion_kind,
+    ]
 
 
 def _finite(metrics: dict) -> dict:
     return {k: float(v) for k, v in metrics.items() if isinstance(v, int | float) and np.isfinite(v)}
 
 
-def _active_message(
-    freeze: FreezeResult, metrics: dict, decision: dict | None, change: str | None, as_of: date
-) -> str:
+def _active_message(freeze: FreezeResult, metrics: dict, decision: dict | None, change: str | None, as_of: date) -> str:
     parts = [f"target group {freeze.members:,} users ({freeze.control:,} control) frozen on {freeze.frozen_on}"]
     if decision is not None:
         # Told in full the night it was decided, from the stored decision: a re-run of any night

@@ -56,8 +56,12 @@ DDL = {
 # Value-goal columns (contract section 7), NULL for other goals; added to warehouses made before them.
 VALUE_COLUMNS = {
     INTENT_BUCKETS: {"predicted_value": "DOUBLE", "value_tier": "VARCHAR"},
-    GOAL_FORECASTS: {"predicted_value_cumulative": "DOUBLE", "predicted_value_low": "DOUBLE",
-                     "predicted_value_high": "DOUBLE", "actual_value_cumulative": "DOUBLE"},
+    GOAL_FORECASTS: {
+        "predicted_value_cumulative": "DOUBLE",
+        "predicted_value_low": "DOUBLE",
+        "predicted_value_high": "DOUBLE",
+        "actual_value_cumulative": "DOUBLE",
+    },
 }
 
 

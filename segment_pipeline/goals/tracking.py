@@ -159,22 +159,45 @@ def log_goal_model(
     name = registered_model_name(goal_name)
     # The warehouse says which model is champion (None: none yet). A run killed after it moved
     # the registry alias never published, so judging against the alias would judge an orphan.
-    champion = _load(client, name) if champion_uri is REGISTRY_ALIAS else (
-        _load(client, name, str(champion_uri)) if champion_uri else None)
+    champion = (
+        _load(client, name)
+        if champion_uri is REGISTRY_ALIAS
+        else (_load(client, name, str(champion_uri)) if champion_uri else None)
+    )
     as_of = as_of or trained.holdout_anchor
     run_name = f"{name.removeprefix('goal-')} {as_of}"
     experiment_id = _experiment_id(client, artifact_root)
     with mlflow.start_run(experiment_id=experiment_id, run_name=run_name) as run:
         kind = getattr(trained.model, "kind", "xgboost")
-        mlflow.set_tags({"goal_name": goal_name, "as_of": str(as_of), "holdout_anchor": str(trained.holdout_anchor),
-                         "model_kind": kind, "selection": selection[:5000]})
+        mlflow.set_tags(
+            {
+                "goal_name": goal_name,
+                "as_of": str(as_of),
+                "holdout_anchor": str(trained.holdout_anchor),
+                "model_kind": kind,
+                "selection": selection[:5000],
+            }
+        )
         for candidate in candidates:
             candidate_kind = getattr(candidate.model, "kind", "xgboost")
-            mlflow.log_metrics(_finite({f"candidate_{candidate_kind}_{k}": v for k, v in candidate.metrics.items()
-                                        if k in ("auc", "brier", "log_loss", "ece", "forecast_rel_error")}))
+            mlflow.log_metrics(
+                _finite(
+                    {
+                        f"candidate_{candidate_kind}_{k}": v
+                        for k, v in candidate.metrics.items()
+                        if k in ("auc", "brier", "log_loss", "ece", "forecast_rel_error")
+                    }
+                )
+            )
             with mlflow.start_run(experiment_id=experiment_id, run_name=f"{run_name} {candidate_kind}", nested=True):
-                mlflow.set_tags({"goal_name": goal_name, "as_of": str(as_of), "model_kind": candidate_kind,
-                                 "selected": str(candidate is trained).lower()})
+                mlflow.set_tags(
+                    {
+                        "goal_name": goal_name,
+                        "as_of": str(as_of),
+                        "model_kind": candidate_kind,
+                        "selected": str(candidate is trained).lower(),
+                    }
+                )
                 mlflow.log_params({k: str(v)[:6000] for k, v in candidate.params.items()})
                 mlflow.log_metrics(_finite(candidate.metrics))
         mlflow.log_params(_params(trained, thresholds, extra_params or {}))

@@ -68,16 +68,28 @@ def replace_uplift(con: duckdb.DuckDBPyConnection, goal: GoalDefinition, as_of: 
         test_users, test_achievers = arms[bucket].get("test", (0, 0))
         control_users, control_achievers = arms[bucket].get("control", (0, 0))
         result = two_arm_uplift(
-            test_users, test_achievers, control_users, control_achievers,
-            control_percent=goal.control_group_percent, objective=goal.objective,
+            test_users,
+            test_achievers,
+            control_users,
+            control_achievers,
+            control_percent=goal.control_group_percent,
+            objective=goal.objective,
         )
         results.append(BucketUplift(bucket, result, values.get(bucket)))
     con.execute("DELETE FROM analytics.goal_uplift WHERE goal_name = ? AND as_of_date = ?", [goal.name, as_of])
     columns = ("goal_name", "as_of_date", "bucket", *TABLE_COLUMNS, *VALUE_COLUMNS)
     con.executemany(
         f"INSERT INTO analytics.goal_uplift ({', '.join(columns)}) VALUES ({', '.join('?' for _ in columns)})",
-        [[goal.name, as_of, r.bucket, *r.result.table_row().values(),
-          *(r.value.table_row().values() if r.value else [None] * len(VALUE_COLUMNS))] for r in results],
+        [
+            [
+                goal.name,
+                as_of,
+                r.bucket,
+                *r.result.table_row().values(),
+                *(r.value.table_row().values() if r.value else [None] * len(VALUE_COLUMNS)),
+            ]
+            for r in results
+        ],
     )
     return results
 

@@ -43,8 +43,15 @@ TIER_SHARES = (0.20, 0.30)  # high = top 20% by predicted value, medium = next 3
 VALUE = "value"
 BGNBD_UNIT_DAYS = 7.0
 SPEND_PARAMS: dict[str, Any] = {
-    "objective": "reg:gamma", "tree_method": "hist", "max_depth": 3, "eta": 0.05, "subsample": 0.8,
-    "colsample_bytree": 0.8, "min_child_weight": 20, "nthread": 1, "seed": 0,
+    "objective": "reg:gamma",
+    "tree_method": "hist",
+    "max_depth": 3,
+    "eta": 0.05,
+    "subsample": 0.8,
+    "colsample_bytree": 0.8,
+    "min_child_weight": 20,
+    "nthread": 1,
+    "seed": 0,
 }
 SPEND_ROUNDS = 300
 MIN_SPEND_ROWS = 20
@@ -64,7 +71,11 @@ class PropertyCheck:
     def problem(self, goal: GoalDefinition) -> str | None:
         if self.numeric:
             return None
-        found = f"numeric properties they have: {', '.join(self.others)}" if self.others else "they have no numeric property"
+        found = (
+            f"numeric properties they have: {', '.join(self.others)}"
+            if self.others
+            else "they have no numeric property"
+        )
         counted = f" ({self.non_numeric:,} events hold it as a non-number)" if self.non_numeric else ""
         return (
             f"goal '{goal.name}': valueProperty '{goal.value_property}' is not a numeric property of "
@@ -100,26 +111,30 @@ def _value_sql(goal: GoalDefinition, params: SqlParams) -> tuple[str, str, str]:
     types, is_goal = event_types_condition(goal.events, params), goal_event_condition(goal.events, params)
     path = params.bind(sql._json_pointer(goal.value_property), "VARCHAR")
     # Booleans cast to 1/0 in DuckDB: they are not amounts.
-    value = (f"CASE WHEN json_type(properties, {path}) = 'BOOLEAN' THEN NULL "
-             f"ELSE TRY_CAST(json_extract_string(properties, {path}) AS DOUBLE) END")
+    value = (
+        f"CASE WHEN json_type(properties, {path}) = 'BOOLEAN' THEN NULL "
+        f"ELSE TRY_CAST(json_extract_string(properties, {path}) AS DOUBLE) END"
+    )
     return types, is_goal, value
 
 
-def window_values(
-    con: duckdb.DuckDBPyConnection, goal: GoalDefinition, rows: pl.DataFrame
-) -> np.ndarray:
+def window_values(con: duckdb.DuckDBPyConnection, goal: GoalDefinition, rows: pl.DataFrame) -> np.ndarray:
     """For each row (``anchor``, ``user_id``, ``horizon_days``): the sum of the value property over
     the user's goal events in ``[anchor 00:00, anchor + horizon)``; 0 without any."""
     params = SqlParams()
     types, is_goal, value = _value_sql(goal, params)
     keyed = rows.select(
-        pl.int_range(pl.len(), dtype=pl.Int64).alias("_row"), pl.col("anchor").cast(pl.Date),
-        pl.col("user_id").cast(pl.String), pl.col("horizon_days").cast(pl.Int32),
+        pl.int_range(pl.len(), dtype=pl.Int64).alias("_row"),
+        pl.col("anchor").cast(pl.Date),
+        pl.col("user_id").cast(pl.String),
+        pl.col("horizon_days").cast(pl.Int32),
     )
     if keyed.height == 0:
         return np.zeros(0)
     first = params.bind(sql.midnight(keyed["anchor"].min()), "TIMESTAMP")
-    last = params.bind(sql.midnight(keyed["anchor"].max() + timedelta(days=int(keyed["horizon_days"].max()))), "TIMESTAMP")
+    last = params.bind(
+        sql.midnight(keyed["anchor"].max() + timedelta(days=int(keyed["horizon_days"].max()))), "TIMESTAMP"
+    )
     con.register("_value_rows", keyed)
     try:
         result = con.execute(
@@ -143,11 +158,14 @@ def realized_by_day(
     """``user_id, window_day, value``: value of the users' goal events per day of ``[start, end]``."""
     params = SqlParams()
     types, is_goal, value = _value_sql(goal, params)
-    lower, upper = params.bind(sql.midnight(start), "TIMESTAMP"), params.bind(sql.midnight(end + timedelta(days=1)), "TIMESTAMP")
+    lower, upper = (
+        params.bind(sql.midnight(start), "TIMESTAMP"),
+        params.bind(sql.midnight(end + timedelta(days=1)), "TIMESTAMP"),
+    )
     con.register("_value_users", pl.DataFrame({"user_id": users.cast(pl.String)}))
     try:
         return con.execute(
-            f"""SELECT user_id, CAST(datediff('day', {params.bind(start, 'DATE')}, CAST(ts AS DATE)) + 1 AS INTEGER) AS window_day,
+            f"""SELECT user_id, CAST(datediff('day', {params.bind(start, "DATE")}, CAST(ts AS DATE)) + 1 AS INTEGER) AS window_day,
                        coalesce(sum({value}), 0) AS value
                 FROM {sql.EVENTS} WHERE {types} AND ts >= {lower} AND ts < {upper} AND {is_goal}
                   AND user_id IN (SELECT user_id FROM _value_users)
@@ -226,16 +244,23 @@ class BgNbdGammaGammaValueModel:
     feature_columns: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
-        self.feature_columns = [BGNBD_X, BGNBD_T_X, BGNBD_T, "goal_life_days",
-                                value_feature_names(self.value_property)[0], "horizon_days"]
+        self.feature_columns = [
+            BGNBD_X,
+            BGNBD_T_X,
+            BGNBD_T,
+            "goal_life_days",
+            value_feature_names(self.value_property)[0],
+            "horizon_days",
+        ]
 
     def predict_value(self, frame: Any, probabilities: np.ndarray | None = None) -> np.ndarray:
         x, t_x, T, days, total, horizon = feature_matrix(frame, self.feature_columns).astype(np.float64).T
         if len(x) == 0:
             return np.zeros(0)
         w = BGNBD_UNIT_DAYS
-        purchases = bgnbd.conditional_expected(bgnbd.BgNbdParams(**self.bgnbd_params), horizon / w, x,
-                                               t_x / w, np.maximum(T, t_x) / w)
+        purchases = bgnbd.conditional_expected(
+            bgnbd.BgNbdParams(**self.bgnbd_params), horizon / w, x, t_x / w, np.maximum(T, t_x) / w
+        )
         days = np.nan_to_num(days)
         per_day = np.where(days >= 1, np.nan_to_num(total) / np.maximum(days, 1), np.nan)
         spend = gamma_gamma.conditional_expected_spend(
@@ -253,7 +278,11 @@ class TrainedValueModel:
 
 
 def fit_hurdle(
-    train: pl.DataFrame, tuning: pl.DataFrame, train_p: np.ndarray, tuning_p: np.ndarray, feature_columns: list[str],
+    train: pl.DataFrame,
+    tuning: pl.DataFrame,
+    train_p: np.ndarray,
+    tuning_p: np.ndarray,
+    feature_columns: list[str],
     prior: Any = None,
 ) -> HurdleValueModel:
     import xgboost as xgb
@@ -265,16 +294,21 @@ def fit_hurdle(
 
     def matrix(rows: pl.DataFrame, p: np.ndarray, mask: np.ndarray) -> Any:
         margin = model.base_margin(rows, p)
-        return xgb.DMatrix(feature_matrix(rows, feature_columns)[mask], label=rows[VALUE].to_numpy()[mask],
-                           base_margin=None if margin is None else margin[mask], feature_names=feature_columns)
+        return xgb.DMatrix(
+            feature_matrix(rows, feature_columns)[mask],
+            label=rows[VALUE].to_numpy()[mask],
+            base_margin=None if margin is None else margin[mask],
+            feature_names=feature_columns,
+        )
 
     dtrain = matrix(train, train_p, positive)
     evals, stopping = [], None
     tune_positive = tuning[VALUE].to_numpy() > 0
     if tune_positive.sum() >= MIN_SPEND_ROWS:
         evals, stopping = [(matrix(tuning, tuning_p, tune_positive), "tuning")], 20
-    model.booster = xgb.train(SPEND_PARAMS, dtrain, SPEND_ROUNDS, evals=evals, early_stopping_rounds=stopping,
-                              verbose_eval=False)
+    model.booster = xgb.train(
+        SPEND_PARAMS, dtrain, SPEND_ROUNDS, evals=evals, early_stopping_rounds=stopping, verbose_eval=False
+    )
     # Scale so the tuning half's predicted total value matches its actual total: the same
     # drift correction the calibrator gives the probabilities.
     predicted = model.predict_value(tuning, tuning_p).sum()
@@ -350,8 +384,10 @@ def choose_value_champion(candidates: list[TrainedValueModel]) -> tuple[TrainedV
     gain = classic.squared_errors - hurdle.squared_errors
     se = float(gain.std(ddof=1) / math.sqrt(len(gain))) if len(gain) > 1 else math.nan
     best = hurdle if gain.mean() >= 0 else classic
-    return best, (f"value champion {best.model.kind}: lower held-out squared error per user "
-                  f"(hurdle minus classic {-gain.mean():+.3f}, paired SE {se:.3f}) ({summary})")
+    return best, (
+        f"value champion {best.model.kind}: lower held-out squared error per user "
+        f"(hurdle minus classic {-gain.mean():+.3f}, paired SE {se:.3f}) ({summary})"
+    )
 
 
 def _spend_cv(predicted: np.ndarray, actual: np.ndarray) -> float:
@@ -379,7 +415,12 @@ def value_tiers(predicted: np.ndarray, user_ids) -> list[str]:
 
 
 def value_forecast(
-    predicted: np.ndarray, probabilities: np.ndarray, curve: np.ndarray, *, rel_error: float, spend_cv: float,
+    predicted: np.ndarray,
+    probabilities: np.ndarray,
+    curve: np.ndarray,
+    *,
+    rel_error: float,
+    spend_cv: float,
     level: float = 0.90,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(mean, low, high) cumulative value per day of the window.

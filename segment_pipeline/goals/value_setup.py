@@ -67,14 +67,26 @@ def prepare_value(
     predicted = best.model.predict_value(scored, probabilities)
     curve = value_model.value_timing_curve(con, goal, training.anchors)
     mean, low, high = value_model.value_forecast(
-        predicted, probabilities, curve, rel_error=best.metrics.get("value_total_rel_error", float("nan")),
+        predicted,
+        probabilities,
+        curve,
+        rel_error=best.metrics.get("value_total_rel_error", float("nan")),
         spend_cv=best.spend_cv,
     )
-    mlflow_metrics = {f"value_{c.model.kind}_{k.removeprefix('value_')}": v for c in candidates for k, v in c.metrics.items()}
+    mlflow_metrics = {
+        f"value_{c.model.kind}_{k.removeprefix('value_')}": v for c in candidates for k, v in c.metrics.items()
+    }
     mlflow_metrics["value_creation_predicted_total"] = float(predicted.sum())
     message = "; ".join(part for part in (selection, note) if part)
-    return ValueSetup(best.model.kind, best.model, best.metrics, best.spend_cv,
-                      list(zip(days, mean.tolist(), low.tolist(), high.tolist(), strict=True)), message, mlflow_metrics)
+    return ValueSetup(
+        best.model.kind,
+        best.model,
+        best.metrics,
+        best.spend_cv,
+        list(zip(days, mean.tolist(), low.tolist(), high.tolist(), strict=True)),
+        message,
+        mlflow_metrics,
+    )
 
 
 def store_value(con: duckdb.DuckDBPyConnection, goal: GoalDefinition, trained_on: date, setup: ValueSetup) -> None:

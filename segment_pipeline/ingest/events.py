@@ -27,7 +27,6 @@ REJECTED = (ANALYTICS, "rejected_events")
 SOURCE_FILES = (STATE, "source_files")
 
 
-
 # One statement decides every row's fate, whatever format it came from.
 _CLASSIFY = """
 CREATE OR REPLACE TEMP TABLE _classified AS
@@ -230,7 +229,9 @@ def _stage(con: duckdb.DuckDBPyConnection, files: list[SourceFile], to_read: lis
     return unreadable
 
 
-def _refusal_message(con: duckdb.DuckDBPyConnection, files: list[SourceFile], report: LoadReport, max_rate: float) -> str:
+def _refusal_message(
+    con: duckdb.DuckDBPyConnection, files: list[SourceFile], report: LoadReport, max_rate: float
+) -> str:
     worst = con.execute(
         """SELECT file_idx, count(*) AS n, mode(reason) AS reason, min(row_no) AS first_row
            FROM _new_rejects GROUP BY file_idx ORDER BY n DESC, file_idx LIMIT 3"""
@@ -241,7 +242,9 @@ def _refusal_message(con: duckdb.DuckDBPyConnection, files: list[SourceFile], re
         f"SEGMENT_PIPELINE_MAX_REJECT_RATE={max_rate:g}. Nothing of this load was kept."
     ]
     for file_idx, n, reason, first_row in worst:
-        lines.append(f"  {files[file_idx].path}: {n:,} bad rows, commonest reason '{reason}' (first at row {first_row})")
+        lines.append(
+            f"  {files[file_idx].path}: {n:,} bad rows, commonest reason '{reason}' (first at row {first_row})"
+        )
     for path, reason in report.unreadable_files.items():
         lines.append(f"  {path}: {reason} (not counted in the rate)")
     lines.append("Fix those rows at the source, or raise SEGMENT_PIPELINE_MAX_REJECT_RATE if they are expected.")

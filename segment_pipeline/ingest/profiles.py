@@ -42,7 +42,9 @@ def _read_all(con: duckdb.DuckDBPyConnection, files: list[SourceFile]) -> None:
         for idx, f in enumerate(files):
             read_path = links.enter_context(literal_path(f.path))
             try:
-                columns = [r[0] for r in con.execute(f"DESCRIBE SELECT * FROM {_READERS[f.format]}", [read_path]).fetchall()]
+                columns = [
+                    r[0] for r in con.execute(f"DESCRIBE SELECT * FROM {_READERS[f.format]}", [read_path]).fetchall()
+                ]
             except (OSError, *FILE_ERRORS) as exc:
                 # Unlike an events file, a broken profiles file cannot be set aside: the table is
                 # replaced whole, so those users would lose their profiles.
@@ -55,14 +57,10 @@ def _read_all(con: duckdb.DuckDBPyConnection, files: list[SourceFile]) -> None:
             if "user_id" not in columns:
                 raise SourceError(f"{f.path}: a profiles file needs a user_id column (found: {', '.join(columns)})")
             # Positions come from a table scan of a freshly read file, so they follow file order.
-            selects.append(
-                f"SELECT *, {idx} AS {_FILE}, row_number() OVER () AS {_ROW} FROM {_READERS[f.format]}"
-            )
+            selects.append(f"SELECT *, {idx} AS {_FILE}, row_number() OVER () AS {_ROW} FROM {_READERS[f.format]}")
             params.append(read_path)
         try:
-            con.execute(
-                f"CREATE OR REPLACE TEMP TABLE _profile_rows AS {' UNION ALL BY NAME '.join(selects)}", params
-            )
+            con.execute(f"CREATE OR REPLACE TEMP TABLE _profile_rows AS {' UNION ALL BY NAME '.join(selects)}", params)
         except FILE_ERRORS as exc:  # a file whose header read fine but whose data does not
             raise SourceError(
                 f"profile files {', '.join(str(f.path) for f in files)}: one cannot be read "
@@ -70,9 +68,7 @@ def _read_all(con: duckdb.DuckDBPyConnection, files: list[SourceFile]) -> None:
             ) from exc
 
 
-def load_profiles(
-    con: duckdb.DuckDBPyConnection, files: list[SourceFile], *, snapshot_date: date
-) -> ProfileReport:
+def load_profiles(con: duckdb.DuckDBPyConnection, files: list[SourceFile], *, snapshot_date: date) -> ProfileReport:
     """Replace ``analytics.profiles`` with what the profile files hold now, in one transaction."""
     ensure_tables(con, (ANALYTICS, "rejected_events"))
     with transaction(con):
@@ -82,7 +78,9 @@ def load_profiles(
         _read_all(con, files)
         columns = [r[0] for r in con.execute("DESCRIBE _profile_rows").fetchall()]
         properties = [c for c in columns if c not in ("user_id", _FILE, _ROW)]
-        uid_type = dict(con.execute("SELECT column_name, column_type FROM (DESCRIBE _profile_rows)").fetchall())["user_id"]
+        uid_type = dict(con.execute("SELECT column_name, column_type FROM (DESCRIBE _profile_rows)").fetchall())[
+            "user_id"
+        ]
         uid = (
             "CASE WHEN user_id = trunc(user_id) THEN CAST(CAST(user_id AS HUGEINT) AS VARCHAR) END"
             if uid_type in ("FLOAT", "DOUBLE")
@@ -94,7 +92,7 @@ def load_profiles(
             f"""INSERT INTO analytics.rejected_events
                 SELECT ?, list_extract(?, {_FILE} + 1) || ':' || CAST({_ROW} AS VARCHAR),
                        'profile with empty user_id',
-                       CAST(to_json(struct_pack({', '.join(f'{quote_ident(c)} := {quote_ident(c)}' for c in ['user_id', *properties])})) AS VARCHAR) AS raw
+                       CAST(to_json(struct_pack({", ".join(f"{quote_ident(c)} := {quote_ident(c)}" for c in ["user_id", *properties])})) AS VARCHAR) AS raw
                 FROM _profile_keyed k
                 WHERE __sp_uid IS NULL
                   AND NOT EXISTS (SELECT 1 FROM analytics.rejected_events r

@@ -32,10 +32,7 @@ class SourceFile:
 def file_format(path: Path) -> str:
     fmt = FORMATS.get(path.suffix.lower())
     if fmt is None:
-        raise SourceError(
-            f"{path}: unsupported file type {path.suffix!r}; "
-            f"use one of {', '.join(sorted(FORMATS))}"
-        )
+        raise SourceError(f"{path}: unsupported file type {path.suffix!r}; use one of {', '.join(sorted(FORMATS))}")
     return fmt
 
 

@@ -27,8 +27,17 @@ from segment_pipeline.storage.warehouse import quote_ident
 EVENT_COLUMNS = ("event_id", "user_id", "event_name", "ts", "properties")
 REQUIRED_COLUMNS = ("user_id", "event_name", "ts")
 STAGED_FIELDS = (
-    "source", "row_no", "raw_json", "event_id_raw", "user_id_raw", "event_name_raw",
-    "ts_present", "ts_value", "props_text", "malformed", "file_idx",
+    "source",
+    "row_no",
+    "raw_json",
+    "event_id_raw",
+    "user_id_raw",
+    "event_name_raw",
+    "ts_present",
+    "ts_value",
+    "props_text",
+    "malformed",
+    "file_idx",
 )
 STAGED_TABLE_DDL = """
     source VARCHAR, row_no BIGINT, raw_json VARCHAR, event_id_raw VARCHAR, user_id_raw VARCHAR,
@@ -132,13 +141,13 @@ def _parquet_select(con: duckdb.DuckDBPyConnection, source: SourceFile, read_pat
     sql = f"""
         SELECT ? || ':' || CAST(file_row_number + 1 AS VARCHAR) AS source,
                file_row_number + 1 AS row_no,
-               CAST(to_json(struct_pack({', '.join(f'{quote_ident(n)} := {quote_ident(n)}' for n in types)})) AS VARCHAR) AS raw_json,
-               {_text(col['event_id'], types.get('event_id'))} AS event_id_raw,
-               {_text(col['user_id'], types.get('user_id'))} AS user_id_raw,
-               {_text(col['event_name'], types.get('event_name'))} AS event_name_raw,
-               {quote_ident('ts')} IS NOT NULL AS ts_present,
-               {_ts(col['ts'], types.get('ts'))} AS ts_value,
-               {_props(col['properties'], types.get('properties'))} AS props_text,
+               CAST(to_json(struct_pack({", ".join(f"{quote_ident(n)} := {quote_ident(n)}" for n in types)})) AS VARCHAR) AS raw_json,
+               {_text(col["event_id"], types.get("event_id"))} AS event_id_raw,
+               {_text(col["user_id"], types.get("user_id"))} AS user_id_raw,
+               {_text(col["event_name"], types.get("event_name"))} AS event_name_raw,
+               {quote_ident("ts")} IS NOT NULL AS ts_present,
+               {_ts(col["ts"], types.get("ts"))} AS ts_value,
+               {_props(col["properties"], types.get("properties"))} AS props_text,
                NULL::VARCHAR AS malformed,
                getvariable('sp_file_idx') AS file_idx
         FROM read_parquet(?, file_row_number = true)
@@ -154,7 +163,9 @@ def _csv_header(source: SourceFile) -> list[str]:
     try:
         text = first.decode("utf-8-sig")
     except UnicodeDecodeError:
-        raise UnreadableFile(source, "unreadable file: the header line is not UTF-8 text (save the file as UTF-8)") from None
+        raise UnreadableFile(
+            source, "unreadable file: the header line is not UTF-8 text (save the file as UTF-8)"
+        ) from None
     if not text.strip():
         raise UnreadableFile(source, "unreadable file: empty file (no header line)")
     header = next(csv.reader([text.rstrip("\r\n")]), [])
@@ -180,25 +191,33 @@ def _stage_csv(con: duckdb.DuckDBPyConnection, source: SourceFile, read_path: st
     def field(name: str) -> str:
         return pos.get(name, "NULL::VARCHAR")
 
-    raw = "struct_pack(" + ", ".join(f"{quote_ident(str(i))} := {quote_ident(str(i))}" for i in range(len(header))) + ")"
+    raw = (
+        "struct_pack(" + ", ".join(f"{quote_ident(str(i))} := {quote_ident(str(i))}" for i in range(len(header))) + ")"
+    )
     con.execute(
-        _INSERT.format(target=target) + f"""
+        _INSERT.format(target=target)
+        + f"""
         SELECT ? || ':' || CAST(record_no AS VARCHAR), record_no,
                CAST(to_json({raw}) AS VARCHAR),
-               {field('event_id')}, {field('user_id')}, {field('event_name')},
-               nullif(trim({field('ts')}), '') IS NOT NULL,
-               try_cast(trim({field('ts')}) AS TIMESTAMPTZ),
-               nullif(trim({field('properties')}), ''),
+               {field("event_id")}, {field("user_id")}, {field("event_name")},
+               nullif(trim({field("ts")}), '') IS NOT NULL,
+               try_cast(trim({field("ts")}) AS TIMESTAMPTZ),
+               nullif(trim({field("properties")}), ''),
                NULL, getvariable('sp_file_idx')
         FROM (SELECT *, rowid - (SELECT min(rowid) FROM _csv_rows) + 1 AS record_no FROM _csv_rows)""",
         [str(source.path)],
     )
     # Lines the CSV reader could not split are rejects too, never silently skipped.
     con.execute(
-        _INSERT.format(target=target) + """
-        SELECT ? || ':' || CAST(line AS VARCHAR), line, """ + _SKIPPED_LINE_RAW + """,
+        _INSERT.format(target=target)
+        + """
+        SELECT ? || ':' || CAST(line AS VARCHAR), line, """
+        + _SKIPPED_LINE_RAW
+        + """,
                NULL, NULL, NULL, false, NULL, NULL,
-               """ + _SKIPPED_LINE_REASON.format(other="'malformed csv line: ' || lower(any_value(error_type))") + """,
+               """
+        + _SKIPPED_LINE_REASON.format(other="'malformed csv line: ' || lower(any_value(error_type))")
+        + """,
                getvariable('sp_file_idx')
         FROM _csv_rejects GROUP BY line""",
         [str(source.path)],
@@ -244,22 +263,23 @@ def _stage_ndjson(con: duckdb.DuckDBPyConnection, source: SourceFile, read_path:
             FROM lines WHERE line IS NOT NULL AND trim(line) <> ''
         )
         SELECT ? || ':' || CAST(line_no AS VARCHAR), line_no, line,
-               CASE WHEN is_object THEN {text('event_id')} END,
-               CASE WHEN is_object THEN {text('user_id')} END,
-               CASE WHEN is_object THEN {text('event_name')} END,
-               CASE WHEN is_object THEN {get('ts')} IS NOT NULL AND json_type({get('ts')}) <> 'NULL'
-                                        AND coalesce(trim({text('ts')}), 'x') <> '' ELSE false END,
-               CASE WHEN is_object AND json_type({get('ts')}) = 'VARCHAR' THEN try_cast(trim({text('ts')}) AS TIMESTAMPTZ) END,
-               CASE WHEN NOT is_object OR {get('properties')} IS NULL OR json_type({get('properties')}) = 'NULL' THEN NULL
-                    WHEN json_type({get('properties')}) = 'VARCHAR' THEN {text('properties')}
-                    ELSE CAST({get('properties')} AS VARCHAR) END,
+               CASE WHEN is_object THEN {text("event_id")} END,
+               CASE WHEN is_object THEN {text("user_id")} END,
+               CASE WHEN is_object THEN {text("event_name")} END,
+               CASE WHEN is_object THEN {get("ts")} IS NOT NULL AND json_type({get("ts")}) <> 'NULL'
+                                        AND coalesce(trim({text("ts")}), 'x') <> '' ELSE false END,
+               CASE WHEN is_object AND json_type({get("ts")}) = 'VARCHAR' THEN try_cast(trim({text("ts")}) AS TIMESTAMPTZ) END,
+               CASE WHEN NOT is_object OR {get("properties")} IS NULL OR json_type({get("properties")}) = 'NULL' THEN NULL
+                    WHEN json_type({get("properties")}) = 'VARCHAR' THEN {text("properties")}
+                    ELSE CAST({get("properties")} AS VARCHAR) END,
                CASE WHEN NOT is_object THEN 'malformed json line' END,
                getvariable('sp_file_idx')
         FROM parsed
     """
     con.execute(_INSERT.format(target=target) + sql, [str(source.path)])
     con.execute(
-        _INSERT.format(target=target) + f"""
+        _INSERT.format(target=target)
+        + f"""
         SELECT ? || ':' || CAST(line AS VARCHAR), line, {_SKIPPED_LINE_RAW},
                NULL, NULL, NULL, false, NULL, NULL,
                {_SKIPPED_LINE_REASON.format(other="'malformed json line'")}, getvariable('sp_file_idx')

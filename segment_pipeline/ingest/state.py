@@ -76,9 +76,7 @@ def add(con: duckdb.DuckDBPyConnection, rows: str) -> None:
 
 
 def _mark(con: duckdb.DuckDBPyConnection) -> None:
-    con.execute(
-        f"INSERT OR REPLACE INTO {MARKS} VALUES ('users_vocabulary', ?)", [_snapshot_rows(con)]
-    )
+    con.execute(f"INSERT OR REPLACE INTO {MARKS} VALUES ('users_vocabulary', ?)", [_snapshot_rows(con)])
 
 
 def user_count(con: duckdb.DuckDBPyConnection) -> int:

@@ -46,7 +46,9 @@ def adopt_warehouse_state(warehouse_path: Path | str, live_store_path: Path | st
         try:
             con.execute(f"ATTACH {store.sql_string(str(warehouse_path))} AS {_ALIAS} (READ_ONLY)")
         except duckdb.Error as exc:
-            raise AdoptError(f"cannot read the warehouse {warehouse_path} (a run may hold it; try again): {exc}") from exc
+            raise AdoptError(
+                f"cannot read the warehouse {warehouse_path} (a run may hold it; try again): {exc}"
+            ) from exc
         try:
             present = {
                 row[0]
@@ -57,7 +59,9 @@ def adopt_warehouse_state(warehouse_path: Path | str, live_store_path: Path | st
             copied: dict[str, int] = {}
             with transaction(con):
                 for table in [t for t in _STATE if t in present]:
-                    copied[table] = con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM {_ALIAS}.{table}").fetchone()[0]
+                    copied[table] = con.execute(
+                        f"INSERT INTO {table} BY NAME SELECT * FROM {_ALIAS}.{table}"
+                    ).fetchone()[0]
                 if OUTBOX in present:
                     columns = {
                         row[0]
@@ -68,7 +72,11 @@ def adopt_warehouse_state(warehouse_path: Path | str, live_store_path: Path | st
                         ).fetchall()
                     }
                     # retry_step is new: pending rows get the whole schedule, dead ones stay dead
-                    step = "" if "retry_step" in columns else ", CASE WHEN status = 'dead' THEN attempts ELSE 0 END AS retry_step"
+                    step = (
+                        ""
+                        if "retry_step" in columns
+                        else ", CASE WHEN status = 'dead' THEN attempts ELSE 0 END AS retry_step"
+                    )
                     copied[OUTBOX] = con.execute(
                         f"INSERT INTO {OUTBOX} BY NAME SELECT *{step} FROM {_ALIAS}.{OUTBOX}"
                     ).fetchone()[0]

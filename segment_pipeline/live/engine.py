@@ -380,7 +380,9 @@ def _reject_poison(con: duckdb.DuckDBPyConnection, now: datetime) -> int:
         if too_big:
             rejected.append((event_id, f"properties over {MAX_PROPERTIES_BYTES:,} bytes", excerpt))
         elif (depth := json_depth(properties)) > MAX_PROPERTIES_DEPTH:
-            rejected.append((event_id, f"properties nested {depth} levels deep (at most {MAX_PROPERTIES_DEPTH})", excerpt))
+            rejected.append(
+                (event_id, f"properties nested {depth} levels deep (at most {MAX_PROPERTIES_DEPTH})", excerpt)
+            )
     if rejected:
         con.executemany(
             f"INSERT INTO {REJECTED} VALUES ('live event', ?, ?, ?, ?)",

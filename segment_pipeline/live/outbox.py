@@ -165,8 +165,12 @@ class _RefuseRedirects(urllib.request.HTTPRedirectHandler):
 # Only HTTP(S): the default opener would also read file:, data: and ftp: URLs.
 _OPENER = urllib.request.OpenerDirector()
 for _handler in (
-    urllib.request.ProxyHandler(), urllib.request.HTTPHandler(), urllib.request.HTTPSHandler(),
-    urllib.request.HTTPDefaultErrorHandler(), urllib.request.HTTPErrorProcessor(), _RefuseRedirects(),
+    urllib.request.ProxyHandler(),
+    urllib.request.HTTPHandler(),
+    urllib.request.HTTPSHandler(),
+    urllib.request.HTTPDefaultErrorHandler(),
+    urllib.request.HTTPErrorProcessor(),
+    _RefuseRedirects(),
 ):
     _OPENER.add_handler(_handler)
 
@@ -292,6 +296,7 @@ def deliver(
         result.skipped = len(due)
         return result
     check_url(url)
+
     def attempt(row: tuple) -> _Answer:
         key, segment_name, user_id, entered_at, retry_step, payload = row
         body = payload.encode()

@@ -24,11 +24,15 @@ def _when(text: str) -> datetime:
     try:
         return utc_naive(datetime.fromisoformat(text))
     except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an ISO date or date-time, e.g. 2026-11-30 or 2026-11-30T08:00") from None
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not an ISO date or date-time, e.g. 2026-11-30 or 2026-11-30T08:00"
+        ) from None
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m segment_pipeline.live.redrive", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m segment_pipeline.live.redrive", description=__doc__.splitlines()[0]
+    )
     parser.add_argument("--segment", help="only this live segment's entries")
     parser.add_argument("--since", type=_when, help="only entries entered at or after this time (UTC)")
     parser.add_argument("--store", type=Path, help="the live store file (default: from the settings)")
@@ -48,7 +52,9 @@ def main(argv: list[str] | None = None) -> int:
     except duckdb.IOException as exc:
         print(f"error: live store {path} stays busy (another process holds it): {exc}; try again", file=sys.stderr)
         return 1
-    print(f"re-drove {count} dead-lettered entries in {path} ({dead} still dead); the live_segments sensor sends them on its next tick")
+    print(
+        f"re-drove {count} dead-lettered entries in {path} ({dead} still dead); the live_segments sensor sends them on its next tick"
+    )
     return 0
 
 

@@ -37,7 +37,9 @@ def sql_string(text: str) -> str:
 
 
 @contextmanager
-def connect(path: Path | str, *, busy_retries: int = 0, busy_wait_s: float = 0.2) -> Iterator[duckdb.DuckDBPyConnection]:
+def connect(
+    path: Path | str, *, busy_retries: int = 0, busy_wait_s: float = 0.2
+) -> Iterator[duckdb.DuckDBPyConnection]:
     """Open the live store read-write (created with its schemas if new).
 
     ``busy_retries``: how many more times to try, ``busy_wait_s`` apart (doubling), while

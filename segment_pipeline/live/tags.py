@@ -15,19 +15,20 @@ from segment_pipeline.live.outbox import Entry
 from segment_pipeline.segments import history
 
 
-def apply_live_tags(
-    con: duckdb.DuckDBPyConnection, entries: list[Entry], matches: str, new_events: str | None
-) -> None:
+def apply_live_tags(con: duckdb.DuckDBPyConnection, entries: list[Entry], matches: str, new_events: str | None) -> None:
     """Open tags for ``entries`` and close those the new inaction matches contradict.
 
     ``matches`` is the table of (segment_name, role, event_id, user_id, ts) step matches,
     ``new_events`` the table of this call's new events (with ``event_id``); None: no new events.
     """
     history.ensure_tables(con)
-    con.execute("CREATE OR REPLACE TEMP TABLE _live_tag_entries (segment_name VARCHAR, user_id VARCHAR, entered_at TIMESTAMP)")
+    con.execute(
+        "CREATE OR REPLACE TEMP TABLE _live_tag_entries (segment_name VARCHAR, user_id VARCHAR, entered_at TIMESTAMP)"
+    )
     if entries:
         con.executemany(
-            "INSERT INTO _live_tag_entries VALUES (?, ?, ?)", [(e.segment_name, e.user_id, e.entered_at) for e in entries]
+            "INSERT INTO _live_tag_entries VALUES (?, ?, ?)",
+            [(e.segment_name, e.user_id, e.entered_at) for e in entries],
         )
     con.execute(
         """INSERT INTO analytics.segment_tags

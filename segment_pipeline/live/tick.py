@@ -72,10 +72,19 @@ def run_tick(
         result = TickResult()
         with store.connect(store_path, busy_retries=3) as con:
             result.started = start_watermark(con, files, now=now, late_tolerance_seconds=late_tolerance_seconds)
-            result.processed = process_files(con, segments, files, now=now, late_tolerance_seconds=late_tolerance_seconds)
+            result.processed = process_files(
+                con, segments, files, now=now, late_tolerance_seconds=late_tolerance_seconds
+            )
         result.delivery = deliver(
-            store_path, url, now=now, schedule=schedule, timeout_s=timeout_s, deadline=deadline, secret=secret,
-            send=send, concurrency=concurrency,
+            store_path,
+            url,
+            now=now,
+            schedule=schedule,
+            timeout_s=timeout_s,
+            deadline=deadline,
+            secret=secret,
+            send=send,
+            concurrency=concurrency,
         )
         with store.connect(store_path, busy_retries=3) as con:
             result.outbox = dict(con.execute(f"SELECT status, count(*) FROM {OUTBOX} GROUP BY 1 ORDER BY 1").fetchall())

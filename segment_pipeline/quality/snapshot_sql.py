@@ -70,12 +70,14 @@ def check_loaded_slice(
         [min_ts, max_ts_exclusive],
     ).fetchone()
     rows, *rule_counts, out_of_range = counted
-    required_counts = dict(zip(
-        [f"expect_column_values_to_not_be_null({c})" for c in nulls]
-        + [f"expect_column_values_to_match_regex({c})" for c in blanks],
-        rule_counts,
-        strict=True,
-    ))
+    required_counts = dict(
+        zip(
+            [f"expect_column_values_to_not_be_null({c})" for c in nulls]
+            + [f"expect_column_values_to_match_regex({c})" for c in blanks],
+            rule_counts,
+            strict=True,
+        )
+    )
     in_slice_repeats, elsewhere = con.execute(
         """SELECT count(*) FILTER (WHERE in_slice > 1), count(*)
            FROM (SELECT s.event_id, count(*) OVER (PARTITION BY s.event_id) AS in_slice
@@ -100,10 +102,14 @@ def check_loaded_slice(
     return (
         _counted(required, rows, required_counts),
         _counted(timestamps, rows, {"expect_column_values_to_be_between(ts)": out_of_range}),
-        _counted(unique, rows, {
-            "expect_column_values_to_be_unique(event_id)": in_slice_repeats,
-            "expect_column_values_to_be_between(id_occurrences)": elsewhere,
-        }),
+        _counted(
+            unique,
+            rows,
+            {
+                "expect_column_values_to_be_unique(event_id)": in_slice_repeats,
+                "expect_column_values_to_be_between(id_occurrences)": elsewhere,
+            },
+        ),
     )
 
 
@@ -111,7 +117,8 @@ def _counted(outcome: SuiteOutcome, rows: int, counts: dict[str, int]) -> SuiteO
     """The suite's wording and examples from the sample, its counts and verdicts from the warehouse."""
     outcomes = [
         replace(o, unexpected_count=counts[o.expectation], success=counts[o.expectation] == 0)
-        if o.expectation in counts else o
+        if o.expectation in counts
+        else o
         for o in outcome.outcomes
     ]
     return replace(outcome, evaluated_rows=rows, outcomes=outcomes, success=all(o.success for o in outcomes))

@@ -64,10 +64,7 @@ def check_required_columns(df: pd.DataFrame) -> SuiteOutcome:
             exact_match=False,
             description="the snapshot has every required column",
         ),
-        *(
-            E.ExpectColumnValuesToNotBeNull(column=c, description=f"every event has its {c}")
-            for c in REQUIRED_COLUMNS
-        ),
+        *(E.ExpectColumnValuesToNotBeNull(column=c, description=f"every event has its {c}") for c in REQUIRED_COLUMNS),
         *(
             E.ExpectColumnValuesToMatchRegex(column=c, regex=NOT_BLANK, description=f"no event has a blank {c}")
             for c in ("user_id", "event_name")

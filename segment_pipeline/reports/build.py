@@ -92,9 +92,19 @@ def goal_page(night: GoalNight, run_url: RunUrl | None = None) -> Page:
         page.chart(charts.conversion_by_bucket(night.uplift_by_bucket))
         page.table(
             ["bucket at creation", "test", "control", "test rate", "control rate", "uplift pts", "95% CI pts", "p"],
-            [[r["bucket"], f"{r['test_achievers']}/{r['test_users']}", f"{r['control_achievers']}/{r['control_users']}",
-              _pct(r["test_rate"]), _pct(r["control_rate"]), _pts(r["abs_uplift"]),
-              f"{_pts(r['ci_low'])} to {_pts(r['ci_high'])}", _p(r["p_value"])] for r in night.uplift_by_bucket],
+            [
+                [
+                    r["bucket"],
+                    f"{r['test_achievers']}/{r['test_users']}",
+                    f"{r['control_achievers']}/{r['control_users']}",
+                    _pct(r["test_rate"]),
+                    _pct(r["control_rate"]),
+                    _pts(r["abs_uplift"]),
+                    f"{_pts(r['ci_low'])} to {_pts(r['ci_high'])}",
+                    _p(r["p_value"]),
+                ]
+                for r in night.uplift_by_bucket
+            ],
         )
 
     page.heading("Model quality over prediction dates")
@@ -113,23 +123,35 @@ def standing_sentences(night: GoalNight) -> list[str]:
     if (f := night.latest_forecast) is not None:
         a, lo, hi = f["actual_cumulative"], f["predicted_low"], f["predicted_high"]
         where = "above" if a > hi else "below" if a < lo else "within"
-        out.append(f"By {f['day']}: {a:,} achievers against {f['predicted_cumulative']:,.1f} forecast "
-                   f"(90% interval {lo:,.1f} to {hi:,.1f}): {where} the forecast.")
+        out.append(
+            f"By {f['day']}: {a:,} achievers against {f['predicted_cumulative']:,.1f} forecast "
+            f"(90% interval {lo:,.1f} to {hi:,.1f}): {where} the forecast."
+        )
     passed = [row for row in night.value_forecast if row["actual_value_cumulative"] is not None]
     if passed:
         f = passed[-1]
         a, lo, hi = f["actual_value_cumulative"], f["predicted_value_low"], f["predicted_value_high"]
         where = "above" if a > hi else "below" if a < lo else "within"
-        out.append(f"Value by {f['day']}: {a:,.2f} against {f['predicted_value_cumulative']:,.2f} forecast "
-                   f"(90% interval {lo:,.2f} to {hi:,.2f}): {where} the forecast.")
+        out.append(
+            f"Value by {f['day']}: {a:,.2f} against {f['predicted_value_cumulative']:,.2f} forecast "
+            f"(90% interval {lo:,.2f} to {hi:,.2f}): {where} the forecast."
+        )
     if night.value_uplift and night.value_uplift[-1]["as_of_date"] == night.as_of.isoformat():
         v = night.value_uplift[-1]
-        low, high = (f"{v['value_ci_low']:+,.2f}", f"{v['value_ci_high']:+,.2f}") if v["value_ci_low"] is not None else ("?", "?")
-        out.append(f"Value per user: test {v['test_value_per_user']:,.2f} vs control {v['control_value_per_user']:,.2f}: "
-                   f"uplift {v['value_uplift']:+,.2f} (95% Welch CI {low} to {high}).")
+        low, high = (
+            (f"{v['value_ci_low']:+,.2f}", f"{v['value_ci_high']:+,.2f}")
+            if v["value_ci_low"] is not None
+            else ("?", "?")
+        )
+        out.append(
+            f"Value per user: test {v['test_value_per_user']:,.2f} vs control {v['control_value_per_user']:,.2f}: "
+            f"uplift {v['value_uplift']:+,.2f} (95% Welch CI {low} to {high})."
+        )
     if (u := night.latest_uplift) is not None and u["abs_uplift"] is not None:
-        out.append(f"Test {_pct(u['test_rate'])} vs control {_pct(u['control_rate'])}: uplift {_pts(u['abs_uplift'])} pts "
-                   f"(95% CI {_pts(u['ci_low'])} to {_pts(u['ci_high'])}), p {_p_phrase(u['p_value'])}.")
+        out.append(
+            f"Test {_pct(u['test_rate'])} vs control {_pct(u['control_rate'])}: uplift {_pts(u['abs_uplift'])} pts "
+            f"(95% CI {_pts(u['ci_low'])} to {_pts(u['ci_high'])}), p {_p_phrase(u['p_value'])}."
+        )
     return out
 
 
@@ -139,8 +161,17 @@ def index_page(con: duckdb.DuckDBPyConnection, as_of: date, nights: dict[str, Go
     if nights:
         page.table(
             ["goal", "status", "achievers", "forecast", "uplift pts", "message"],
-            [[Markup(link(f"{goal_slug(n)}.html", n)), g.status, g.numbers().get("achievers"),
-              g.numbers().get("forecast"), _pts(g.numbers().get("uplift")), g.message] for n, g in nights.items()],
+            [
+                [
+                    Markup(link(f"{goal_slug(n)}.html", n)),
+                    g.status,
+                    g.numbers().get("achievers"),
+                    g.numbers().get("forecast"),
+                    _pts(g.numbers().get("uplift")),
+                    g.message,
+                ]
+                for n, g in nights.items()
+            ],
         )
     else:
         page.paragraph("No goal has a status on this night.", "note")

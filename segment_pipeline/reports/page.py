@@ -71,9 +71,7 @@ class Page:
 
     def table(self, columns: list[str], rows: list[list]) -> None:
         head = "".join(f"<th>{html.escape(c)}</th>" for c in columns)
-        body = "".join(
-            "<tr>" + "".join(_cell(v) for v in row) + "</tr>" for row in rows
-        )
+        body = "".join("<tr>" + "".join(_cell(v) for v in row) + "</tr>" for row in rows)
         self.parts.append(f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>")
 
     def chart(self, spec: dict) -> None:
@@ -86,13 +84,16 @@ class Page:
             f'<script type="application/json" id="chart-{i}-spec">{_json_for_script(spec)}</script>'
             for i, spec in enumerate(self.charts)
         )
-        scripts = f'<script type="module">{vega_bundle()}</script><script type="module">{_RENDER}</script>' \
-            if self.charts else ""
+        scripts = (
+            f'<script type="module">{vega_bundle()}</script><script type="module">{_RENDER}</script>'
+            if self.charts
+            else ""
+        )
         return (
-            "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\">"
+            '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
             f"<title>{html.escape(self.title)}</title><style>{_STYLE}</style></head><body>"
-            f"<h1>{html.escape(self.title)}</h1><p class=\"sub\">{html.escape(self.subtitle)}</p>"
-            f"{''.join(self.parts)}<div id=\"errors\"></div>{specs}{scripts}</body></html>"
+            f'<h1>{html.escape(self.title)}</h1><p class="sub">{html.escape(self.subtitle)}</p>'
+            f'{"".join(self.parts)}<div id="errors"></div>{specs}{scripts}</body></html>'
         )
 
 

@@ -68,9 +68,7 @@ def replace_day(con: duckdb.DuckDBPyConnection, as_of: date, members_table: str,
         f"INSERT INTO analytics.segment_memberships SELECT DISTINCT ?, segment_name, user_id FROM {members_table} ORDER BY 2, 3",
         [as_of],
     )
-    con.execute(
-        "INSERT INTO pipeline_state.segment_evaluations SELECT ?, unnest(?)", [as_of, segment_names]
-    )
+    con.execute("INSERT INTO pipeline_state.segment_evaluations SELECT ?, unnest(?)", [as_of, segment_names])
 
 
 def update_tags(con: duckdb.DuckDBPyConnection, as_of: date) -> str:
@@ -87,7 +85,9 @@ def update_tags(con: duckdb.DuckDBPyConnection, as_of: date) -> str:
         con.execute(_REBUILD_TAGS)
         # Only past segments' tags come from memberships; live-segment tags are the sensor's.
         con.execute(f"DELETE FROM analytics.segment_tags WHERE segment_name IN ({_PAST_SEGMENTS})")
-        con.execute("INSERT INTO analytics.segment_tags SELECT * FROM _rebuilt_tags ORDER BY segment_name, user_id, created_at")
+        con.execute(
+            "INSERT INTO analytics.segment_tags SELECT * FROM _rebuilt_tags ORDER BY segment_name, user_id, created_at"
+        )
         con.execute("DROP TABLE _rebuilt_tags")
         return "rebuilt"
     at = [as_of]

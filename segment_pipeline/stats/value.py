@@ -63,10 +63,13 @@ def value_uplift(test: np.ndarray, control: np.ndarray, alpha: float = 0.05) -> 
         return None if v is None or not math.isfinite(v) else float(v)
 
     return ValueUplift(
-        len(a), len(b),
+        len(a),
+        len(b),
         number(float(a.mean())) if len(a) else None,
         number(float(b.mean())) if len(b) else None,
-        number(diff), number(low), number(high),
+        number(diff),
+        number(low),
+        number(high),
     )
 
 

@@ -18,9 +18,12 @@ def export_tables(con: duckdb.DuckDBPyConnection, out_dir: Path) -> dict[str, in
     a temporary file renamed into place, so a reader never sees half a file.
     """
     out_dir.mkdir(parents=True, exist_ok=True)
-    names = [r[0] for r in con.execute(
-        "SELECT table_name FROM information_schema.tables WHERE table_schema = ? ORDER BY 1", [ANALYTICS]
-    ).fetchall()]
+    names = [
+        r[0]
+        for r in con.execute(
+            "SELECT table_name FROM information_schema.tables WHERE table_schema = ? ORDER BY 1", [ANALYTICS]
+        ).fetchall()
+    ]
     written = {}
     for name in names:
         target = out_dir / f"{name}.parquet"

@@ -120,8 +120,12 @@ class WarehouseLock:
                 time.sleep(delay)
                 delay = min(delay * 2, 5.0)
         self.previous = read_holder(self.published)
-        record = {"pid": os.getpid(), "host": socket.gethostname(), "owner": self.owner,
-                  "since": datetime.now(UTC).isoformat(timespec="seconds")}
+        record = {
+            "pid": os.getpid(),
+            "host": socket.gethostname(),
+            "owner": self.owner,
+            "since": datetime.now(UTC).isoformat(timespec="seconds"),
+        }
         os.ftruncate(fd, 0)
         os.pwrite(fd, json.dumps(record).encode(), 0)
         self._fd = fd

@@ -19,8 +19,11 @@ from segment_pipeline_tests.defs.conftest import small_demo_resources
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 DG = Path(sys.executable).parent / "dg"
-INGEST = [a for a in defs.assets or [] if isinstance(a, dg.AssetsDefinition)
-          and set(a.group_names_by_key.values()) == {"ingest"}]
+INGEST = [
+    a
+    for a in defs.assets or []
+    if isinstance(a, dg.AssetsDefinition) and set(a.group_names_by_key.values()) == {"ingest"}
+]
 INGEST_KEYS = {key for a in INGEST for key in a.keys}
 INGEST_CHECKS = [c for c in defs.asset_checks or [] if {k.asset_key for k in c.check_keys} <= INGEST_KEYS]
 
@@ -42,7 +45,8 @@ def test_a_broken_file_is_reported_and_the_run_loads_the_others(tmp_path):
     assert result.success, failure_messages(result)
     rejected_meta = result.asset_materializations_for_node("event_snapshots")[1].metadata
     assert rejected_meta["unreadable_files"].value == {
-        str((src / "cut.parquet").resolve()): "unreadable file: not a Parquet file (empty or truncated?)"}
+        str((src / "cut.parquet").resolve()): "unreadable file: not a Parquet file (empty or truncated?)"
+    }
     with duckdb.connect(str(tmp_path / "warehouse.duckdb"), read_only=True) as con:
         assert con.execute("SELECT count(*) FROM analytics.event_snapshots").fetchone()[0] == 300
 
@@ -73,8 +77,11 @@ def _read_only_folder(tmp: Path) -> Path:
     [
         (_file_in_the_way, "is a file where a folder should be"),
         (_a_folder, "is a folder, not a file"),
-        pytest.param(_read_only_folder, "permission denied", marks=pytest.mark.skipif(
-            os.geteuid() == 0, reason="root writes into read-only folders")),
+        pytest.param(
+            _read_only_folder,
+            "permission denied",
+            marks=pytest.mark.skipif(os.geteuid() == 0, reason="root writes into read-only folders"),
+        ),
     ],
 )
 def test_an_unusable_warehouse_path_fails_with_one_line_naming_it(tmp_path, make_path, says):
@@ -92,11 +99,21 @@ def test_an_unusable_warehouse_path_fails_with_one_line_naming_it(tmp_path, make
 def dg_launch(tmp_path: Path, *args: str, **env: str) -> subprocess.CompletedProcess:
     environ = {k: v for k, v in os.environ.items() if not k.startswith(("SEGMENT_PIPELINE_", "DAGSTER_", "MLFLOW_"))}
     (tmp_path / "dagster_home").mkdir(exist_ok=True)  # run history of its own, not the project's
-    environ.update(VIRTUAL_ENV=str(Path(sys.executable).parents[1]), MLFLOW_TRACKING_URI=(tmp_path / "mlruns").as_uri(),
-                   DAGSTER_HOME=str(tmp_path / "dagster_home"),
-                   SEGMENT_PIPELINE_WAREHOUSE=str(tmp_path / "warehouse.duckdb"), **env)
-    return subprocess.run([str(DG), "launch", "--job", "nightly_refresh", *args], cwd=PROJECT_ROOT, env=environ,
-                          capture_output=True, text=True, timeout=600)
+    environ.update(
+        VIRTUAL_ENV=str(Path(sys.executable).parents[1]),
+        MLFLOW_TRACKING_URI=(tmp_path / "mlruns").as_uri(),
+        DAGSTER_HOME=str(tmp_path / "dagster_home"),
+        SEGMENT_PIPELINE_WAREHOUSE=str(tmp_path / "warehouse.duckdb"),
+        **env,
+    )
+    return subprocess.run(
+        [str(DG), "launch", "--job", "nightly_refresh", *args],
+        cwd=PROJECT_ROOT,
+        env=environ,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
 
 
 def test_dg_launch_of_a_day_outside_the_partitions_prints_one_line(tmp_path):
@@ -107,8 +124,7 @@ def test_dg_launch_of_a_day_outside_the_partitions_prints_one_line(tmp_path):
     cases = {
         "1990-01-01": "is before the first partition",
         today.isoformat(): "has not ended yet",
-        f"{(START_DATE - timedelta(days=3)).isoformat()}...{(START_DATE + timedelta(days=1)).isoformat()}":
-            "is before the first partition",
+        f"{(START_DATE - timedelta(days=3)).isoformat()}...{(START_DATE + timedelta(days=1)).isoformat()}": "is before the first partition",
     }
     for key, says in cases.items():
         option = "--partition-range" if "..." in key else "--partition"
@@ -133,21 +149,28 @@ def test_dg_launch_of_a_1995_day_on_history_from_1970_runs_the_whole_graph(tmp_p
         for i, row in enumerate(make_events(3000, prefix="n", users=40))
     ]
     write_events(tmp_path / "history.parquet", rows)
-    done = dg_launch(tmp_path, "--partition", "1995-03-01", SEGMENT_PIPELINE_START_DATE="1995-03-01",
-                     SEGMENT_PIPELINE_EVENTS=str(tmp_path / "history.parquet"))
+    done = dg_launch(
+        tmp_path,
+        "--partition",
+        "1995-03-01",
+        SEGMENT_PIPELINE_START_DATE="1995-03-01",
+        SEGMENT_PIPELINE_EVENTS=str(tmp_path / "history.parquet"),
+    )
     output = done.stdout + done.stderr
     assert done.returncode == 0, output[-4000:]
     with dg.DagsterInstance.from_config(str(tmp_path / "dagster_home")) as instance:
         evaluations = [
             r.event_log_entry.dagster_event.event_specific_data
             for r in instance.get_records_for_run(
-                instance.get_runs()[0].run_id, of_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION).records
+                instance.get_runs()[0].run_id, of_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION
+            ).records
         ]
     passed = {e.check_name for e in evaluations if e.passed}
     assert {"required_columns_present", "timestamps_inside_loaded_range", "event_ids_unique"} <= passed, evaluations
     with duckdb.connect(str(tmp_path / "warehouse.duckdb"), read_only=True) as con:
         first, count = con.execute("SELECT min(ts), count(*) FROM analytics.event_snapshots").fetchone()
-        members = con.execute("SELECT count(*) FROM analytics.segment_memberships WHERE as_of_date = ?",
-                              [date(1995, 3, 1)]).fetchone()[0]
+        members = con.execute(
+            "SELECT count(*) FROM analytics.segment_memberships WHERE as_of_date = ?", [date(1995, 3, 1)]
+        ).fetchone()[0]
     assert first == datetime(1970, 1, 1) and count == 3500
     assert members > 0

@@ -52,12 +52,20 @@ def test_landed_files_enter_users_and_every_entry_reaches_the_webhook_once(tmp_p
     events.mkdir()
     now = datetime.now(UTC).replace(tzinfo=None)
     old = now - timedelta(minutes=30)  # deadlines long past the 30-second tolerance
-    write(events / "batch1.ndjson", [
-        {"event_id": "a1", "user_id": "u1", "event_name": "app_launch", "ts": old.isoformat()},
-        {"event_id": "c1", "user_id": "u2", "event_name": "checkout_viewed", "ts": old.isoformat()},
-        {"event_id": "c2", "user_id": "u3", "event_name": "checkout_viewed", "ts": old.isoformat()},
-        {"event_id": "p3", "user_id": "u3", "event_name": "charged", "ts": (old + timedelta(minutes=2)).isoformat()},
-    ])
+    write(
+        events / "batch1.ndjson",
+        [
+            {"event_id": "a1", "user_id": "u1", "event_name": "app_launch", "ts": old.isoformat()},
+            {"event_id": "c1", "user_id": "u2", "event_name": "checkout_viewed", "ts": old.isoformat()},
+            {"event_id": "c2", "user_id": "u3", "event_name": "checkout_viewed", "ts": old.isoformat()},
+            {
+                "event_id": "p3",
+                "user_id": "u3",
+                "event_name": "charged",
+                "ts": (old + timedelta(minutes=2)).isoformat(),
+            },
+        ],
+    )
     server.fail_first = 1  # the webhook is down for the first request: the entry is retried, not lost
     live_store = tmp_path / "warehouse.live.duckdb"
     with store.connect(live_store) as con:  # the sensor has been running for an hour: these events are live
@@ -75,16 +83,21 @@ def test_landed_files_enter_users_and_every_entry_reaches_the_webhook_once(tmp_p
     delivered = {(body["segment"], body["user_id"]) for _, body in server.accepted}
     assert delivered == {("app launched now", "u1"), ("checkout abandoned", "u2")}  # u3 bought within 5 minutes
 
-    write(events / "batch2.ndjson", [
-        {"event_id": "a2", "user_id": "u4", "event_name": "app_launch", "ts": now.isoformat()},
-    ])
+    write(
+        events / "batch2.ndjson",
+        [
+            {"event_id": "a2", "user_id": "u4", "event_name": "app_launch", "ts": now.isoformat()},
+        ],
+    )
     tick(resources)
     with duckdb.connect(str(live_store), read_only=True) as con:
         rows = con.execute(
             "SELECT segment_name, user_id, delivered_at IS NOT NULL, attempts FROM analytics.live_segment_entries ORDER BY 2"
         ).fetchall()
     assert [(s, u, d) for s, u, d, _ in rows] == [
-        ("app launched now", "u1", True), ("checkout abandoned", "u2", True), ("app launched now", "u4", True)
+        ("app launched now", "u1", True),
+        ("checkout abandoned", "u2", True),
+        ("app launched now", "u4", True),
     ]
     assert sum(n for *_, n in rows) == 4  # three entries, one of them tried twice
     assert not (tmp_path / "warehouse.duckdb").exists()  # the sensor never opens the warehouse
@@ -107,10 +120,18 @@ def test_the_sensor_turned_on_over_months_of_files_posts_nothing_old(tmp_path, r
     events = tmp_path / "events"
     events.mkdir()
     months_ago = datetime.now(UTC).replace(tzinfo=None) - timedelta(days=90)
-    write(events / "history.ndjson", [
-        {"event_id": f"h{i}", "user_id": f"u{i}", "event_name": "app_launch", "ts": (months_ago + timedelta(hours=i)).isoformat()}
-        for i in range(200)
-    ])
+    write(
+        events / "history.ndjson",
+        [
+            {
+                "event_id": f"h{i}",
+                "user_id": f"u{i}",
+                "event_name": "app_launch",
+                "ts": (months_ago + timedelta(hours=i)).isoformat(),
+            }
+            for i in range(200)
+        ],
+    )
     resources = {
         "sources": EventSourcesResource(events=str(events / "*.ndjson"), demo_dir=str(tmp_path / "demo")),
         "project_config": ConfigResource(config_dir=str(config)),
@@ -118,8 +139,11 @@ def test_the_sensor_turned_on_over_months_of_files_posts_nothing_old(tmp_path, r
     }
     first = tick(resources)
     assert "first start: 1 file(s) already present" in first and "0 entries" in first, first
-    write(events / "fresh.ndjson", [
-        {"event_id": "f1", "user_id": "u1", "event_name": "app_launch", "ts": datetime.now(UTC).isoformat()},
-    ])
+    write(
+        events / "fresh.ndjson",
+        [
+            {"event_id": "f1", "user_id": "u1", "event_name": "app_launch", "ts": datetime.now(UTC).isoformat()},
+        ],
+    )
     assert "1 entries" in tick(resources)
     assert [body["user_id"] for _, body in server.accepted] == ["u1"]

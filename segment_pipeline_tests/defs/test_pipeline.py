@@ -19,8 +19,12 @@ CHECKS = list(defs.asset_checks or [])
 
 def table_dump(path) -> dict[str, list]:
     with duckdb.connect(str(path), read_only=True) as con:
-        tables = [r[0] for r in con.execute(
-            "SELECT table_name FROM information_schema.tables WHERE table_schema = 'analytics' ORDER BY 1").fetchall()]
+        tables = [
+            r[0]
+            for r in con.execute(
+                "SELECT table_name FROM information_schema.tables WHERE table_schema = 'analytics' ORDER BY 1"
+            ).fetchall()
+        ]
         return {t: sorted(map(repr, con.execute(f'SELECT * FROM analytics."{t}"').fetchall())) for t in tables}
 
 
@@ -55,10 +59,12 @@ def test_the_next_day_loads_only_that_day(tmp_path):
     loaded = result.asset_materializations_for_node("event_snapshots")[0].metadata["loaded_rows"].value
     with duckdb.connect(str(tmp_path / "warehouse.duckdb"), read_only=True) as con:
         per_day = con.execute(
-            "SELECT count(*) FROM analytics.event_snapshots WHERE snapshot_date = '2026-02-21'").fetchone()[0]
+            "SELECT count(*) FROM analytics.event_snapshots WHERE snapshot_date = '2026-02-21'"
+        ).fetchone()[0]
         outside = con.execute(
             "SELECT count(*) FROM analytics.event_snapshots WHERE snapshot_date = '2026-02-21' "
-            "AND ts::DATE <> '2026-02-21'").fetchone()[0]
+            "AND ts::DATE <> '2026-02-21'"
+        ).fetchone()[0]
     assert loaded == per_day > 0 and outside == 0
 
 
@@ -98,9 +104,16 @@ def test_quality_checks_run_with_the_load_and_pass_on_the_demo(tmp_path):
     result = run(small_demo_resources(tmp_path))
     checks = check_results(result)
     assert {
-        "required_columns_present", "timestamps_inside_loaded_range", "event_ids_unique", "daily_volume_normal"
+        "required_columns_present",
+        "timestamps_inside_loaded_range",
+        "event_ids_unique",
+        "daily_volume_normal",
     } <= set(checks)
-    blocking = {k: v for k, v in checks.items() if k in ("required_columns_present", "timestamps_inside_loaded_range", "event_ids_unique")}
+    blocking = {
+        k: v
+        for k, v in checks.items()
+        if k in ("required_columns_present", "timestamps_inside_loaded_range", "event_ids_unique")
+    }
     assert all(c.passed for c in blocking.values()), {k: c.description for k, c in blocking.items()}
 
 
@@ -135,7 +148,7 @@ def test_a_broken_segment_definition_stops_the_run_before_anything_is_written(tm
     # Break rule 2 of "charged 3 times": a past segment needs a time frame of at least one day.
     block = text.index("segmentName: charged 3 times")
     frame = text.index("segmentTimeframe: 90", block)
-    broken = text[:frame] + "segmentTimeframe: 0" + text[frame + len("segmentTimeframe: 90"):]
+    broken = text[:frame] + "segmentTimeframe: 0" + text[frame + len("segmentTimeframe: 90") :]
     assert broken != text
     (config_dir / "segments.yaml").write_text(broken)
 

@@ -35,7 +35,9 @@ def _launch(tmp: Path, day: str, home: Path) -> subprocess.Popen:
     home.mkdir(parents=True, exist_ok=True)
     return subprocess.Popen(
         [sys.executable, "-c", textwrap.dedent(RUN_IN_SUBPROCESS), str(tmp), day, str(home)],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
     )
 
 
@@ -44,15 +46,21 @@ def test_a_reader_holding_the_warehouse_through_a_whole_run_sees_one_day_and_the
     assert run(resources, "2026-02-20").success
     path = tmp_path / "warehouse.duckdb"
     reader = subprocess.Popen(
-        [sys.executable, "-c", textwrap.dedent(f"""
+        [
+            sys.executable,
+            "-c",
+            textwrap.dedent(f"""
             import duckdb, sys
             con = duckdb.connect({str(path)!r}, read_only=True)
             q = "SELECT max(snapshot_date)::VARCHAR, count(*) FROM analytics.event_snapshots"
             print(con.sql(q).fetchone(), flush=True)
             sys.stdin.readline()
             print(con.sql(q).fetchone(), flush=True)
-        """)],
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+        """),
+        ],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
     )
     try:
         before = reader.stdout.readline().strip()
@@ -65,7 +73,10 @@ def test_a_reader_holding_the_warehouse_through_a_whole_run_sees_one_day_and_the
         reader.kill()
         reader.wait()
     with duckdb.connect(str(path), read_only=True) as con:
-        assert con.execute("SELECT max(snapshot_date)::VARCHAR FROM analytics.event_snapshots").fetchone()[0] == "2026-02-21"
+        assert (
+            con.execute("SELECT max(snapshot_date)::VARCHAR FROM analytics.event_snapshots").fetchone()[0]
+            == "2026-02-21"
+        )
 
 
 def test_two_runs_at_once_take_turns_and_give_the_tables_of_one(tmp_path: Path) -> None:
@@ -118,8 +129,12 @@ def test_each_publish_brings_in_the_live_stores_entries(tmp_path: Path) -> None:
     resources["warehouse"] = WarehouseResource(path=str(tmp_path / "warehouse.duckdb"), live_store=str(live))
     assert run(resources, "2026-02-20").success
     with duckdb.connect(str(tmp_path / "warehouse.duckdb"), read_only=True) as con:
-        entries = con.execute("SELECT segment_name, user_id FROM analytics.live_segment_entries ORDER BY ALL").fetchall()
+        entries = con.execute(
+            "SELECT segment_name, user_id FROM analytics.live_segment_entries ORDER BY ALL"
+        ).fetchall()
     with duckdb.connect(str(live), read_only=True) as con:
-        assert entries == con.execute(
-            "SELECT segment_name, user_id FROM analytics.live_segment_entries ORDER BY ALL").fetchall()
+        assert (
+            entries
+            == con.execute("SELECT segment_name, user_id FROM analytics.live_segment_entries ORDER BY ALL").fetchall()
+        )
     assert entries

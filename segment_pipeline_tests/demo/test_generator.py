@@ -69,12 +69,7 @@ def _prop(key: str) -> pl.Expr:
 
 
 def _half_counts(tables: DemoTables, name: str, lo: datetime, hi: datetime, alias: str):
-    return (
-        _named(tables, name)
-        .filter(pl.col("ts").is_between(lo, hi, closed="left"))
-        .group_by("user_id")
-        .len(alias)
-    )
+    return _named(tables, name).filter(pl.col("ts").is_between(lo, hi, closed="left")).group_by("user_id").len(alias)
 
 
 # --- determinism --------------------------------------------------------------
@@ -227,11 +222,7 @@ def test_nothing_after_an_uninstall(medium: DemoTables) -> None:
 
 
 def test_goal_campaign_goes_only_to_the_test_group_in_san_francisco(full: DemoTables) -> None:
-    pushed = (
-        _named(full, "campaign_sent")
-        .filter(_prop("campaign") == "concert_push")
-        .select("user_id", "ts")
-    )
+    pushed = _named(full, "campaign_sent").filter(_prop("campaign") == "concert_push").select("user_id", "ts")
     assert pushed["ts"].dt.date().unique().to_list() == [date(2026, 6, 8)]
     recipients = set(pushed["user_id"])
     assert len(recipients) == pushed.height > 1000
@@ -263,9 +254,7 @@ def test_goal_campaign_lifts_june_concert_conversion(full: DemoTables) -> None:
         .to_list()
     )
     converted = set(
-        _named(full, "charged").filter((pl.col("ts") >= JUNE) & (_prop("category") == "concert"))[
-            "user_id"
-        ]
+        _named(full, "charged").filter((pl.col("ts") >= JUNE) & (_prop("category") == "concert"))["user_id"]
     )
     groups: dict[str, list[bool]] = {TEST: [], CONTROL: []}
     for user in target:
@@ -280,9 +269,7 @@ def test_goal_campaign_lifts_june_concert_conversion(full: DemoTables) -> None:
 # --- writing files ------------------------------------------------------------------
 
 
-def test_generate_demo_writes_monthly_files_and_reuses_them(
-    tmp_path: Path, small: DemoTables
-) -> None:
+def test_generate_demo_writes_monthly_files_and_reuses_them(tmp_path: Path, small: DemoTables) -> None:
     out = tmp_path / "demo"
     files = generate_demo(out, SMALL)
     assert [p.name for p in files.event_files] == [
@@ -358,8 +345,7 @@ def _rule_breaches(segment: dict) -> list[str]:
         1: subtype in ({"past": range(1, 5), "live": range(1, 3)}[kind]),
         2: (segment["segmentTimeframe"] == 0) == (kind == "live"),
         3: has_profile == (kind == "past" and subtype in (3, 4)),
-        4: steps[-1]["expTimeframe"] == 0
-        and (kind == "live" or all(s["expTimeframe"] == 0 for s in steps)),
+        4: steps[-1]["expTimeframe"] == 0 and (kind == "live" or all(s["expTimeframe"] == 0 for s in steps)),
         5: kind == "past" or all(s["expTimeframe"] >= 5 for s in steps[:-1]),
         6: len(steps) <= 10,
         7: all(s["actionInaction"] in ("action", "inaction") for s in steps),

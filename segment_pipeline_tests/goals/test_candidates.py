@@ -16,8 +16,17 @@ from segment_pipeline.goals.model_quality import hanley_mcneil_interval, night_q
 from segment_pipeline.goals.training import time_split
 
 FEATURES = [
-    "horizon_days", "bgnbd_x", "bgnbd_t_x", "bgnbd_T", "life_days_since_last_event", "life_active_days",
-    "tenure_days", "goal_life_days", "goal_days_since_last_life", "goal_days_since_first", "noise",
+    "horizon_days",
+    "bgnbd_x",
+    "bgnbd_t_x",
+    "bgnbd_T",
+    "life_days_since_last_event",
+    "life_active_days",
+    "tenure_days",
+    "goal_life_days",
+    "goal_days_since_last_life",
+    "goal_days_since_first",
+    "noise",
 ]
 
 
@@ -39,15 +48,26 @@ def bgnbd_frame(users: int = 4000, anchors: int = 4, window_weeks: float = 4.0, 
             x[i], t_x[i] = len(before), before.max() if len(before) else 0.0
             label[i] = int(((t >= since) & (t < since + window_weeks)).any())
         T = (tau - born) * 7
-        frames.append(pl.DataFrame({
-            "user_id": [f"u{i}" for i in range(users)],
-            "anchor": date(2026, 1, 5) + timedelta(weeks=tau),
-            "horizon_days": 28.0, "label": label,
-            "bgnbd_x": x, "bgnbd_t_x": t_x * 7, "bgnbd_T": T,
-            "life_days_since_last_event": T - t_x * 7, "life_active_days": x + 1, "tenure_days": T,
-            "goal_life_days": x + 1, "goal_days_since_last_life": T - t_x * 7, "goal_days_since_first": T,
-            "noise": rng.normal(size=users),
-        }))
+        frames.append(
+            pl.DataFrame(
+                {
+                    "user_id": [f"u{i}" for i in range(users)],
+                    "anchor": date(2026, 1, 5) + timedelta(weeks=tau),
+                    "horizon_days": 28.0,
+                    "label": label,
+                    "bgnbd_x": x,
+                    "bgnbd_t_x": t_x * 7,
+                    "bgnbd_T": T,
+                    "life_days_since_last_event": T - t_x * 7,
+                    "life_active_days": x + 1,
+                    "tenure_days": T,
+                    "goal_life_days": x + 1,
+                    "goal_days_since_last_life": T - t_x * 7,
+                    "goal_days_since_first": T,
+                    "noise": rng.normal(size=users),
+                }
+            )
+        )
     return pl.concat(frames)
 
 
@@ -130,7 +150,9 @@ def test_hanley_mcneil_interval_matches_the_worked_value():
 def test_night_quality_figures():
     scores = np.array([0.9, 0.8, 0.3, 0.2, 0.1])
     labels = np.array([1, 0, 1, 0, 0])
-    got = night_quality(scores, labels, ["most_likely", "most_likely", "moderately_likely", "least_likely", "least_likely"])
+    got = night_quality(
+        scores, labels, ["most_likely", "most_likely", "moderately_likely", "least_likely", "least_likely"]
+    )
     assert got["users"] == 5 and got["achievers"] == 2 and got["predicted_achievers"] == pytest.approx(2.3)
     assert got["auc"] == pytest.approx(5 / 6)
     assert got["brier"] == pytest.approx((0.01 + 0.64 + 0.49 + 0.04 + 0.01) / 5)

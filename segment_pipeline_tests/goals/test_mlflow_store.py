@@ -15,8 +15,10 @@ import pytest
 
 from segment_pipeline.goals.mlflow_store import ensure_sqlite_store
 
-CREATE = "import sys; from pathlib import Path; from segment_pipeline.goals.mlflow_store import ensure_sqlite_store; " \
+CREATE = (
+    "import sys; from pathlib import Path; from segment_pipeline.goals.mlflow_store import ensure_sqlite_store; "
     "print('start', flush=True); ensure_sqlite_store(Path(sys.argv[1])); print('done', flush=True)"
+)
 
 
 def _usable(database: Path) -> str:

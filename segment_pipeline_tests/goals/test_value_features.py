@@ -28,8 +28,14 @@ def world(con):
     events.add("u2", "charged", A - 30 * DAY, category="concert", amount=True)  # not an amount either
     events.add("u2", "login", A - 250 * DAY)
     segments = segments_yaml()
-    goal = make_goal(segments, segment="All Users", createdOn="2026-06-15", endDate="2026-06-28",
-                     lookbackDays=30, valueProperty="amount")
+    goal = make_goal(
+        segments,
+        segment="All Users",
+        createdOn="2026-06-15",
+        endDate="2026-06-28",
+        lookbackDays=30,
+        valueProperty="amount",
+    )
     return con, events, segments, goal
 
 
@@ -57,8 +63,13 @@ def test_window_values_sum_the_property_inside_each_rows_window(world):
     events.add("u1", "charged", A + 3 * DAY, category="concert", amount=1000.0)  # outside a 3-day window
     events.add("u1", "charged", A + DAY, category="opera", amount=80.0)  # not a goal event
     events.add("u1", "charged", A + DAY, category="concert", amount="n/a")  # not a number: left out, not 0
-    rows = pl.DataFrame({"anchor": [ANCHOR, ANCHOR, ANCHOR, ANCHOR + DAY], "user_id": ["u1", "u1", "u2", "u1"],
-                         "horizon_days": [3, 4, 3, 2]})
+    rows = pl.DataFrame(
+        {
+            "anchor": [ANCHOR, ANCHOR, ANCHOR, ANCHOR + DAY],
+            "user_id": ["u1", "u1", "u2", "u1"],
+            "horizon_days": [3, 4, 3, 2],
+        }
+    )
     assert window_values(con, goal, rows) == pytest.approx(np.array([501.5, 1501.5, 0.0, 1.5]))
     days = realized_by_day(con, goal, pl.Series(["u1", "u2"]), ANCHOR, ANCHOR + 2 * DAY)
     assert days.rows() == [("u1", 1, 500.0), ("u1", 2, 0.0), ("u1", 3, 1.5)]  # day 2: only "n/a"
@@ -69,6 +80,8 @@ def test_non_numeric_values_are_counted_and_a_missing_property_names_the_ones_th
     check = check_property(con, goal, goal.created_on)
     assert (check.numeric, check.non_numeric) == (1, 2)
     assert check.problem(goal) is None and "2 goal events hold a non-numeric" in check.note()
-    wrong = make_goal(segments, segment="All Users", createdOn="2026-06-15", endDate="2026-06-28", valueProperty="price")
+    wrong = make_goal(
+        segments, segment="All Users", createdOn="2026-06-15", endDate="2026-06-28", valueProperty="price"
+    )
     problem = check_property(con, wrong, wrong.created_on).problem(wrong)
     assert "valueProperty 'price'" in problem and "a, b, c" in problem and "Fix:" in problem

@@ -107,7 +107,13 @@ def test_the_value_kind_with_the_lower_held_out_squared_error_is_champion():
 
     rng = np.random.default_rng(5)
     base = rng.exponential(10.0, 2000)
-    metrics = {"value_mae": 1.0, "value_rmse": 1.0, "value_total_rel_error": 0.0, "value_spearman": 0.5, "value_gini": 0.5}
+    metrics = {
+        "value_mae": 1.0,
+        "value_rmse": 1.0,
+        "value_total_rel_error": 0.0,
+        "value_spearman": 0.5,
+        "value_gini": 0.5,
+    }
 
     def candidate(kind, errors):
         return TrainedValueModel(SimpleNamespace(kind=kind), metrics, 1.0, errors)

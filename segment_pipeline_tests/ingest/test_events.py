@@ -42,7 +42,11 @@ def test_acceptance_mix_of_formats_bad_rows_and_resent_ids(tmp_path, con):
     first = load_events(con, files, snapshot_date=DAY, max_reject_rate=0.01)
     assert (first.loaded, first.rejected, first.duplicates_skipped) == (2000, 5, 50)
     assert set(first.reject_reasons) == {
-        "empty user_id", "empty event_name", "unparseable ts", "missing ts", "properties is not a JSON object"
+        "empty user_id",
+        "empty event_name",
+        "unparseable ts",
+        "missing ts",
+        "properties is not a JSON object",
     }
     before = (snapshot(con), rejects(con))
     assert before[0].height == 2000 and before[0]["event_id"].n_unique() == 2000
@@ -91,7 +95,9 @@ def test_iso_text_with_offsets_is_utc_and_naive_is_utc(tmp_path, con):
         {"user_id": "u", "event_name": "b", "ts": "2026-01-03T10:00:00Z"},
         {"user_id": "u", "event_name": "c", "ts": "2026-01-03 10:00:00"},
     ]
-    load_events(con, discover(str(write_events(tmp_path / "e.ndjson", rows)), env_var="E"), snapshot_date=DAY, max_reject_rate=0)
+    load_events(
+        con, discover(str(write_events(tmp_path / "e.ndjson", rows)), env_var="E"), snapshot_date=DAY, max_reject_rate=0
+    )
     got = dict(con.execute("SELECT event_name, ts FROM analytics.event_snapshots").fetchall())
     assert got == {"a": datetime(2026, 1, 3, 8), "b": datetime(2026, 1, 3, 10), "c": datetime(2026, 1, 3, 10)}
 
@@ -107,7 +113,8 @@ def test_incremental_by_day_window_edges(tmp_path, con):
     report = load_events(con, files, snapshot_date=date(2026, 1, 6), max_reject_rate=0)
     assert report.loaded == 1
     assert dict(con.execute("SELECT event_id, snapshot_date FROM analytics.event_snapshots").fetchall()) == {
-        "last-instant": DAY, "next-day": date(2026, 1, 6)
+        "last-instant": DAY,
+        "next-day": date(2026, 1, 6),
     }
 
 
@@ -137,7 +144,8 @@ def test_reject_rate_refuses_the_load_naming_the_file_and_keeps_nothing(tmp_path
     before = (snapshot(con), rejects(con))
 
     rows = make_events(90, prefix="x") + [
-        {"event_id": f"bad{i}", "user_id": "u", "event_name": "a", "ts": "not a time", "properties": "{}"} for i in range(10)
+        {"event_id": f"bad{i}", "user_id": "u", "event_name": "a", "ts": "not a time", "properties": "{}"}
+        for i in range(10)
     ]
     write_events(tmp_path / "tenth_bad.csv", rows)
     with pytest.raises(LoadRefused) as refused:
@@ -157,7 +165,9 @@ def test_malformed_lines_are_rejects_not_failures(tmp_path, con):
     report = load_events(con, discover(str(tmp_path / "*"), env_var="E"), snapshot_date=DAY, max_reject_rate=0.05)
     assert report.loaded == 201
     assert report.reject_reasons == {"malformed json line": 1, "malformed csv line: too many columns": 1}
-    sources = sorted(r[0].rsplit("/", 1)[1] for r in con.execute("SELECT source FROM analytics.rejected_events").fetchall())
+    sources = sorted(
+        r[0].rsplit("/", 1)[1] for r in con.execute("SELECT source FROM analytics.rejected_events").fetchall()
+    )
     assert sources == ["e.ndjson:201", "f.csv:3"]
 
 

@@ -18,8 +18,12 @@ DAY = date(2026, 1, 5)
 
 
 def load(con, pattern, *, day=DAY, max_reject_rate=0.01):
-    return load_events(con, discover(str(pattern), env_var="SEGMENT_PIPELINE_EVENTS"), snapshot_date=day,
-                       max_reject_rate=max_reject_rate)
+    return load_events(
+        con,
+        discover(str(pattern), env_var="SEGMENT_PIPELINE_EVENTS"),
+        snapshot_date=day,
+        max_reject_rate=max_reject_rate,
+    )
 
 
 def loaded_ids(con) -> set[str]:
@@ -60,7 +64,9 @@ def test_an_existing_path_is_taken_literally_and_a_glob_still_globs(tmp_path, co
     assert load(con, tmp_path / "batch[1].ndjson").loaded == 20
     assert loaded_ids(con) == {f"literal-{n}" for n in range(20)}
     assert {f.path.name for f in discover(str(tmp_path / "batch*.ndjson"), env_var="E")} == {
-        "batch[1].ndjson", "batch1.ndjson"}
+        "batch[1].ndjson",
+        "batch1.ndjson",
+    }
 
 
 def test_profile_file_with_glob_characters_in_its_name(tmp_path, con):
@@ -106,7 +112,8 @@ def test_broken_files_are_one_reject_each_never_block_the_good_ones_and_load_onc
     assert {p.rsplit("/", 1)[1]: r for p, r in report.unreadable_files.items()} == expected
     got = rejects(con)
     assert [(s.rsplit("/", 1)[1], r, raw) for s, r, raw in got] == sorted(
-        (name, reason, None) for name, reason in expected.items())
+        (name, reason, None) for name, reason in expected.items()
+    )
     assert {p.rsplit("/", 1)[1] for p in manifest(con)} == {"good_a.parquet", "good_b.ndjson", "good_c.csv"}
 
     # Still broken the next night: read again, not recorded twice, nothing else changes.
@@ -140,13 +147,20 @@ def test_a_broken_file_in_a_refused_load_is_named_and_nothing_is_kept(tmp_path, 
 
 
 def test_a_10_mb_ndjson_line_loads_and_the_rest_of_the_file_too(tmp_path, con):
-    big = {"event_id": "big", "user_id": "u", "event_name": "upload", "ts": "2026-01-02T00:00:00",
-           "properties": {"blob": "x" * 10_000_000}}
+    big = {
+        "event_id": "big",
+        "user_id": "u",
+        "event_name": "upload",
+        "ts": "2026-01-02T00:00:00",
+        "properties": {"blob": "x" * 10_000_000},
+    }
     rows = make_events(5)
     (tmp_path / "e.ndjson").write_text("".join(json.dumps(r) + "\n" for r in [rows[0], big, *rows[1:]]))
     report = load(con, tmp_path / "e.ndjson", max_reject_rate=0)
     assert report.loaded == 6 and report.rejected == 0
-    size = con.execute("SELECT length(CAST(properties AS VARCHAR)) FROM analytics.event_snapshots WHERE event_id = 'big'")
+    size = con.execute(
+        "SELECT length(CAST(properties AS VARCHAR)) FROM analytics.event_snapshots WHERE event_id = 'big'"
+    )
     assert size.fetchone()[0] > 10_000_000
 
 
@@ -176,8 +190,7 @@ def test_line_numbers_after_set_aside_lines_point_at_the_right_lines(tmp_path, c
     (tmp_path / "e.ndjson").write_bytes(b"\n".join(lines) + b"\n")
     load(con, tmp_path / "e.ndjson", max_reject_rate=1)
     got = {s.rsplit(":", 1)[1]: r for s, r, _ in rejects(con)}
-    assert got == {"2": NOT_UTF8, "4": "malformed json line", "5": NOT_UTF8, "6": NOT_UTF8,
-                   "8": "malformed json line"}
+    assert got == {"2": NOT_UTF8, "4": "malformed json line", "5": NOT_UTF8, "6": NOT_UTF8, "8": "malformed json line"}
 
 
 def test_same_event_id_with_different_content_is_a_reject_identical_resends_are_skipped(tmp_path, con):
@@ -189,7 +202,10 @@ def test_same_event_id_with_different_content_is_a_reject_identical_resends_are_
     assert report.reject_reasons == {"duplicate event_id with different content": 1}
     [(source, reason, raw)] = rejects(con)
     assert source.endswith("a.ndjson:12") and json.loads(raw)["event_name"] == "refund"
-    assert con.execute("SELECT event_name FROM analytics.event_snapshots WHERE event_id = 'e3'").fetchone()[0] == base[3]["event_name"]
+    assert (
+        con.execute("SELECT event_name FROM analytics.event_snapshots WHERE event_id = 'e3'").fetchone()[0]
+        == base[3]["event_name"]
+    )
 
 
 def test_a_conflict_with_an_already_loaded_event_is_a_reject(tmp_path, con):

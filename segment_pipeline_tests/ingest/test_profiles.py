@@ -15,9 +15,9 @@ DAY = date(2026, 1, 5)
 def test_profiles_from_mixed_files_last_row_wins_and_types_survive(tmp_path, con):
     src = tmp_path / "src"
     src.mkdir()
-    pl.DataFrame({"user_id": [1, 2, 3], "city": ["San Francisco", "Austin", "Paris"], "age": [31, 42, 25]}).write_parquet(
-        src / "a.parquet"
-    )
+    pl.DataFrame(
+        {"user_id": [1, 2, 3], "city": ["San Francisco", "Austin", "Paris"], "age": [31, 42, 25]}
+    ).write_parquet(src / "a.parquet")
     (src / "b.csv").write_text('user_id,city,plan,"odd ""name"""\n3,Berlin,premium,x\n,Rome,free,y\n')
     report = load_profiles(con, discover(str(src / "*"), env_var="P"), snapshot_date=DAY)
     assert (report.profiles, report.rejected, report.duplicate_rows) == (3, 1, 1)

@@ -25,8 +25,13 @@ PROJECT_ROOT = Path(__file__).resolve().parents[2]
 def old_warehouse(path: Path, url: str) -> None:
     """What the earlier sensor left: one entry delivered, one pending deadline, old outbox columns."""
     with connect(path) as con:
-        process_events(con, LIVE, batch(("a", "u1", "app_launch", T), ("c", "u2", "checkout_viewed", T)),
-                       now=T + timedelta(minutes=1), late_tolerance_seconds=30)
+        process_events(
+            con,
+            LIVE,
+            batch(("a", "u1", "app_launch", T), ("c", "u2", "checkout_viewed", T)),
+            now=T + timedelta(minutes=1),
+            late_tolerance_seconds=30,
+        )
         deliver(con, url, now=T + timedelta(minutes=1))
         con.execute("ALTER TABLE pipeline_state.live_outbox DROP COLUMN retry_step")
         con.execute("ALTER TABLE pipeline_state.live_outbox DROP COLUMN last_attempt_at")
@@ -48,7 +53,9 @@ def test_adopted_state_carries_on_in_the_live_store(tmp_path):
         assert warehouse.read_bytes() == before
         with store.connect(live) as con:
             # the pending deadline resolves in the live store and its entry is delivered once
-            assert [e.user_id for e in flush_deadlines(con, LIVE, now=T + timedelta(minutes=6), late_tolerance_seconds=30)] == ["u2"]
+            assert [
+                e.user_id for e in flush_deadlines(con, LIVE, now=T + timedelta(minutes=6), late_tolerance_seconds=30)
+            ] == ["u2"]
             deliver(con, receiver.url, now=T + timedelta(minutes=6))
             deliver(con, receiver.url, now=T + timedelta(minutes=7))
             statuses = con.execute("SELECT user_id, status FROM pipeline_state.live_outbox ORDER BY 1").fetchall()
@@ -69,11 +76,17 @@ def test_adopt_command(tmp_path):
         receiver.stop()
     done = subprocess.run(
         [sys.executable, "-m", "segment_pipeline.live.adopt", "--warehouse", str(warehouse), "--store", str(live)],
-        capture_output=True, text=True, cwd=PROJECT_ROOT, timeout=120,
+        capture_output=True,
+        text=True,
+        cwd=PROJECT_ROOT,
+        timeout=120,
     )
     assert done.returncode == 0 and "pipeline_state.live_outbox 1" in done.stdout, done.stderr
     again = subprocess.run(
         [sys.executable, "-m", "segment_pipeline.live.adopt", "--warehouse", str(warehouse), "--store", str(live)],
-        capture_output=True, text=True, cwd=PROJECT_ROOT, timeout=120,
+        capture_output=True,
+        text=True,
+        cwd=PROJECT_ROOT,
+        timeout=120,
     )
     assert again.returncode == 1 and "already in use" in again.stderr and "Traceback" not in again.stderr

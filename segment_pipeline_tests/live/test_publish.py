@@ -41,10 +41,20 @@ def warehouse_with_past_tags(path: Path) -> list[tuple]:
 
 def live_store_with_entries(path: Path) -> None:
     with store.connect(path) as con:
-        process_events(con, LIVE, batch(("a", "u1", "app_launch", T), ("c", "u2", "checkout_viewed", T)),
-                       now=T + timedelta(minutes=20), late_tolerance_seconds=30)
-        process_events(con, LIVE, batch(("p", "u2", "charged", T + timedelta(minutes=30))),
-                       now=T + timedelta(minutes=31), late_tolerance_seconds=30)
+        process_events(
+            con,
+            LIVE,
+            batch(("a", "u1", "app_launch", T), ("c", "u2", "checkout_viewed", T)),
+            now=T + timedelta(minutes=20),
+            late_tolerance_seconds=30,
+        )
+        process_events(
+            con,
+            LIVE,
+            batch(("p", "u2", "charged", T + timedelta(minutes=30))),
+            now=T + timedelta(minutes=31),
+            late_tolerance_seconds=30,
+        )
 
 
 def dump(path: Path) -> dict[str, list]:
@@ -69,11 +79,15 @@ def test_live_tables_replace_the_warehouse_rows_and_past_tags_stay(tmp_path):
         ("u2", "abandoned", T + timedelta(minutes=5), T + timedelta(minutes=30)),
     ]
     assert [(s, u, e) for s, u, e, *_ in tables["live_segment_entries"]] == [
-        ("abandoned", "u2", T + timedelta(minutes=5)), ("launched", "u1", T)
+        ("abandoned", "u2", T + timedelta(minutes=5)),
+        ("launched", "u1", T),
     ]
     with connect(warehouse) as con:  # idempotent, and the store was only read
         assert copy_live_tables(con, live).copied
-        assert con.execute("SELECT count(*) FROM duckdb_databases() WHERE database_name = 'sp_live_store'").fetchone()[0] == 0
+        assert (
+            con.execute("SELECT count(*) FROM duckdb_databases() WHERE database_name = 'sp_live_store'").fetchone()[0]
+            == 0
+        )
     assert dump(warehouse) == tables
 
 
@@ -125,5 +139,7 @@ def test_nightly_tags_after_a_copy_still_leave_live_tags_alone(tmp_path):
         con.execute("CREATE OR REPLACE TEMP TABLE _m AS SELECT * FROM _members")
         history.replace_day(con, date(2026, 5, 31), "_m", ["past one"])  # an older day: a rebuild
         history.update_tags(con, date(2026, 5, 31))
-        live_tags = con.execute("SELECT count(*) FROM analytics.segment_tags WHERE segment_name <> 'past one'").fetchone()[0]
+        live_tags = con.execute(
+            "SELECT count(*) FROM analytics.segment_tags WHERE segment_name <> 'past one'"
+        ).fetchone()[0]
     assert live_tags == 2

@@ -38,13 +38,23 @@ def tags(con) -> list[tuple]:
 
 
 def test_entries_open_tags_and_a_later_purchase_closes_the_abandonment(con):
-    process_events(con, LIVE, batch(("a", "u1", "app_launch", T), ("c", "u2", "checkout_viewed", T)),
-                   now=T + timedelta(minutes=20), late_tolerance_seconds=30)
+    process_events(
+        con,
+        LIVE,
+        batch(("a", "u1", "app_launch", T), ("c", "u2", "checkout_viewed", T)),
+        now=T + timedelta(minutes=20),
+        late_tolerance_seconds=30,
+    )
     assert tags(con) == [("u2", "abandoned", T + timedelta(minutes=5), None), ("u1", "launched", T, None)]
 
     bought = T + timedelta(minutes=30)
-    process_events(con, LIVE, batch(("p", "u2", "charged", bought), ("a2", "u1", "app_launch", bought)),
-                   now=bought + timedelta(minutes=1), late_tolerance_seconds=30)
+    process_events(
+        con,
+        LIVE,
+        batch(("p", "u2", "charged", bought), ("a2", "u1", "app_launch", bought)),
+        now=bought + timedelta(minutes=1),
+        late_tolerance_seconds=30,
+    )
     assert tags(con) == [("u2", "abandoned", T + timedelta(minutes=5), bought), ("u1", "launched", T, None)]
 
 

@@ -32,8 +32,15 @@ def write_lines(path: Path, lines: list[str]) -> None:
 
 
 def login(event_id: str, user: str, ts: datetime, properties=None) -> str:
-    return json.dumps({"event_id": event_id, "user_id": user, "event_name": "login", "ts": ts.isoformat(),
-                       "properties": properties if properties is not None else {"payment_method": "visa"}})
+    return json.dumps(
+        {
+            "event_id": event_id,
+            "user_id": user,
+            "event_name": "login",
+            "ts": ts.isoformat(),
+            "properties": properties if properties is not None else {"payment_method": "visa"},
+        }
+    )
 
 
 def tick(tmp_path: Path, url: str, now: datetime):
@@ -44,8 +51,10 @@ def tick(tmp_path: Path, url: str, now: datetime):
 
 def test_the_first_start_posts_no_months_old_event(tmp_path, receiver):
     months_ago = NOW - timedelta(days=120)
-    write_lines(tmp_path / "events" / "2026-08.ndjson",
-                [login(f"old{i}", f"u{i}", months_ago + timedelta(minutes=i)) for i in range(300)])
+    write_lines(
+        tmp_path / "events" / "2026-08.ndjson",
+        [login(f"old{i}", f"u{i}", months_ago + timedelta(minutes=i)) for i in range(300)],
+    )
     first = tick(tmp_path, receiver.url, NOW)
     assert first.started is not None and first.started.files_present == 1
     assert first.processed.entries == [] and receiver.requests == []
@@ -60,8 +69,10 @@ def test_the_first_start_posts_no_months_old_event(tmp_path, receiver):
     assert later.processed.events_history == 302 and receiver.requests == []
 
     # what lands after the start is live, a little late included
-    write_lines(tmp_path / "events" / "now.ndjson", [login("new1", "u1", NOW + timedelta(minutes=1, seconds=50)),
-                                                     login("late", "u2", NOW - timedelta(seconds=10))])
+    write_lines(
+        tmp_path / "events" / "now.ndjson",
+        [login("new1", "u1", NOW + timedelta(minutes=1, seconds=50)), login("late", "u2", NOW - timedelta(seconds=10))],
+    )
     live = tick(tmp_path, receiver.url, NOW + timedelta(minutes=2))
     assert sorted(e.user_id for e in live.processed.entries) == ["u1", "u2"]
     assert len(receiver.requests) == 2
@@ -75,8 +86,15 @@ def test_a_poison_event_is_rejected_alone(tmp_path, receiver):
         login("good1", "u1", NOW),
         login("deep", "u2", NOW, {"payment_method": "visa"}).replace('{"payment_method": "visa"}', deep),
         login("huge", "u3", NOW, {"payment_method": "visa", "blob": "x" * (MAX_PROPERTIES_BYTES + 10)}),
-        json.dumps({"event_id": "notjson", "user_id": "u4", "event_name": "login", "ts": NOW.isoformat(),
-                    "properties": "{not json"}),
+        json.dumps(
+            {
+                "event_id": "notjson",
+                "user_id": "u4",
+                "event_name": "login",
+                "ts": NOW.isoformat(),
+                "properties": "{not json",
+            }
+        ),
         '{"event_id": "broken", "user_id": "u5", "event_name": "login", "ts": ',
         login("good2", "u6", NOW + timedelta(seconds=1)),
     ]
@@ -88,7 +106,9 @@ def test_a_poison_event_is_rejected_alone(tmp_path, receiver):
     assert sorted(e.user_id for e in result.processed.entries) == ["u1", "u6", "u7"]
     assert sorted(json.loads(r.body)["user_id"] for r in receiver.requests) == ["u1", "u6", "u7"]
     with duckdb.connect(str(tmp_path / "live.duckdb"), read_only=True) as con:
-        rejected = con.execute("SELECT source, event_id, reason FROM pipeline_state.live_rejected ORDER BY 1, 2").fetchall()
+        rejected = con.execute(
+            "SELECT source, event_id, reason FROM pipeline_state.live_rejected ORDER BY 1, 2"
+        ).fetchall()
     reasons = {(source.rsplit("/", 1)[-1], event_id): reason for source, event_id, reason in rejected}
     assert reasons[("live event", "deep")].startswith("properties nested 999 levels deep")
     assert reasons[("live event", "huge")].startswith("properties over 65,536 bytes")

@@ -46,7 +46,9 @@ def receivers():
 def enqueue_logins(path: Path, n: int, segment=VISA) -> None:
     with store.connect(path) as con:
         process_events(
-            con, [segment], events(*[(f"e{i}", f"u{i}", "login", i, {"payment_method": "visa"}) for i in range(n)]),
+            con,
+            [segment],
+            events(*[(f"e{i}", f"u{i}", "login", i, {"payment_method": "visa"}) for i in range(n)]),
             now=minutes(n),
         )
 
@@ -114,7 +116,10 @@ def test_redrive_command_by_segment_and_time(tmp_path, receivers):
     def run(*args: str) -> subprocess.CompletedProcess:
         return subprocess.run(
             [sys.executable, "-m", "segment_pipeline.live.redrive", "--store", str(path), *args],
-            capture_output=True, text=True, cwd=PROJECT_ROOT, timeout=120,
+            capture_output=True,
+            text=True,
+            cwd=PROJECT_ROOT,
+            timeout=120,
         )
 
     other = run("--segment", "no such segment")
@@ -143,7 +148,9 @@ def test_a_redirect_is_a_failure_and_nothing_reaches_the_other_host(tmp_path, re
         assert con.execute("SELECT delivered_at FROM analytics.live_segment_entries").fetchall() == [(None,)]
 
 
-@pytest.mark.parametrize("url", ["file:///etc/passwd", "data:text/plain,hello", "ftp://example.com/x", "http:///nohost"])
+@pytest.mark.parametrize(
+    "url", ["file:///etc/passwd", "data:text/plain,hello", "ftp://example.com/x", "http:///nohost"]
+)
 def test_only_http_urls_are_accepted_at_start_up(url, tmp_path):
     with pytest.raises(SettingsError) as error:
         load_settings({"SEGMENT_PIPELINE_WEBHOOK_URL": url})
@@ -161,7 +168,11 @@ def test_loading_the_definitions_with_a_file_url_fails_with_one_clear_line():
     env = {**os.environ, "SEGMENT_PIPELINE_WEBHOOK_URL": "file:///etc/passwd"}
     loaded = subprocess.run(
         [sys.executable, "-c", "import segment_pipeline.definitions"],
-        capture_output=True, text=True, env=env, cwd=PROJECT_ROOT, timeout=300,
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=PROJECT_ROOT,
+        timeout=300,
     )
     assert loaded.returncode != 0
     assert loaded.stderr.startswith("Error: SEGMENT_PIPELINE_WEBHOOK_URL='file:///etc/passwd' is not an http(s) URL")
@@ -176,10 +187,15 @@ def test_a_slow_receiver_the_tick_keeps_its_budget_and_holds_no_lock_while_sendi
     def read_the_store_from_another_process(request: Request) -> None:
         if not readable:  # what the nightly copy does: open the live store read-only meanwhile
             probe = subprocess.run(
-                [sys.executable, "-c",
-                 "import duckdb, sys; duckdb.connect(sys.argv[1], read_only=True).execute("
-                 "'SELECT count(*) FROM pipeline_state.live_outbox').fetchall()", str(path)],
-                capture_output=True, timeout=120,
+                [
+                    sys.executable,
+                    "-c",
+                    "import duckdb, sys; duckdb.connect(sys.argv[1], read_only=True).execute("
+                    "'SELECT count(*) FROM pipeline_state.live_outbox').fetchall()",
+                    str(path),
+                ],
+                capture_output=True,
+                timeout=120,
             )
             readable.append(probe.returncode)
 
@@ -212,8 +228,13 @@ def test_two_overlapping_ticks_do_not_send_twice(tmp_path, receivers):
     enqueue_logins(path, 8)
     slow = receivers(delay_s=0.4).start()
     ticks = [
-        subprocess.Popen([sys.executable, "-c", _TICK, str(path), slow.url], stdout=subprocess.PIPE,
-                         stderr=subprocess.PIPE, text=True, cwd=PROJECT_ROOT)
+        subprocess.Popen(
+            [sys.executable, "-c", _TICK, str(path), slow.url],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            cwd=PROJECT_ROOT,
+        )
         for _ in range(2)
     ]
     outputs = [tick.communicate(timeout=120) for tick in ticks]
@@ -269,8 +290,12 @@ def test_the_live_store_sits_next_to_the_warehouse_unless_set(tmp_path):
     custom = load_settings({"SEGMENT_PIPELINE_LIVE_STORE": str(tmp_path / "live" / "state.duckdb")})
     assert custom.live_store == tmp_path / "live" / "state.duckdb"
     with pytest.raises(SettingsError, match="SEGMENT_PIPELINE_LIVE_STORE"):
-        load_settings({"SEGMENT_PIPELINE_WAREHOUSE": str(tmp_path / "w.duckdb"),
-                       "SEGMENT_PIPELINE_LIVE_STORE": str(tmp_path / "w.duckdb")})
+        load_settings(
+            {
+                "SEGMENT_PIPELINE_WAREHOUSE": str(tmp_path / "w.duckdb"),
+                "SEGMENT_PIPELINE_LIVE_STORE": str(tmp_path / "w.duckdb"),
+            }
+        )
 
 
 def test_the_store_is_plain_duckdb_readable_by_anyone_between_ticks(tmp_path):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 
 import pytest
 
@@ -56,7 +56,11 @@ def build(path, faults):
 
 
 def verdicts(outcome):
-    return outcome.success, outcome.evaluated_rows, [(o.expectation, o.success, o.unexpected_count) for o in outcome.outcomes]
+    return (
+        outcome.success,
+        outcome.evaluated_rows,
+        [(o.expectation, o.success, o.unexpected_count) for o in outcome.outcomes],
+    )
 
 
 @pytest.mark.parametrize("fault", FAULTS)
@@ -79,8 +83,10 @@ def test_counts_and_verdicts_equal_the_suites_on_the_whole_slice(tmp_path, fault
 
 
 def test_failures_name_offending_rows_and_examples_stay_few(tmp_path):
-    many_nulls = ["UPDATE analytics.event_snapshots SET user_id = NULL WHERE event_id <> 'e0'",
-                  "UPDATE analytics.event_snapshots SET ts = TIMESTAMP '2026-03-05' WHERE event_id = 'e0'"]
+    many_nulls = [
+        "UPDATE analytics.event_snapshots SET user_id = NULL WHERE event_id <> 'e0'",
+        "UPDATE analytics.event_snapshots SET ts = TIMESTAMP '2026-03-05' WHERE event_id = 'e0'",
+    ]
     cm, con = build(tmp_path / "w.duckdb", many_nulls)
     try:
         required, timestamps, _ = check_loaded_slice(con, DAY, DAY, min_ts=LOW, max_ts_exclusive=HIGH)

@@ -238,9 +238,7 @@ def test_importing_is_cheap_and_validating_stays_offline():
         """
     )
     project_root = Path(__file__).resolve().parents[2]
-    done = subprocess.run(
-        [sys.executable, "-c", script], cwd=project_root, capture_output=True, text=True, timeout=120
-    )
+    done = subprocess.run([sys.executable, "-c", script], cwd=project_root, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
 
 

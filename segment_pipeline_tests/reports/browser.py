@@ -40,8 +40,12 @@ def browser_page(viewport: tuple[int, int] = (1200, 900)) -> Iterator[tuple[obje
             page = browser.new_page(viewport={"width": viewport[0], "height": viewport[1]})
             page.on("console", lambda m: visit.console_errors.append(m.text) if m.type == "error" else None)
             page.on("pageerror", lambda e: visit.console_errors.append(str(e)))
-            page.on("request", lambda r: None if r.url.startswith(("file:", "data:", "blob:"))
-                    else visit.outside_requests.append(r.url))
+            page.on(
+                "request",
+                lambda r: (
+                    None if r.url.startswith(("file:", "data:", "blob:")) else visit.outside_requests.append(r.url)
+                ),
+            )
             yield page, visit
         finally:
             browser.close()

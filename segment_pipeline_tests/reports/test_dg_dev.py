@@ -35,7 +35,8 @@ def free_port() -> int:
 
 def graphql(port: int, query: str) -> dict:
     request = urllib.request.Request(
-        f"http://127.0.0.1:{port}/graphql", data=json.dumps({"query": query}).encode(),
+        f"http://127.0.0.1:{port}/graphql",
+        data=json.dumps({"query": query}).encode(),
         headers={"Content-Type": "application/json"},
     )
     with urllib.request.urlopen(request, timeout=30) as response:
@@ -54,18 +55,29 @@ def test_dg_dev_shows_the_run_that_came_before(project_dir):
     # The instance a CLI command makes with DAGSTER_HOME unset: a throw-away root, dagster.yaml from the cwd.
     throwaway = project_dir / ".tmp_dagster_home_test"
     with dg.DagsterInstance.from_ref(InstanceRef.from_dir(str(throwaway), config_dir=str(project_dir))) as instance:
-        result = dg.materialize(list(defs.assets) + list(defs.asset_checks),
-                                resources=small_demo_resources(project_dir), partition_key=DAY, instance=instance)
+        result = dg.materialize(
+            list(defs.assets) + list(defs.asset_checks),
+            resources=small_demo_resources(project_dir),
+            partition_key=DAY,
+            instance=instance,
+        )
         assert result.success
     # Nothing went to the root the CLI throws away on exit: it is all in .dagster_home/.
     assert not throwaway.exists() and (project_dir / ".dagster_home" / "storage").is_dir()
 
     port = free_port()
-    env = {**os.environ, "SEGMENT_PIPELINE_WAREHOUSE": str(project_dir / "warehouse.duckdb"),
-           "MLFLOW_TRACKING_URI": (project_dir / "mlruns").as_uri()}
+    env = {
+        **os.environ,
+        "SEGMENT_PIPELINE_WAREHOUSE": str(project_dir / "warehouse.duckdb"),
+        "MLFLOW_TRACKING_URI": (project_dir / "mlruns").as_uri(),
+    }
     server = subprocess.Popen(
         [str(DG), "dev", "-m", "segment_pipeline.definitions", "--port", str(port), "--host", "127.0.0.1"],
-        cwd=project_dir, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+        cwd=project_dir,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
     )
     try:
         deadline = time.monotonic() + 120

@@ -71,8 +71,14 @@ def test_goal_assets_show_numbers_to_trend_and_tables_with_schemas(night):
     forecasts = metadata(result, dg.AssetKey(["analytics", "goal_forecasts"]))
     uplift = metadata(result, dg.AssetKey(["analytics", "goal_uplift"]))
     buckets = metadata(result, dg.AssetKey(["analytics", "intent_buckets"]))
-    for meta, key in ((status, "achievers"), (forecasts, "forecast"), (forecasts, "forecast_high"),
-                      (uplift, "uplift"), (uplift, "uplift_ci_low"), (status, "model_auc")):
+    for meta, key in (
+        (status, "achievers"),
+        (forecasts, "forecast"),
+        (forecasts, "forecast_high"),
+        (uplift, "uplift"),
+        (uplift, "uplift_ci_low"),
+        (status, "model_auc"),
+    ):
         assert isinstance(meta[f"{GOAL}/{key}"], dg.FloatMetadataValue), key
     assert any(k.startswith(f"{GOAL}/") and isinstance(v, dg.FloatMetadataValue) for k, v in buckets.items())
     table = forecasts[f"{GOAL}/forecast_table"]
@@ -135,11 +141,14 @@ def test_a_missing_model_quality_table_is_said_in_words_and_drawn_when_present(n
         without = write_night_reports(con, tmp_path / "a", date.fromisoformat(DAY))
     assert "no analytics.goal_model_quality table" in without.goals[GOAL].read_text()
     with duckdb.connect(str(copy)) as con:
-        con.execute("""CREATE TABLE analytics.goal_model_quality AS SELECT * FROM (VALUES
+        con.execute(
+            """CREATE TABLE analytics.goal_model_quality AS SELECT * FROM (VALUES
             (?, DATE '2026-02-16', 'run1', DATE '2026-02-26', 500, 60, 55.0, 0.71, 0.65, 0.77, 0.09, 2.4),
             (?, DATE '2026-02-18', 'run1', DATE '2026-02-26', 480, 50, 47.0, 0.69, 0.62, 0.76, 0.08, 2.1))
             t(goal_name, prediction_date, model_run_id, horizon_end, users, achievers, predicted_achievers,
-              auc, auc_ci_low, auc_ci_high, brier, top_bucket_lift)""", [GOAL, GOAL])
+              auc, auc_ci_low, auc_ci_high, brier, top_bucket_lift)""",
+            [GOAL, GOAL],
+        )
     with warehouse.connect(copy, read_only=True) as con:
         with_quality = write_night_reports(con, tmp_path / "b", date.fromisoformat(DAY))
     assert with_quality.nights[GOAL].numbers()["auc"] == pytest.approx(0.69)
@@ -150,7 +159,8 @@ def test_a_range_run_reports_each_check_for_each_day(night, tmp_path):
     resources = small_demo_resources(tmp_path)
     job = defs.resolve_job_def("nightly_refresh")
     result = job.execute_in_process(
-        resources=resources, instance=dg.DagsterInstance.ephemeral(),
+        resources=resources,
+        instance=dg.DagsterInstance.ephemeral(),
         tags={"dagster/asset_partition_range_start": "2026-02-18", "dagster/asset_partition_range_end": "2026-02-20"},
     )
     assert result.success

@@ -15,7 +15,8 @@ SEGMENTS = load_segments_text(
     """
 kind: segments
 segmentDefinitions:
-""" + "".join(
+"""
+    + "".join(
         f"""
   - segmentName: {name}
     segmentType: past

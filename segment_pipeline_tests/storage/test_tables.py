@@ -29,7 +29,9 @@ def test_export_streams_every_table_to_parquet(con, tmp_path):
     con.execute(
         "INSERT INTO analytics.segment_memberships SELECT ?, 's', 'u' || i FROM range(250001) t(i)", [date(2026, 6, 1)]
     )
-    con.execute("CREATE TABLE analytics.user_scores (as_of_date DATE, score_name VARCHAR, user_id VARCHAR, label VARCHAR)")
+    con.execute(
+        "CREATE TABLE analytics.user_scores (as_of_date DATE, score_name VARCHAR, user_id VARCHAR, label VARCHAR)"
+    )
     written = export_tables(con, tmp_path / "out")
     assert written == {"segment_memberships": 250_001, "user_scores": 0}
     table = pq.read_table(tmp_path / "out" / "segment_memberships.parquet")

@@ -14,9 +14,19 @@ from segment_pipeline.storage.export import export_tables
     deps=[
         dg.AssetKey(["analytics", name])
         for name in (
-            "event_snapshots", "rejected_events", "profiles", "segment_memberships", "segment_tags",
-            "segment_overlaps", "user_scores", "target_groups", "goal_status", "goal_forecasts",
-            "intent_buckets", "engagement_audiences", "goal_uplift",
+            "event_snapshots",
+            "rejected_events",
+            "profiles",
+            "segment_memberships",
+            "segment_tags",
+            "segment_overlaps",
+            "user_scores",
+            "target_groups",
+            "goal_status",
+            "goal_forecasts",
+            "intent_buckets",
+            "engagement_audiences",
+            "goal_uplift",
         )
     ],
     group_name=EXPORTS_GROUP,
@@ -31,6 +41,9 @@ def bi_exports(warehouse: WarehouseResource, exports: ExportResource) -> dg.Mate
     with warehouse.connect(read_only=True) as con:
         written = export_tables(con, Path(exports.export_dir))
     return dg.MaterializeResult(
-        metadata={"folder": exports.export_dir, "rows": dg.MetadataValue.json(written),
-                  "dagster/row_count": sum(written.values())}
+        metadata={
+            "folder": exports.export_dir,
+            "rows": dg.MetadataValue.json(written),
+            "dagster/row_count": sum(written.values()),
+        }
     )

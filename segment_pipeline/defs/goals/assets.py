@@ -18,8 +18,16 @@ INTENT_BUCKETS = dg.AssetKey([KEY_PREFIX, "intent_buckets"])
 ENGAGEMENT_AUDIENCES = dg.AssetKey([KEY_PREFIX, "engagement_audiences"])
 GOAL_UPLIFT = dg.AssetKey([KEY_PREFIX, "goal_uplift"])
 GOAL_MODEL_QUALITY = dg.AssetKey([KEY_PREFIX, "goal_model_quality"])
-QUALITY_NUMBERS = ("auc", "auc_ci_low", "auc_ci_high", "brier", "top_bucket_lift", "users", "achievers",
-                   "predicted_achievers")
+QUALITY_NUMBERS = (
+    "auc",
+    "auc_ci_low",
+    "auc_ci_high",
+    "brier",
+    "top_bucket_lift",
+    "users",
+    "achievers",
+    "predicted_achievers",
+)
 
 
 def _spec(key: dg.AssetKey, description: str, deps: list, kinds: set[str] | None = None) -> dg.AssetSpec:
@@ -28,26 +36,53 @@ def _spec(key: dg.AssetKey, description: str, deps: list, kinds: set[str] | None
 
 @dg.multi_asset(
     specs=[
-        _spec(TARGET_GROUPS, "Each goal's target group: its segment's members as of the day before createdOn, "
-              "frozen once, with the contract's public 5% control hash (group test or control).", [SEGMENT_MEMBERSHIPS]),
-        _spec(GOAL_STATUS, "One row per goal per day: active, insufficient_history, ended or invalid, with a "
-              "message and the MLflow run of the model that scores the goal.", [SEGMENT_MEMBERSHIPS],
-              {"duckdb", "xgboost", "mlflow"}),
-        _spec(GOAL_FORECASTS, "The forecast made at creation of how many of the target group achieve the goal "
-              "by each day of its window (90% interval), with the actual count for the days that have passed.",
-              [SEGMENT_MEMBERSHIPS]),
-        _spec(INTENT_BUCKETS, "Every target-group user each night: a calibrated probability of achieving the goal "
-              "in what is left of its window and a bucket (most, moderately, least likely), or achieved.",
-              [SEGMENT_MEMBERSHIPS], {"duckdb", "xgboost"}),
-        _spec(ENGAGEMENT_AUDIENCES, "Campaign audiences per goal and bucket: test-group users who have not "
-              "achieved yet. Never a control user, so the control stays clean.", [SEGMENT_MEMBERSHIPS]),
-        _spec(GOAL_UPLIFT, "Test vs control each night, overall and per bucket frozen at creation: rates, "
-              "absolute and relative uplift with a 95% Newcombe interval, a two-sided p-value and a "
-              "sample-ratio-mismatch test against the declared split.", [SEGMENT_MEMBERSHIPS]),
-        _spec(GOAL_MODEL_QUALITY, "How good each night's predictions turned out: once a goal's window has "
-              "ended, one row per scored night with realized AUC (95% Hanley-McNeil interval), Brier score, "
-              "predicted vs actual achievers and the most-likely bucket's lift.", [SEGMENT_MEMBERSHIPS],
-              {"duckdb", "mlflow"}),
+        _spec(
+            TARGET_GROUPS,
+            "Each goal's target group: its segment's members as of the day before createdOn, "
+            "frozen once, with the contract's public 5% control hash (group test or control).",
+            [SEGMENT_MEMBERSHIPS],
+        ),
+        _spec(
+            GOAL_STATUS,
+            "One row per goal per day: active, insufficient_history, ended or invalid, with a "
+            "message and the MLflow run of the model that scores the goal.",
+            [SEGMENT_MEMBERSHIPS],
+            {"duckdb", "xgboost", "mlflow"},
+        ),
+        _spec(
+            GOAL_FORECASTS,
+            "The forecast made at creation of how many of the target group achieve the goal "
+            "by each day of its window (90% interval), with the actual count for the days that have passed.",
+            [SEGMENT_MEMBERSHIPS],
+        ),
+        _spec(
+            INTENT_BUCKETS,
+            "Every target-group user each night: a calibrated probability of achieving the goal "
+            "in what is left of its window and a bucket (most, moderately, least likely), or achieved.",
+            [SEGMENT_MEMBERSHIPS],
+            {"duckdb", "xgboost"},
+        ),
+        _spec(
+            ENGAGEMENT_AUDIENCES,
+            "Campaign audiences per goal and bucket: test-group users who have not "
+            "achieved yet. Never a control user, so the control stays clean.",
+            [SEGMENT_MEMBERSHIPS],
+        ),
+        _spec(
+            GOAL_UPLIFT,
+            "Test vs control each night, overall and per bucket frozen at creation: rates, "
+            "absolute and relative uplift with a 95% Newcombe interval, a two-sided p-value and a "
+            "sample-ratio-mismatch test against the declared split.",
+            [SEGMENT_MEMBERSHIPS],
+        ),
+        _spec(
+            GOAL_MODEL_QUALITY,
+            "How good each night's predictions turned out: once a goal's window has "
+            "ended, one row per scored night with realized AUC (95% Hanley-McNeil interval), Brier score, "
+            "predicted vs actual achievers and the most-likely bucket's lift.",
+            [SEGMENT_MEMBERSHIPS],
+            {"duckdb", "mlflow"},
+        ),
     ],
     **DAILY,
     can_subset=False,
@@ -64,9 +99,7 @@ def goals(
         ensure_tables(con)
         for day in run_days(context):
             for goal in config.goals.goals:
-                result = goal_day.run_goal_day(
-                    con, goal, config.segments, day, tracking_uri=mlflow.tracking_uri
-                )
+                result = goal_day.run_goal_day(con, goal, config.segments, day, tracking_uri=mlflow.tracking_uri)
                 if result is None:
                     continue
                 rows.append(result)
@@ -80,10 +113,13 @@ def goals(
     yield dg.MaterializeResult(asset_key=TARGET_GROUPS, metadata=shown["target_groups"])
     yield dg.MaterializeResult(asset_key=GOAL_FORECASTS, metadata=shown["goal_forecasts"])
     yield dg.MaterializeResult(asset_key=INTENT_BUCKETS, metadata=shown["intent_buckets"])
-    yield dg.MaterializeResult(asset_key=ENGAGEMENT_AUDIENCES, metadata={
-        "audience_users": sum(r.audience for r in latest),
-        **{f"{r.goal_name}/audience": r.audience for r in latest},
-    })
+    yield dg.MaterializeResult(
+        asset_key=ENGAGEMENT_AUDIENCES,
+        metadata={
+            "audience_users": sum(r.audience for r in latest),
+            **{f"{r.goal_name}/audience": r.audience for r in latest},
+        },
+    )
     yield dg.MaterializeResult(asset_key=GOAL_MODEL_QUALITY, metadata=_quality_metadata(rows))
     yield dg.MaterializeResult(asset_key=GOAL_UPLIFT, metadata=shown["goal_uplift"])
 
@@ -104,4 +140,3 @@ def _quality_metadata(rows: list[goal_day.GoalDayResult]) -> dict:
         if aucs:
             metadata[f"{result.goal_name}: mean realized auc"] = dg.MetadataValue.float(sum(aucs) / len(aucs))
     return metadata
-

@@ -19,12 +19,16 @@ def control_share_matches_declared_percent(
     declared controlGroupPercent: outside it, the assignment is not the public hash."""
     declared = {g.name: g.control_group_percent for g in project_config.load().goals.goals}
     with warehouse.connect(read_only=True) as con:
-        counts = con.execute(
-            """SELECT goal_name, count(*), count(*) FILTER (WHERE "group" = 'control')
+        counts = (
+            con.execute(
+                """SELECT goal_name, count(*), count(*) FILTER (WHERE "group" = 'control')
                FROM analytics.target_groups GROUP BY 1 ORDER BY 1"""
-        ).fetchall() if con.execute(
-            "SELECT count(*) FROM duckdb_tables() WHERE schema_name = 'analytics' AND table_name = 'target_groups'"
-        ).fetchone()[0] else []
+            ).fetchall()
+            if con.execute(
+                "SELECT count(*) FROM duckdb_tables() WHERE schema_name = 'analytics' AND table_name = 'target_groups'"
+            ).fetchone()[0]
+            else []
+        )
     rows, passed = [], True
     for goal, n, control in counts:
         if goal not in declared:
@@ -32,9 +36,22 @@ def control_share_matches_declared_percent(
         low, high = control_share_bounds(n, declared[goal])
         ok = low <= control / n <= high
         passed &= ok
-        rows.append([goal, n, control, f"{control / n:.2%}", f"{declared[goal]}%", f"[{low:.2%}, {high:.2%}]", "ok" if ok else "OUT"])
+        rows.append(
+            [
+                goal,
+                n,
+                control,
+                f"{control / n:.2%}",
+                f"{declared[goal]}%",
+                f"[{low:.2%}, {high:.2%}]",
+                "ok" if ok else "OUT",
+            ]
+        )
     return dg.AssetCheckResult(
         passed=passed,
-        metadata={"groups": dg.MetadataValue.md(rows_table(
-            ["goal", "users", "control", "share", "declared", "99.9% range", ""], rows))},
+        metadata={
+            "groups": dg.MetadataValue.md(
+                rows_table(["goal", "users", "control", "share", "declared", "99.9% range", ""], rows)
+            )
+        },
     )

@@ -39,9 +39,14 @@ def goal_asset_metadata(
     ui_url = load_settings().mlflow_ui_url
     status: dict[str, object] = {
         "goals": table(
-            [("goal", "string", ""), ("status", "string", "active, insufficient_history, ended or invalid"),
-             ("message", "string", "what a person should know"), ("model_run_id", "string", "MLflow run")],
-            [[r.goal_name, r.status, r.message, r.run_id] for r in results]),
+            [
+                ("goal", "string", ""),
+                ("status", "string", "active, insufficient_history, ended or invalid"),
+                ("message", "string", "what a person should know"),
+                ("model_run_id", "string", "MLflow run"),
+            ],
+            [[r.goal_name, r.status, r.message, r.run_id] for r in results],
+        ),
         "mlflow_ui": dg.MetadataValue.text(mlflow_ui_command(tracking_uri)),
     }
     forecasts: dict[str, object] = {}
@@ -79,17 +84,37 @@ def goal_asset_metadata(
         "goal_uplift": uplift,
         "intent_buckets": {
             "buckets": table(
-                [("goal", "string", ""), *((b, "int", "users tonight") for b in
-                                           ("most_likely", "moderately_likely", "least_likely", "achieved"))],
-                [[r.goal_name, *(r.buckets.get(b, 0) for b in ("most_likely", "moderately_likely", "least_likely",
-                                                                "achieved"))] for r in results if r.buckets]),
+                [
+                    ("goal", "string", ""),
+                    *(
+                        (b, "int", "users tonight")
+                        for b in ("most_likely", "moderately_likely", "least_likely", "achieved")
+                    ),
+                ],
+                [
+                    [
+                        r.goal_name,
+                        *(
+                            r.buckets.get(b, 0)
+                            for b in ("most_likely", "moderately_likely", "least_likely", "achieved")
+                        ),
+                    ]
+                    for r in results
+                    if r.buckets
+                ],
+            ),
             **buckets,
         },
         "target_groups": {
             "groups": table(
-                [("goal", "string", ""), ("members", "int", "frozen target group"), ("control", "int", "of them"),
-                 ("frozen_on", "string", "the day the group was taken as of")],
-                [[r.goal_name, r.members, r.control, str(r.frozen_on)] for r in results]),
+                [
+                    ("goal", "string", ""),
+                    ("members", "int", "frozen target group"),
+                    ("control", "int", "of them"),
+                    ("frozen_on", "string", "the day the group was taken as of"),
+                ],
+                [[r.goal_name, r.members, r.control, str(r.frozen_on)] for r in results],
+            ),
             **{f"{r.goal_name}/members": r.members for r in results},
         },
     }
@@ -97,11 +122,23 @@ def goal_asset_metadata(
 
 def _forecast_table(night: GoalNight) -> dg.TableMetadataValue:
     return table(
-        [("day", "date", "day of the goal window"), ("predicted", "float", "expected achievers by the day's end"),
-         ("low_90", "float", "90% interval, low"), ("high_90", "float", "90% interval, high"),
-         ("actual", "int", "achievers so far (empty for days to come)")],
-        [[row["day"], round(row["predicted_cumulative"], 1), round(row["predicted_low"], 1),
-          round(row["predicted_high"], 1), row["actual_cumulative"]] for row in night.forecast],
+        [
+            ("day", "date", "day of the goal window"),
+            ("predicted", "float", "expected achievers by the day's end"),
+            ("low_90", "float", "90% interval, low"),
+            ("high_90", "float", "90% interval, high"),
+            ("actual", "int", "achievers so far (empty for days to come)"),
+        ],
+        [
+            [
+                row["day"],
+                round(row["predicted_cumulative"], 1),
+                round(row["predicted_low"], 1),
+                round(row["predicted_high"], 1),
+                row["actual_cumulative"],
+            ]
+            for row in night.forecast
+        ],
     )
 
 
@@ -111,13 +148,31 @@ def _pts(value: float | None) -> float | None:
 
 def _uplift_table(result: GoalDayResult) -> dg.TableMetadataValue:
     return table(
-        [("verdict", "string", "what the figures allow one to say"), ("bucket", "string", "bucket at creation, or all"),
-         ("test", "string", "achievers / users"), ("control", "string", "achievers / users"),
-         ("uplift_pts", "float", "test - control, points"), ("ci_low_pts", "float", "95% Newcombe interval, low"),
-         ("ci_high_pts", "float", "95% Newcombe interval, high"), ("p", "float", "two-sided p-value"),
-         ("srm_p", "float", "sample-ratio mismatch p-value"), ("mde_pts", "float", "minimum detectable effect")],
-        [[u.result.verdict, u.bucket, f"{u.result.test_achievers}/{u.result.test_users}",
-          f"{u.result.control_achievers}/{u.result.control_users}", _pts(u.result.abs_uplift), _pts(u.result.ci_low),
-          _pts(u.result.ci_high), u.result.p_value, u.result.srm_p_value, _pts(u.result.mde)]
-         for u in result.uplift],
+        [
+            ("verdict", "string", "what the figures allow one to say"),
+            ("bucket", "string", "bucket at creation, or all"),
+            ("test", "string", "achievers / users"),
+            ("control", "string", "achievers / users"),
+            ("uplift_pts", "float", "test - control, points"),
+            ("ci_low_pts", "float", "95% Newcombe interval, low"),
+            ("ci_high_pts", "float", "95% Newcombe interval, high"),
+            ("p", "float", "two-sided p-value"),
+            ("srm_p", "float", "sample-ratio mismatch p-value"),
+            ("mde_pts", "float", "minimum detectable effect"),
+        ],
+        [
+            [
+                u.result.verdict,
+                u.bucket,
+                f"{u.result.test_achievers}/{u.result.test_users}",
+                f"{u.result.control_achievers}/{u.result.control_users}",
+                _pts(u.result.abs_uplift),
+                _pts(u.result.ci_low),
+                _pts(u.result.ci_high),
+                u.result.p_value,
+                u.result.srm_p_value,
+                _pts(u.result.mde),
+            ]
+            for u in result.uplift
+        ],
     )

@@ -1,6 +1,5 @@
 """The door of the pipeline: events and profiles loaded into the warehouse, bad rows kept aside."""
 
-
 import dagster as dg
 
 from segment_pipeline.defs.constants import INGEST_GROUP, KEY_PREFIX

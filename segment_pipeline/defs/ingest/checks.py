@@ -37,8 +37,9 @@ def _result(
     )
 
 
-def _per_day(check_name: str, day: date, outcome: SuiteOutcome, severity: dg.AssetCheckSeverity,
-             blocking: bool) -> dg.AssetCheckEvaluation:
+def _per_day(
+    check_name: str, day: date, outcome: SuiteOutcome, severity: dg.AssetCheckSeverity, blocking: bool
+) -> dg.AssetCheckEvaluation:
     """The check's result for one day of a range run. Dagster files an AssetCheckResult of a
     range under no partition (the UI then shows the range's days as skipped), so a range run
     reports each day itself."""
@@ -56,14 +57,34 @@ def _per_day(check_name: str, day: date, outcome: SuiteOutcome, severity: dg.Ass
 
 @dg.multi_asset_check(
     specs=[
-        dg.AssetCheckSpec(REQUIRED_COLUMNS_CHECK, asset=EVENT_SNAPSHOTS, partitions_def=daily_partitions, blocking=True,
-                          description="Every loaded event has an id, a non-blank user and event name, a time and properties."),
-        dg.AssetCheckSpec(TIMESTAMP_RANGE_CHECK, asset=EVENT_SNAPSHOTS, partitions_def=daily_partitions, blocking=True,
-                          description="Every loaded event is before the end of the run's day and from 1970-01-01 on."),
-        dg.AssetCheckSpec(UNIQUE_IDS_CHECK, asset=EVENT_SNAPSHOTS, partitions_def=daily_partitions, blocking=True,
-                          description="Every event_id is in the snapshot once."),
-        dg.AssetCheckSpec(DAILY_VOLUME_CHECK, asset=EVENT_SNAPSHOTS, partitions_def=daily_partitions, blocking=False,
-                          description="The day's event count is within 50% of the trailing 7 days' mean."),
+        dg.AssetCheckSpec(
+            REQUIRED_COLUMNS_CHECK,
+            asset=EVENT_SNAPSHOTS,
+            partitions_def=daily_partitions,
+            blocking=True,
+            description="Every loaded event has an id, a non-blank user and event name, a time and properties.",
+        ),
+        dg.AssetCheckSpec(
+            TIMESTAMP_RANGE_CHECK,
+            asset=EVENT_SNAPSHOTS,
+            partitions_def=daily_partitions,
+            blocking=True,
+            description="Every loaded event is before the end of the run's day and from 1970-01-01 on.",
+        ),
+        dg.AssetCheckSpec(
+            UNIQUE_IDS_CHECK,
+            asset=EVENT_SNAPSHOTS,
+            partitions_def=daily_partitions,
+            blocking=True,
+            description="Every event_id is in the snapshot once.",
+        ),
+        dg.AssetCheckSpec(
+            DAILY_VOLUME_CHECK,
+            asset=EVENT_SNAPSHOTS,
+            partitions_def=daily_partitions,
+            blocking=False,
+            description="The day's event count is within 50% of the trailing 7 days' mean.",
+        ),
     ],
 )
 def event_snapshot_quality(context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource):
@@ -74,9 +95,9 @@ def event_snapshot_quality(context: dg.AssetCheckExecutionContext, warehouse: Wa
         required, timestamps, unique = check_loaded_slice(
             con, first, last, min_ts=EARLIEST_EVENT_TS, max_ts_exclusive=day_cutoff(last)
         )
-        counts = dict(con.execute(
-            _DAILY_COUNTS_SQL, [first - timedelta(days=VOLUME_TRAILING_DAYS), day_cutoff(last)]
-        ).fetchall())
+        counts = dict(
+            con.execute(_DAILY_COUNTS_SQL, [first - timedelta(days=VOLUME_TRAILING_DAYS), day_cutoff(last)]).fetchall()
+        )
         first_day = con.execute("SELECT CAST(min(ts) AS DATE) FROM analytics.event_snapshots").fetchone()[0]
 
     outcomes = {REQUIRED_COLUMNS_CHECK: required, TIMESTAMP_RANGE_CHECK: timestamps, UNIQUE_IDS_CHECK: unique}

@@ -19,8 +19,7 @@ BI_EXPORTS = dg.AssetKey("bi_exports")  # a key, not the asset: defs/ loading wo
 
 @dg.asset(
     # After the exports too, so its summary is the run's closing message.
-    deps=[GOAL_STATUS, GOAL_FORECASTS, GOAL_UPLIFT, INTENT_BUCKETS, SEGMENT_MEMBERSHIPS, SEGMENT_OVERLAPS,
-          BI_EXPORTS],
+    deps=[GOAL_STATUS, GOAL_FORECASTS, GOAL_UPLIFT, INTENT_BUCKETS, SEGMENT_MEMBERSHIPS, SEGMENT_OVERLAPS, BI_EXPORTS],
     group_name=REPORTS_GROUP,
     kinds={"html", "vega"},
     **DAILY,

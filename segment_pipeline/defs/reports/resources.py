@@ -16,6 +16,8 @@ class ReportsResource(dg.ConfigurableResource):
 @dg.definitions
 def resources() -> dg.Definitions:
     settings = load_settings()
-    return dg.Definitions(resources={
-        "reports": ReportsResource(reports_dir=str(settings.reports_dir), mlflow_ui_url=settings.mlflow_ui_url),
-    })
+    return dg.Definitions(
+        resources={
+            "reports": ReportsResource(reports_dir=str(settings.reports_dir), mlflow_ui_url=settings.mlflow_ui_url),
+        }
+    )

@@ -55,7 +55,9 @@ USER_SCORES = dg.AssetKey([KEY_PREFIX, "user_scores"])
     **DAILY,
     can_subset=False,
 )
-def segment_memberships(context: dg.AssetExecutionContext, warehouse: WarehouseResource, project_config: ConfigResource):
+def segment_memberships(
+    context: dg.AssetExecutionContext, warehouse: WarehouseResource, project_config: ConfigResource
+):
     segments = project_config.load().segments
     days = run_days(context)
     with warehouse.connect() as con:
@@ -127,10 +129,14 @@ def user_scores(context: dg.AssetExecutionContext, warehouse: WarehouseResource,
     scores = project_config.load().scores.scores
     with warehouse.connect() as con:
         runs = [replace_user_scores(con, day, scores) for day in run_days(context)][-1]
-    rows = [[r.score_name, r.mode, r.multi_path_users, ", ".join(f"{k}: {v:,}" for k, v in r.labels.items())] for r in runs]
+    rows = [
+        [r.score_name, r.mode, r.multi_path_users, ", ".join(f"{k}: {v:,}" for k, v in r.labels.items())] for r in runs
+    ]
     return dg.MaterializeResult(
         metadata={
-            "scores": dg.MetadataValue.md(rows_table(["score", "mode", "users matching several paths", "labels"], rows)),
+            "scores": dg.MetadataValue.md(
+                rows_table(["score", "mode", "users matching several paths", "labels"], rows)
+            ),
             "dagster/row_count": sum(sum(r.labels.values()) for r in runs),
         }
     )
