@@ -135,9 +135,6 @@ class GoalConfig:
     def by_name(self) -> dict[str, GoalDefinition]:
         return {goal.name: goal for goal in self.goals}
 
-    def active_on(self, day: date) -> list[GoalDefinition]:
-        return [goal for goal in self.goals if goal.is_active(day)]
-
 
 GOAL_KEYS = [f.alias or name for name, f in GoalDefinition.model_fields.items()]
 EVENT_KEYS = [f.alias or name for name, f in GoalEvent.model_fields.items()]

@@ -51,7 +51,7 @@ def load_project_config(config_dir: Path) -> ProjectConfig:
     content = hashlib.sha256(repr(sorted(texts.items())).encode()).hexdigest()
     with _lock:
         seen, cached = _validated.get(folder, (None, None))
-        if seen != content:
+        if seen != content or cached is None:
             try:
                 cached = _validate(config_dir, texts)
             except ConfigError as exc:

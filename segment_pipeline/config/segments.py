@@ -126,7 +126,7 @@ class SegmentDefinition(BaseModel):
     def profile_equalities(self) -> list[tuple[str, Any]]:
         """Every (profile property, value) that must hold, ANDed; a pair, not a dict, so a
         key given in both places with two values is kept as the contradiction it is."""
-        pairs = list(self.profile_properties.items())
+        pairs: list[tuple[str, Any]] = list(self.profile_properties.items())
         if self.profile_property_name is not None:
             pairs.insert(0, (self.profile_property_name, self.profile_property_value))
         return pairs
@@ -149,8 +149,8 @@ class SegmentConfig:
         return {s.name: s for s in self.segments}
 
 
-SEGMENT_KEYS = [f.alias for f in SegmentDefinition.model_fields.values()]
-STEP_KEYS = [f.alias for f in EventStep.model_fields.values()]
+SEGMENT_KEYS = [f.alias or name for name, f in SegmentDefinition.model_fields.items()]
+STEP_KEYS = [f.alias or name for name, f in EventStep.model_fields.items()]
 
 
 def load_segments(path: Path) -> SegmentConfig:

@@ -56,30 +56,31 @@ class WarehouseResource(dg.ConfigurableResource):
             self._context, self._build, self._stack = None, None, None
 
     def _publish_unless_a_step_failed(self, context: dg.InitResourceContext, build: publish.Build) -> None:
-        assert context.run_id is not None
-        if context.instance.get_records_for_run(
-            context.run_id, of_type={dg.DagsterEventType.STEP_FAILURE}, limit=1
-        ).records:
-            context.log.warning("a step failed: the warehouse keeps its last published state")
+        instance, log, live_store = context.instance, context.log, self.live_store
+        assert context.run_id is not None and instance is not None and log is not None  # a run's resources have them
+        if instance.get_records_for_run(context.run_id, of_type={dg.DagsterEventType.STEP_FAILURE}, limit=1).records:
+            log.warning("a step failed: the warehouse keeps its last published state")
             return
-        if self.live_store:
-            build.before_publish.append(lambda con: context.log.info(copy_live_tables(con, self.live_store).summary()))
+        if live_store:
+            build.before_publish.append(lambda con: log.info(copy_live_tables(con, live_store).summary()))
         build.publish()
-        context.log.info(f"published {self.path}")
+        log.info(f"published {self.path}")
 
     def _private_copy(self) -> Path:
         context, stack = self._context, self._stack
         if context is None or stack is None:
             return Path(self.path)
         if self._build is None:
+            instance, log = context.instance, context.log
+            assert instance is not None and log is not None  # set only in a run, whose resources have them
             with input_errors_as_failures():
                 self._build = stack.enter_context(
                     publish.private_build(
                         Path(self.path),
                         owner=f"run-{context.run_id}",
                         wait_s=self.lock_wait_seconds,
-                        on_wait=context.log.warning,
-                        on_acquired=lambda previous: _mark_killed_run_failed(context.instance, previous),
+                        on_wait=log.warning,
+                        on_acquired=lambda previous: _mark_killed_run_failed(instance, previous),
                     )
                 )
         return self._build.working
@@ -126,7 +127,7 @@ class EventSourcesResource(dg.ConfigurableResource):
         return generate_demo(Path(self.demo_dir), spec)
 
     def event_files(self) -> list[SourceFile]:
-        if self.uses_demo:
+        if self.events is None:
             return discover(self._demo().events_glob, env_var="SEGMENT_PIPELINE_EVENTS (demo)")
         return discover(self.events, env_var="SEGMENT_PIPELINE_EVENTS")
 

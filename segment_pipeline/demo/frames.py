@@ -17,12 +17,14 @@ US_PER_SECOND = 1_000_000
 US_PER_DAY = 86_400 * US_PER_SECOND
 EPOCH = date(1970, 1, 1)
 
-RAW_SCHEMA = {
-    "user_idx": pl.Int32,
-    "ts_us": pl.Int64,
-    "event_name": pl.String,
-    "properties": pl.String,
-}
+RAW_SCHEMA = pl.Schema(
+    {
+        "user_idx": pl.Int32,
+        "ts_us": pl.Int64,
+        "event_name": pl.String,
+        "properties": pl.String,
+    }
+)
 
 
 def day_base_us(start: date) -> int:

@@ -104,7 +104,7 @@ def campaigns(
     frames: list[pl.DataFrame] = []
     plans: list[SessionPlan] = []
     base_open = 0.04 + 0.14 * pop.engagement_rank
-    pushes = [(d, name, hint, None) for d, name, hint in PUSH_CAMPAIGNS]
+    pushes: list[tuple[date, str, int, np.ndarray | None]] = [(d, name, hint, None) for d, name, hint in PUSH_CAMPAIGNS]
     pushes.append((GOAL_CAMPAIGN_DAY, GOAL_CAMPAIGN, CONCERT, recipients))
     for when, name, hint, audience in sorted(pushes, key=lambda p: p[0]):
         day = (when - start).days

@@ -127,7 +127,7 @@ def build_population(n: int, days: int, rng: np.random.Generator) -> Population:
     has_profile = rng.random(n) >= MISSING_PROFILE_SHARE
     goal_test = np.zeros(n, bool)
     for index in np.flatnonzero(city == SAN_FRANCISCO):
-        group = assign_group(GOAL_NAME, user_label(index), GOAL_CONTROL_PERCENT)
+        group = assign_group(GOAL_NAME, user_label(int(index)), GOAL_CONTROL_PERCENT)
         goal_test[index] = group != CONTROL
 
     return Population(

@@ -87,7 +87,14 @@ def train_baseline(frame: pl.DataFrame, feature_columns: list[str], kind: str, *
         train_positives=float(train["label"].sum()),
         best_iteration=0.0,
     )
-    params = {"kind": kind, **(model.params if kind == "bgnbd" else {"features": ",".join(model.feature_columns)})}
+    params = {
+        "kind": kind,
+        **(
+            model.params
+            if isinstance(model, baselines.BgNbdGoalModel)
+            else {"features": ",".join(model.feature_columns)}
+        ),
+    }
     return TrainedGoalModel(
         model=model,
         metrics=metrics,

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import date
 from typing import Any
@@ -106,10 +107,6 @@ class TrainingSet:
     anchor_stats: pl.DataFrame  # anchor, population, achievers
     metadata: dict[str, Any] = field(default_factory=dict)
 
-    @property
-    def label_column(self) -> str:
-        return LABEL
-
 
 def window_names(lookback_days: int) -> list[int]:
     """7 and 30 days when shorter than the lookback, and the lookback itself."""
@@ -195,7 +192,7 @@ def make_spec(
     event_types: list[str],
     segments: list[SegmentDefinition],
     profile: list[tuple[str, str, list[str]]],
-    value_properties: list[str] = (),
+    value_properties: Sequence[str] = (),
 ) -> FeatureSpec:
     """Name every column; ``profile`` is ``(column, kind, categories)`` per profile column used."""
     windows = window_names(lookback_days)

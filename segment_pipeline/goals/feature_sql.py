@@ -26,7 +26,7 @@ from segment_pipeline.config.segments import ALL_USERS, SegmentDefinition
 from segment_pipeline.goals.feature_spec import FeatureSpec
 from segment_pipeline.goals.matching import SqlParams, event_types_condition, goal_event_condition
 from segment_pipeline.rules.compiler import compile_past_segment_chunks, compile_past_segments
-from segment_pipeline.storage.warehouse import quote_ident
+from segment_pipeline.storage.warehouse import quote_ident, scalar
 
 EVENTS = "analytics.event_snapshots"
 PROFILES = "analytics.profiles"
@@ -150,7 +150,7 @@ def make_population(
         params or {},
     )
     con.execute("CREATE OR REPLACE TEMP TABLE _gf_uids AS SELECT DISTINCT user_id, uid FROM _gf_pop")
-    return con.execute("SELECT count(*) FROM _gf_pop").fetchone()[0]
+    return scalar(con, "SELECT count(*) FROM _gf_pop")
 
 
 def load_daily(

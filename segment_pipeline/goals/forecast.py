@@ -38,20 +38,6 @@ class ForecastPoint:
     predicted_high: float
 
 
-def forecast_total_interval(
-    probabilities: np.ndarray,
-    *,
-    holdout_relative_error: float,
-    holdout_relative_error_sd: float = 0.0,
-    share: float = 1.0,
-    level: float = DEFAULT_LEVEL,
-) -> tuple[float, float, float]:
-    """(expected, low, high) achievers among these users; ``share`` of them counted by then."""
-    p = np.asarray(probabilities, dtype=np.float64)
-    mean, low, high = _band(p, np.array([share]), holdout_relative_error, holdout_relative_error_sd, level)
-    return float(mean[0]), float(low[0]), float(high[0])
-
-
 def forecast_curve(
     probabilities: np.ndarray,
     timing_curve: Sequence[float] | np.ndarray,
@@ -72,21 +58,6 @@ def forecast_curve(
         ForecastPoint(day, float(m), float(lo), float(hi))
         for day, m, lo, hi in zip(labels, mean, low, high, strict=True)
     ]
-
-
-def timing_curve_from_history(days_to_achieve: Sequence[int] | np.ndarray, window_days: int) -> np.ndarray:
-    """Share of past achievers who had achieved by each day (0-based day offsets).
-
-    Offsets outside ``[0, window_days)`` are not achievers within the window and are
-    ignored. Without history the curve is linear, i.e. achievers spread evenly.
-    """
-    if window_days < 1:
-        raise ValueError(f"window_days must be >= 1, got {window_days}")
-    offsets = np.asarray(days_to_achieve, dtype=np.int64)
-    offsets = offsets[(offsets >= 0) & (offsets < window_days)]
-    if len(offsets) == 0:
-        return np.arange(1, window_days + 1) / window_days
-    return np.cumsum(np.bincount(offsets, minlength=window_days)) / len(offsets)
 
 
 def validate_timing_curve(timing_curve: Sequence[float] | np.ndarray) -> np.ndarray:

@@ -66,7 +66,7 @@ def historical_timing_curve(
         counts = _timing_counts(con, goal, anchors, segments)
     curve = days.join(counts, on="day", how="left").with_columns(pl.col("n").fill_null(0)).sort("day")
     curve = curve.with_columns(pl.col("n").cum_sum().cast(pl.Int64).alias("achievers")).drop("n")
-    total = int(curve.get_column("achievers").max() or 0)
+    total = int(curve.select(pl.col("achievers").max().fill_null(0)).item())
     share = pl.col("achievers") / total if total else pl.col("day") / length
     return curve.with_columns(share.cast(pl.Float64).alias("share"))
 
@@ -141,7 +141,7 @@ def history_problem(
     enough = anchors >= MIN_ANCHORS and achievers >= MIN_OUTCOMES and population - achievers >= MIN_OUTCOMES
     if enough and detail is None:
         return None
-    if anchors and population == 0:
+    if training_set is not None and anchors and population == 0:
         return (
             f"goal '{goal.name}': segment '{goal.segment}' had no members on the eve of any of the "
             f"{anchors} anchors ({', '.join(map(str, training_set.anchors))}); there is nothing to learn from. "

@@ -20,7 +20,14 @@ from segment_pipeline.config.goals import GoalDefinition
 from segment_pipeline.config.segments import SegmentConfig
 from segment_pipeline.goals import features
 from segment_pipeline.goals.buckets import bucket_report, choose_thresholds
-from segment_pipeline.goals.setup import _decision_row, _finite, last_decision, stored_model, train
+from segment_pipeline.goals.setup import (
+    _decision_row,
+    _finite,
+    last_decision,
+    require_stored_model,
+    stored_model,
+    train,
+)
 from segment_pipeline.storage.warehouse import transaction
 
 
@@ -46,7 +53,7 @@ def retrain(
     """Train a challenger as of ``as_of``, promote it if not worse; the decision, as a sentence."""
     from segment_pipeline.goals import tracking
 
-    stored = stored_model(con, goal.name)
+    stored = require_stored_model(con, goal.name)
     spec = stored["spec"]
     length = goal.length_days
     as_if_created = goal.model_copy(
@@ -97,7 +104,7 @@ def retrain(
         selection=result.selection,
         champion_uri=stored["model_uri"],
     )
-    champion = None if record.promoted else tracking.load_champion(tracking_uri, goal.name, stored["model_uri"])
+    champion = None if record.promoted else tracking.require_champion(tracking_uri, goal.name, stored["model_uri"])
     decision = _decision_row(goal.name, as_of, best, record, champion, result.selection)
     with transaction(con):
         if record.promoted:

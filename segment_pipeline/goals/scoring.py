@@ -19,8 +19,8 @@ from segment_pipeline.config.goals import GoalDefinition
 from segment_pipeline.goals import features
 from segment_pipeline.goals.buckets import ACHIEVED, BucketThresholds, assign_buckets
 from segment_pipeline.goals.control_group import TEST
-from segment_pipeline.goals.setup import stored_model, target_group
-from segment_pipeline.storage.warehouse import transaction
+from segment_pipeline.goals.setup import require_stored_model, target_group
+from segment_pipeline.storage.warehouse import scalar, transaction
 
 
 @dataclass(frozen=True)
@@ -40,7 +40,7 @@ def achieved_by(con: duckdb.DuckDBPyConnection, goal: GoalDefinition, users: pl.
 
 def score_night(con: duckdb.DuckDBPyConnection, goal: GoalDefinition, as_of: date, model) -> ScoringOutcome:
     """Replace the goal's ``intent_buckets`` and ``engagement_audiences`` rows of ``as_of``."""
-    stored = stored_model(con, goal.name)
+    stored = require_stored_model(con, goal.name)
     thresholds = BucketThresholds.from_dict(stored["thresholds"])
     group = target_group(con, goal)
     achieved = achieved_by(con, goal, group.get_column("user_id"), as_of).get_column("user_id")
@@ -82,9 +82,11 @@ def score_night(con: duckdb.DuckDBPyConnection, goal: GoalDefinition, as_of: dat
             [goal.name, as_of, TEST, ACHIEVED],
         )
     counts = dict(rows.group_by("bucket").len().iter_rows())
-    audience = con.execute(
-        "SELECT count(*) FROM analytics.engagement_audiences WHERE goal_name = ? AND as_of_date = ?", [goal.name, as_of]
-    ).fetchone()[0]
+    audience = scalar(
+        con,
+        "SELECT count(*) FROM analytics.engagement_audiences WHERE goal_name = ? AND as_of_date = ?",
+        [goal.name, as_of],
+    )
     return ScoringOutcome(rows.height, counts, audience)
 
 
@@ -153,9 +155,9 @@ def forecast_rows(con: duckdb.DuckDBPyConnection, goal: GoalDefinition, as_of: d
     con.unregister("_achieved")
     if goal.value_property:
         _value_forecast_rows(con, goal, as_of, group.get_column("user_id"))
-    return con.execute(
-        "SELECT count(*) FROM analytics.goal_forecasts WHERE goal_name = ? AND as_of_date = ?", [goal.name, as_of]
-    ).fetchone()[0]
+    return scalar(
+        con, "SELECT count(*) FROM analytics.goal_forecasts WHERE goal_name = ? AND as_of_date = ?", [goal.name, as_of]
+    )
 
 
 def _value_forecast_rows(con: duckdb.DuckDBPyConnection, goal: GoalDefinition, as_of: date, users: pl.Series) -> None:

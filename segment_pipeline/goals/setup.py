@@ -92,6 +92,14 @@ def stored_model(con: duckdb.DuckDBPyConnection, goal_name: str) -> dict | None:
     }
 
 
+def require_stored_model(con: duckdb.DuckDBPyConnection, goal_name: str) -> dict:
+    """``stored_model`` for a step that runs only after the goal's first training."""
+    stored = stored_model(con, goal_name)
+    if stored is None:
+        raise LookupError(f"goal '{goal_name}' has no trained model in pipeline_state.goal_models yet")
+    return stored
+
+
 def last_decision(con: duckdb.DuckDBPyConnection, goal_name: str) -> dict | None:
     """The latest training's decision (``pipeline_state.goal_model_decisions``)."""
     row = con.execute(
@@ -135,10 +143,11 @@ def train(
     problem = features.history_problem(con, goal, training)
     if problem:
         return problem
+    assert training is not None  # without a training set history_problem always names the problem
     try:
         candidates = train_candidates(training.frame, training.feature_columns, xgb_params=xgb_params)
     except InsufficientTrainingData as exc:
-        return features.history_problem(con, goal, training, detail=str(exc))
+        return features.history_problem(con, goal, training, detail=str(exc)) or str(exc)
     best, selection = choose_best(candidates)
     return Training(training, candidates, best, selection)
 
@@ -203,9 +212,11 @@ def set_up_goal(
         champion_uri=None,
     )
     model, metrics = best.model, dict(best.metrics)
+    run_id, model_uri, version = record.run_id, record.model_uri, record.version
     champion = None
     if not record.promoted:  # the registered champion stays: score and judge with it
-        champion = tracking.load_champion(tracking_uri, goal.name)
+        champion = tracking.require_champion(tracking_uri, goal.name)
+        run_id, model_uri, version = champion.run_id, champion.model_uri, champion.version
         model = champion.model
         scores = champion.predict_proba(best.evaluation_frame)
         thresholds = choose_thresholds(
@@ -215,7 +226,6 @@ def set_up_goal(
             user_ids=best.evaluation_frame["user_id"],
         )
         metrics = {**metrics, **record.champion_metrics}
-    run_id = record.run_id if record.promoted else champion.run_id
 
     group = target_group(con, goal)
     scoring = features.build_scoring_set(con, goal, group.get_column("user_id"), trained_on, spec=training.spec)
@@ -245,8 +255,8 @@ def set_up_goal(
                 goal.name,
                 trained_on,
                 run_id,
-                record.model_uri if record.promoted else champion.model_uri,
-                record.version if record.promoted else champion.version,
+                model_uri,
+                version,
                 json.dumps(thresholds.to_dict()),
                 training.spec.to_json(),
                 json.dumps(_finite(metrics)),

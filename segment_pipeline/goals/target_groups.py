@@ -25,7 +25,7 @@ from segment_pipeline.config.goals import GoalDefinition
 from segment_pipeline.config.segments import ALL_USERS, SegmentConfig
 from segment_pipeline.goals.control_group import CONTROL, TEST
 from segment_pipeline.rules.compiler import compile_past_segments, read_profile_columns
-from segment_pipeline.storage.warehouse import ANALYTICS, STATE, table_ref, transaction
+from segment_pipeline.storage.warehouse import ANALYTICS, STATE, one_row, table_ref, transaction
 
 TARGET_GROUPS = (ANALYTICS, "target_groups")
 FREEZES = (STATE, "goal_freezes")
@@ -103,11 +103,12 @@ def freeze_target_group(
             change = _change_message(goal, frozen_on, stored, definition) if stored is not None else None
             return FreezeResult(goal.name, frozen_on, members, control, False, change)
         _write_group(con, goal, segments)
-        members, control = con.execute(
+        members, control = one_row(
+            con,
             f"""SELECT count(*), count(*) FILTER (WHERE "group" = '{CONTROL}')
                 FROM {table_ref(*TARGET_GROUPS)} WHERE goal_name = ?""",
             [goal.name],
-        ).fetchone()
+        )
         con.execute(
             f"INSERT INTO {table_ref(*FREEZES)} VALUES (?, ?, ?, ?, ?, ?)",
             [goal.name, goal.frozen_as_of, _canonical(definition), definition_hash(definition), members, control],
@@ -148,11 +149,12 @@ def _existing(con: duckdb.DuckDBPyConnection, goal_name: str) -> tuple[date, int
     ).fetchone()
     if row is not None:
         return row[0], row[1], row[2], json.loads(row[3])
-    row = con.execute(
+    row = one_row(
+        con,
         f"""SELECT min(frozen_on), count(*), count(*) FILTER (WHERE "group" = '{CONTROL}')
             FROM {table_ref(*TARGET_GROUPS)} WHERE goal_name = ?""",
         [goal_name],
-    ).fetchone()
+    )
     return (row[0], row[1], row[2], None) if row[1] else None
 
 

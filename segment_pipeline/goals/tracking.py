@@ -34,15 +34,18 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlparse
 
 import numpy as np
 import polars as pl
 
 from segment_pipeline.goals.buckets import BucketThresholds
-from segment_pipeline.goals.mlflow_store import ensure_sqlite_store
+from segment_pipeline.goals.mlflow_store import TrackingStoreError, ensure_sqlite_store
 from segment_pipeline.goals.training import GoalModel, TrainedGoalModel, bootstrap_rel_error_sd, evaluation_metrics
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 # MLflow decides on telemetry when it is first imported, so say no before anyone imports it.
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
@@ -257,6 +260,17 @@ def load_champion(tracking_uri: str, goal_name: str, model_uri: str | None = Non
     return _load(client, registered_model_name(goal_name), model_uri)
 
 
+def require_champion(tracking_uri: str, goal_name: str, model_uri: str | None = None) -> ChampionModel:
+    """``load_champion``, for a goal that has a model: a store without it is a failure to name."""
+    champion = load_champion(tracking_uri, goal_name, model_uri)
+    if champion is None:
+        raise TrackingStoreError(
+            f"goal {goal_name!r} has a model, but the store {tracking_uri} has no champion model for it; "
+            "restore the store or set MLFLOW_TRACKING_URI"
+        )
+    return champion
+
+
 def _connect(tracking_uri: str) -> tuple[Any, Any, str | None]:
     import mlflow
     from mlflow import MlflowClient
@@ -413,42 +427,24 @@ def _log_artifacts(mlflow: Any, trained: TrainedGoalModel, thresholds: BucketThr
     mlflow.log_text(_csv(trained.calibration_curve), "calibration_curve.csv")
     mlflow.log_dict(_json_safe({"thresholds": thresholds.to_dict(), "report": report}), "buckets.json")
     mlflow.log_dict({"feature_columns": trained.feature_columns, "notes": trained.notes}, "model_inputs.json")
-    figure = _calibration_figure(trained.calibration_curve)
-    if figure is not None:
-        mlflow.log_figure(figure, "calibration.png")
-    else:
-        mlflow.log_text(_calibration_svg(trained.calibration_curve), "calibration.svg")
+    mlflow.log_figure(_calibration_figure(trained.calibration_curve), "calibration.png")
 
 
-def _calibration_figure(curve: pl.DataFrame) -> Any:
-    try:
-        from matplotlib.figure import Figure  # no pyplot: no global backend or figure registry
-    except ImportError:
-        return None
+def _calibration_figure(curve: pl.DataFrame) -> Figure:
+    from matplotlib.figure import Figure  # no pyplot: no global backend or figure registry
+
+    predicted = curve.get_column("mean_predicted").to_numpy()
+    observed = curve.get_column("observed_rate").to_numpy()
     figure = Figure(figsize=(5, 5))
     axes = figure.subplots()
-    top = max(curve["mean_predicted"].max() or 0.0, curve["observed_rate"].max() or 0.0, 0.01) * 1.05
+    highest = curve.select(pl.col("mean_predicted", "observed_rate").max().fill_null(0.0)).max_horizontal().item()
+    top = max(float(highest), 0.01) * 1.05
     axes.plot([0, top], [0, top], linestyle="--", color="grey", label="perfect calibration")
-    axes.plot(curve["mean_predicted"], curve["observed_rate"], marker="o", label="model (equal-count bins)")
+    axes.plot(predicted, observed, marker="o", label="model (equal-count bins)")
     axes.set(xlabel="mean predicted probability", ylabel="observed rate", xlim=(0, top), ylim=(0, top))
     axes.set_title("Calibration on the held-out evaluation half")
     axes.legend(loc="upper left")
     return figure
-
-
-def _calibration_svg(curve: pl.DataFrame, size: int = 400) -> str:
-    top = max(curve["mean_predicted"].max() or 0.0, curve["observed_rate"].max() or 0.0, 0.01) * 1.05
-
-    def xy(x: float, y: float) -> str:
-        return f"{40 + x / top * (size - 60):.1f},{size - 40 - y / top * (size - 60):.1f}"
-
-    points = " ".join(xy(x, y) for x, y in zip(curve["mean_predicted"], curve["observed_rate"], strict=True))
-    return (
-        f'<svg xmlns="http://www.w3.org/2000/svg" width="{size}" height="{size}">'
-        f'<polyline points="{xy(0, 0)} {xy(top, top)}" stroke="grey" stroke-dasharray="4" fill="none"/>'
-        f'<polyline points="{points}" stroke="steelblue" fill="none"/>'
-        f'<text x="40" y="20">observed rate vs mean predicted (0 to {top:.3f})</text></svg>'
-    )
 
 
 def _csv(frame: pl.DataFrame) -> str:

@@ -22,7 +22,7 @@ import math
 import os
 from dataclasses import dataclass, field
 from datetime import date
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 import polars as pl
@@ -78,6 +78,16 @@ def feature_matrix(frame: Any, feature_columns: list[str]) -> np.ndarray:
     return frame[feature_columns].to_numpy(dtype=np.float32, na_value=np.nan)  # pandas
 
 
+class ScoringModel(Protocol):
+    """What every model kind (XGBoost here, the baselines in ``goals/baselines.py``) offers."""
+
+    kind: str
+    feature_columns: list[str]
+    calibration: str
+
+    def predict_proba(self, frame: Any) -> np.ndarray: ...
+
+
 @dataclass
 class GoalModel:
     """A picklable calibrated scorer: ``predict_proba(frame)`` for polars, pandas or a matrix."""
@@ -107,7 +117,7 @@ class GoalModel:
 class TrainedGoalModel:
     """The model plus everything needed to log, compare, bucket and forecast with it."""
 
-    model: GoalModel
+    model: ScoringModel
     metrics: dict[str, float]
     feature_importance: pl.DataFrame  # feature, gain, total_gain, splits
     calibration_curve: pl.DataFrame  # bin, n, mean_predicted, observed_rate (evaluation half)

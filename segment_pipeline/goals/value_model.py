@@ -37,6 +37,7 @@ from segment_pipeline.goals.feature_spec import BGNBD_T, BGNBD_T_X, BGNBD_X
 from segment_pipeline.goals.matching import SqlParams, event_types_condition, goal_event_condition
 from segment_pipeline.goals.training import feature_matrix, time_split
 from segment_pipeline.stats.value import value_errors
+from segment_pipeline.storage.warehouse import one_row
 
 HIGH, MEDIUM, LOW = "high", "medium", "low"
 TIER_SHARES = (0.20, 0.30)  # high = top 20% by predicted value, medium = next 30%, low = rest
@@ -95,14 +96,15 @@ def check_property(con: duckdb.DuckDBPyConnection, goal: GoalDefinition, before:
     types, is_goal = event_types_condition(goal.events, params), goal_event_condition(goal.events, params)
     path = params.bind(sql._json_pointer(goal.value_property), "VARCHAR")
     upper = params.bind(sql.midnight(before), "TIMESTAMP")
-    numeric, non_numeric = con.execute(
+    numeric, non_numeric = one_row(
+        con,
         f"""WITH e AS (SELECT json_type(properties, {path}) AS kind, json_extract_string(properties, {path}) AS raw
                        FROM {sql.EVENTS} WHERE {types} AND ts < {upper} AND {is_goal})
             SELECT count(*) FILTER (WHERE TRY_CAST(raw AS DOUBLE) IS NOT NULL AND kind <> 'BOOLEAN'),
                    count(*) FILTER (WHERE raw IS NOT NULL AND (TRY_CAST(raw AS DOUBLE) IS NULL OR kind = 'BOOLEAN'))
             FROM e""",
         params.values,
-    ).fetchone()
+    )
     others = [] if numeric else sql.numeric_goal_properties(con, goal.events, before, 10)
     return PropertyCheck(int(numeric), int(non_numeric), others)
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import pickle
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date
 from typing import Any
 
 import duckdb
@@ -121,7 +121,3 @@ def load_value_model(con: duckdb.DuckDBPyConnection, goal_name: str) -> tuple[An
     if row is None:
         return None
     return pickle.loads(row[0]), row[1]
-
-
-def creation_days(goal: GoalDefinition) -> list[date]:
-    return [goal.created_on + timedelta(days=k) for k in range(goal.length_days)]

@@ -20,7 +20,7 @@ from segment_pipeline.ingest import state
 from segment_pipeline.ingest.sources import SourceFile
 from segment_pipeline.ingest.staging import STAGED_TABLE_DDL, UnreadableFile, stage_file
 from segment_pipeline.storage.schema import ensure_tables
-from segment_pipeline.storage.warehouse import ANALYTICS, STATE, transaction
+from segment_pipeline.storage.warehouse import ANALYTICS, STATE, one_row, transaction
 
 SNAPSHOT = (ANALYTICS, "event_snapshots")
 REJECTED = (ANALYTICS, "rejected_events")
@@ -269,15 +269,16 @@ def load_events(
         con.execute(_FATES, [cutoff])
         con.execute(_NEW_REJECTS)
 
-        rows_read, deferred = con.execute(
-            "SELECT count(*), count(*) FILTER (WHERE reason IS NULL AND ts >= ?) FROM _classified", [cutoff]
-        ).fetchone()
-        loaded, duplicates, already_loaded = con.execute(
+        rows_read, deferred = one_row(
+            con, "SELECT count(*), count(*) FILTER (WHERE reason IS NULL AND ts >= ?) FROM _classified", [cutoff]
+        )
+        loaded, duplicates, already_loaded = one_row(
+            con,
             """SELECT count(*) FILTER (WHERE NOT loaded AND id_rank = 1),
                       count(*) FILTER (WHERE same_content AND id_rank > 1),
                       count(DISTINCT event_id) FILTER (WHERE loaded AND same_content)
-               FROM _fates"""
-        ).fetchone()
+               FROM _fates""",
+        )
         reasons = dict(con.execute("SELECT reason, count(*) FROM _new_rejects GROUP BY 1 ORDER BY 2 DESC").fetchall())
         report = LoadReport(
             snapshot_date=snapshot_date,

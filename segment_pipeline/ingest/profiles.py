@@ -16,7 +16,7 @@ import duckdb
 from segment_pipeline.ingest.sources import SourceError, SourceFile, literal_path
 from segment_pipeline.ingest.staging import FILE_ERRORS, MAX_LINE_BYTES, unreadable_reason
 from segment_pipeline.storage.schema import ensure_tables
-from segment_pipeline.storage.warehouse import ANALYTICS, quote_ident, transaction
+from segment_pipeline.storage.warehouse import ANALYTICS, quote_ident, scalar, transaction
 
 PROFILES = (ANALYTICS, "profiles")
 _FILE, _ROW = "__sp_file", "__sp_row"
@@ -100,7 +100,7 @@ def load_profiles(con: duckdb.DuckDBPyConnection, files: list[SourceFile], *, sn
                                     AND r.reason = 'profile with empty user_id')""",
             [snapshot_date, paths, paths],
         )
-        rejected = con.execute("SELECT count(*) FROM _profile_keyed WHERE __sp_uid IS NULL").fetchone()[0]
+        rejected = scalar(con, "SELECT count(*) FROM _profile_keyed WHERE __sp_uid IS NULL")
         select_props = "".join(f", {quote_ident(p)}" for p in properties)
         con.execute(
             f"""CREATE OR REPLACE TABLE analytics.profiles AS
@@ -109,8 +109,8 @@ def load_profiles(con: duckdb.DuckDBPyConnection, files: list[SourceFile], *, sn
                     FROM _profile_keyed WHERE __sp_uid IS NOT NULL
                 ) WHERE latest = 1 ORDER BY user_id"""
         )
-        rows_read = con.execute("SELECT count(*) FROM _profile_rows").fetchone()[0]
-        profiles = con.execute("SELECT count(*) FROM analytics.profiles").fetchone()[0]
+        rows_read = scalar(con, "SELECT count(*) FROM _profile_rows")
+        profiles = scalar(con, "SELECT count(*) FROM analytics.profiles")
         con.execute("DROP TABLE _profile_rows; DROP TABLE _profile_keyed")
     return ProfileReport(
         profiles=profiles,

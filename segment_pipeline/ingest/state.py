@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import duckdb
 
-from segment_pipeline.storage.warehouse import table_exists
+from segment_pipeline.storage.warehouse import scalar, table_exists
 
 USERS = "pipeline_state.users"
 VOCABULARY = "pipeline_state.vocabulary"
@@ -46,7 +46,7 @@ def _add_sql(rows: str) -> list[str]:
 
 
 def _snapshot_rows(con: duckdb.DuckDBPyConnection) -> int:
-    return con.execute("SELECT count(*) FROM analytics.event_snapshots").fetchone()[0]
+    return scalar(con, "SELECT count(*) FROM analytics.event_snapshots")
 
 
 def is_current(con: duckdb.DuckDBPyConnection) -> bool:
@@ -82,8 +82,8 @@ def _mark(con: duckdb.DuckDBPyConnection) -> None:
 def user_count(con: duckdb.DuckDBPyConnection) -> int:
     """Distinct users in the snapshot."""
     if is_current(con):
-        return con.execute(f"SELECT count(*) FROM {USERS}").fetchone()[0]
-    return con.execute("SELECT count(DISTINCT user_id) FROM analytics.event_snapshots").fetchone()[0]
+        return scalar(con, f"SELECT count(*) FROM {USERS}")
+    return scalar(con, "SELECT count(DISTINCT user_id) FROM analytics.event_snapshots")
 
 
 def event_types_and_keys(

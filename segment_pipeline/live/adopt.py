@@ -22,7 +22,7 @@ from segment_pipeline.live import engine, store
 from segment_pipeline.live.outbox import ENTRIES, OUTBOX, utc_naive
 from segment_pipeline.segments import history
 from segment_pipeline.settings import SettingsError, load_settings
-from segment_pipeline.storage.warehouse import transaction
+from segment_pipeline.storage.warehouse import scalar, transaction
 
 _ALIAS = "sp_old_warehouse"
 _STATE = [engine.EVENTS, engine.MATCHES, engine.PENDING, engine.ARMED, engine.CANCELLED, engine.FILES, ENTRIES]
@@ -38,9 +38,7 @@ def adopt_warehouse_state(warehouse_path: Path | str, live_store_path: Path | st
     with store.connect(live_store_path) as con:
         engine.ensure_tables(con)
         history.ensure_tables(con)
-        used = con.execute(
-            f"SELECT (SELECT count(*) FROM {engine.HISTORY}) + (SELECT count(*) FROM {OUTBOX})"
-        ).fetchone()[0]
+        used = scalar(con, f"SELECT (SELECT count(*) FROM {engine.HISTORY}) + (SELECT count(*) FROM {OUTBOX})")
         if used:
             raise AdoptError(f"live store {live_store_path} is already in use; adopt only into a new live store")
         try:
@@ -59,9 +57,7 @@ def adopt_warehouse_state(warehouse_path: Path | str, live_store_path: Path | st
             copied: dict[str, int] = {}
             with transaction(con):
                 for table in [t for t in _STATE if t in present]:
-                    copied[table] = con.execute(
-                        f"INSERT INTO {table} BY NAME SELECT * FROM {_ALIAS}.{table}"
-                    ).fetchone()[0]
+                    copied[table] = scalar(con, f"INSERT INTO {table} BY NAME SELECT * FROM {_ALIAS}.{table}")
                 if OUTBOX in present:
                     columns = {
                         row[0]
@@ -77,19 +73,18 @@ def adopt_warehouse_state(warehouse_path: Path | str, live_store_path: Path | st
                         if "retry_step" in columns
                         else ", CASE WHEN status = 'dead' THEN attempts ELSE 0 END AS retry_step"
                     )
-                    copied[OUTBOX] = con.execute(
-                        f"INSERT INTO {OUTBOX} BY NAME SELECT *{step} FROM {_ALIAS}.{OUTBOX}"
-                    ).fetchone()[0]
+                    copied[OUTBOX] = scalar(con, f"INSERT INTO {OUTBOX} BY NAME SELECT *{step} FROM {_ALIAS}.{OUTBOX}")
                 if "analytics.segment_tags" in present:
                     past = (
                         f"SELECT segment_name FROM {_ALIAS}.pipeline_state.segment_evaluations"
                         if "pipeline_state.segment_evaluations" in present
                         else "SELECT NULL::VARCHAR WHERE false"
                     )
-                    copied["analytics.segment_tags"] = con.execute(
+                    copied["analytics.segment_tags"] = scalar(
+                        con,
                         f"""INSERT INTO analytics.segment_tags SELECT user_id, segment_name, created_at, removed_at
-                            FROM {_ALIAS}.analytics.segment_tags WHERE segment_name NOT IN ({past})"""
-                    ).fetchone()[0]
+                            FROM {_ALIAS}.analytics.segment_tags WHERE segment_name NOT IN ({past})""",
+                    )
                 # started, without a watermark: the old sensor's files-read state carries on
                 con.execute(f"INSERT INTO {engine.HISTORY} VALUES (?, NULL, NULL)", [utc_naive(now)])
         finally:

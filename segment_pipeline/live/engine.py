@@ -61,7 +61,7 @@ from segment_pipeline.live.outbox import Entry, enqueue, utc_naive
 from segment_pipeline.live.tags import apply_live_tags
 from segment_pipeline.live.timeline import Match, complete_chains, simulate
 from segment_pipeline.rules.compiler import SqlParams, property_condition
-from segment_pipeline.storage.warehouse import quote_ident, transaction
+from segment_pipeline.storage.warehouse import one_row, quote_ident, scalar, transaction
 
 EVENTS = "pipeline_state.live_events"
 MATCHES = "pipeline_state.live_matches"
@@ -280,7 +280,7 @@ def start_watermark(
     (even one that lands later, in a new file or a changed old one). Returns None once
     started (every later call). Cheap: months of files present are not read."""
     ensure_tables(con)
-    if con.execute(f"SELECT count(*) FROM {HISTORY}").fetchone()[0]:
+    if scalar(con, f"SELECT count(*) FROM {HISTORY}"):
         return None
     now = utc_naive(now)
     history_until = now - timedelta(seconds=late_tolerance_seconds)
@@ -327,7 +327,7 @@ def _stage(con: duckdb.DuckDBPyConnection, files: list[SourceFile]) -> list[tupl
 
 def _record_rejects(con: duckdb.DuckDBPyConnection, unreadable: list[tuple[str, str]], now: datetime) -> int:
     """Rows the event load's rules reject, and unreadable files, into ``live_rejected`` (once each)."""
-    before = con.execute(f"SELECT count(*) FROM {REJECTED}").fetchone()[0]
+    before = scalar(con, f"SELECT count(*) FROM {REJECTED}")
     con.execute(
         f"""INSERT INTO {REJECTED}
             SELECT DISTINCT source, NULL, reason, left(raw_json, {_RAW_KEPT}), ? FROM _classified c
@@ -340,7 +340,7 @@ def _record_rejects(con: duckdb.DuckDBPyConnection, unreadable: list[tuple[str, 
             f"INSERT INTO {REJECTED} VALUES (?, NULL, ?, NULL, ?)",
             [[path, reason, utc_naive(now)] for path, reason in unreadable],
         )
-    return con.execute(f"SELECT count(*) FROM {REJECTED}").fetchone()[0] - before
+    return scalar(con, f"SELECT count(*) FROM {REJECTED}") - before
 
 
 def json_depth(text: str) -> int:
@@ -397,7 +397,7 @@ def _process(
 ) -> ProcessResult:
     now = utc_naive(now)
     result = ProcessResult()
-    history_until = con.execute(f"SELECT max(history_until) FROM {HISTORY}").fetchone()[0]
+    history_until = scalar(con, f"SELECT max(history_until) FROM {HISTORY}")
     con.execute(f"CREATE OR REPLACE TEMP TABLE _live_read AS {source}")
     con.execute(
         f"""CREATE OR REPLACE TEMP TABLE _live_new AS
@@ -408,17 +408,17 @@ def _process(
               AND event_id NOT IN (SELECT event_id FROM {REJECTED} WHERE event_id IS NOT NULL)""",
         {"until": history_until},
     )
-    result.events_read, result.events_history = con.execute(
-        "SELECT count(*), count(*) FILTER (WHERE ts < CAST(? AS TIMESTAMP)) FROM _live_read", [history_until]
-    ).fetchone()
+    result.events_read, result.events_history = one_row(
+        con, "SELECT count(*), count(*) FILTER (WHERE ts < CAST(? AS TIMESTAMP)) FROM _live_read", [history_until]
+    )
     result.rejected = _reject_poison(con, now)
-    result.events_new = con.execute("SELECT count(*) FROM _live_new").fetchone()[0]
+    result.events_new = scalar(con, "SELECT count(*) FROM _live_new")
     touched, result.matches = _record_matches(con, live, now)
     entries = _subtype1_entries(con, live)
     due = _resolve(con, live, touched, now - timedelta(seconds=tolerance_s), result)
     result.entries = enqueue(con, entries + due, now=now)
     apply_live_tags(con, result.entries, MATCHES, "_live_new")
-    result.pending = con.execute(f"SELECT count(*) FROM {PENDING}").fetchone()[0]
+    result.pending = scalar(con, f"SELECT count(*) FROM {PENDING}")
     return result
 
 
@@ -453,11 +453,12 @@ def _record_matches(
             condition = _step_condition(step, params)
             params.values["segment"] = segment.name
             params.values["role"] = role
-            total += con.execute(
+            total += scalar(
+                con,
                 f"""INSERT INTO {MATCHES} SELECT $segment, $role, event_id, user_id, ts
                     FROM _live_new WHERE {condition} ON CONFLICT DO NOTHING""",
                 params.values,
-            ).fetchone()[0]
+            )
     con.execute(
         f"""INSERT INTO {EVENTS} SELECT event_id, user_id, event_name, ts, properties, ?
             FROM _live_new WHERE event_id IN (SELECT event_id FROM {MATCHES}) ON CONFLICT DO NOTHING""",

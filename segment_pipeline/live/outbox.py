@@ -36,7 +36,7 @@ import duckdb
 import polars as pl
 
 from segment_pipeline.live import store
-from segment_pipeline.storage.warehouse import transaction
+from segment_pipeline.storage.warehouse import scalar, transaction
 
 ENTRIES = "analytics.live_segment_entries"
 OUTBOX = "pipeline_state.live_outbox"
@@ -382,9 +382,10 @@ def redrive(
     how many. ``attempts`` keeps counting every try."""
     ensure_tables(con)
     with transaction(con):
-        return con.execute(
+        return scalar(
+            con,
             f"""UPDATE {OUTBOX} SET status = 'pending', retry_step = 0, next_attempt_at = ?
                 WHERE status = 'dead' AND (CAST(? AS VARCHAR) IS NULL OR segment_name = ?)
                   AND (CAST(? AS TIMESTAMP) IS NULL OR entered_at >= ?)""",
             [utc_naive(now), segment, segment, since and utc_naive(since), since and utc_naive(since)],
-        ).fetchone()[0]
+        )

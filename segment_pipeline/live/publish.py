@@ -18,7 +18,7 @@ import duckdb
 from segment_pipeline.live import store
 from segment_pipeline.live.outbox import ENTRIES
 from segment_pipeline.segments import history
-from segment_pipeline.storage.warehouse import transaction
+from segment_pipeline.storage.warehouse import scalar, transaction
 
 _ALIAS = "sp_live_store"
 _PAST_SEGMENTS = "SELECT segment_name FROM pipeline_state.segment_evaluations"
@@ -87,10 +87,10 @@ def copy_live_tables(
                     SELECT user_id, segment_name, created_at, removed_at FROM {_ALIAS}.analytics.segment_tags
                     WHERE segment_name NOT IN ({_PAST_SEGMENTS}) ORDER BY segment_name, user_id, created_at"""
             )
-            entries = con.execute(f"SELECT count(*) FROM {ENTRIES}").fetchone()[0]
-            tags = con.execute(
-                f"SELECT count(*) FROM analytics.segment_tags WHERE segment_name NOT IN ({_PAST_SEGMENTS})"
-            ).fetchone()[0]
+            entries = scalar(con, f"SELECT count(*) FROM {ENTRIES}")
+            tags = scalar(
+                con, f"SELECT count(*) FROM analytics.segment_tags WHERE segment_name NOT IN ({_PAST_SEGMENTS})"
+            )
         return LiveCopy(True, entries, tags)
     finally:
         con.execute(f"DETACH {_ALIAS}")

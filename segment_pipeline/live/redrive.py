@@ -18,6 +18,7 @@ import duckdb
 from segment_pipeline.live import store
 from segment_pipeline.live.outbox import OUTBOX, redrive, utc_naive
 from segment_pipeline.settings import SettingsError, load_settings
+from segment_pipeline.storage.warehouse import scalar
 
 
 def _when(text: str) -> datetime:
@@ -48,7 +49,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         with store.connect(path, busy_retries=6) as con:
             count = redrive(con, now=datetime.now(UTC), segment=args.segment, since=args.since)
-            dead = con.execute(f"SELECT count(*) FROM {OUTBOX} WHERE status = 'dead'").fetchone()[0]
+            dead = scalar(con, f"SELECT count(*) FROM {OUTBOX} WHERE status = 'dead'")
     except duckdb.IOException as exc:
         print(f"error: live store {path} stays busy (another process holds it): {exc}; try again", file=sys.stderr)
         return 1

@@ -19,6 +19,7 @@ from segment_pipeline.ingest.sources import SourceFile
 from segment_pipeline.live import store
 from segment_pipeline.live.engine import ProcessResult, StartResult, process_files, start_watermark
 from segment_pipeline.live.outbox import OUTBOX, RETRY_SCHEDULE_S, DeliveryResult, Sender, deliver, urllib_send
+from segment_pipeline.storage.warehouse import scalar
 
 
 @dataclass
@@ -88,5 +89,5 @@ def run_tick(
         )
         with store.connect(store_path, busy_retries=3) as con:
             result.outbox = dict(con.execute(f"SELECT status, count(*) FROM {OUTBOX} GROUP BY 1 ORDER BY 1").fetchall())
-            result.rejected_total = con.execute("SELECT count(*) FROM pipeline_state.live_rejected").fetchone()[0]
+            result.rejected_total = scalar(con, "SELECT count(*) FROM pipeline_state.live_rejected")
     return result

@@ -26,6 +26,7 @@ from segment_pipeline.quality.snapshot_suite import (
     check_timestamp_range,
     check_unique_event_ids,
 )
+from segment_pipeline.storage.warehouse import one_row
 
 # Offending rows fetched per rule: enough for MAX_EXAMPLES distinct values after repeats.
 EXAMPLE_ROWS = 4 * MAX_EXAMPLES
@@ -63,12 +64,13 @@ def check_loaded_slice(
     nulls = {c: f"{c} IS NULL" for c in REQUIRED_COLUMNS}
     blanks = {c: _blank(c) for c in ("user_id", "event_name")}
     early, late = "ts < ?", "ts >= ?"
-    counted = con.execute(
+    counted = one_row(
+        con,
         "SELECT count(*), "
         + ", ".join(f"count(*) FILTER (WHERE {p})" for p in (*nulls.values(), *blanks.values()))
         + f", count(*) FILTER (WHERE {early} OR {late}) FROM _quality_slice",
         [min_ts, max_ts_exclusive],
-    ).fetchone()
+    )
     rows, *rule_counts, out_of_range = counted
     required_counts = dict(
         zip(
@@ -78,13 +80,14 @@ def check_loaded_slice(
             strict=True,
         )
     )
-    in_slice_repeats, elsewhere = con.execute(
+    in_slice_repeats, elsewhere = one_row(
+        con,
         """SELECT count(*) FILTER (WHERE in_slice > 1), count(*)
            FROM (SELECT s.event_id, count(*) OVER (PARTITION BY s.event_id) AS in_slice
-                 FROM _quality_slice s JOIN _quality_repeats USING (event_id))"""
-    ).fetchone()
+                 FROM _quality_slice s JOIN _quality_repeats USING (event_id))""",
+    )
 
-    def examples(where: str, params: list | None = None):
+    def examples(where: list[str], params: list | None = None):
         # One query per rule, so a flood of one fault leaves room for the examples of another.
         parts = [f"(SELECT * FROM _quality_slice WHERE {p} LIMIT {EXAMPLE_ROWS})" for p in where]
         return con.execute(" UNION ".join(parts), params or []).df()

@@ -12,9 +12,7 @@ from datetime import date
 
 import duckdb
 
-from segment_pipeline.storage.warehouse import ANALYTICS, table_exists
-
-BUCKET_ORDER = ("most_likely", "moderately_likely", "least_likely", "achieved")
+from segment_pipeline.storage.warehouse import ANALYTICS, scalar, table_exists
 
 
 @dataclass(frozen=True)
@@ -210,10 +208,11 @@ def goal_night(con: duckdb.DuckDBPyConnection, goal_name: str, as_of: date) -> G
 
 def _has_column(con: duckdb.DuckDBPyConnection, table: str, column: str) -> bool:
     return bool(
-        con.execute(
+        scalar(
+            con,
             "SELECT count(*) FROM information_schema.columns WHERE table_schema = ? AND table_name = ? AND column_name = ?",
             [ANALYTICS, table, column],
-        ).fetchone()[0]
+        )
     )
 
 

@@ -8,13 +8,13 @@ import duckdb
 
 from segment_pipeline.reports.build import NightReports, standing_sentences
 from segment_pipeline.storage.tables import TABLES
-from segment_pipeline.storage.warehouse import ANALYTICS, table_exists, table_ref
+from segment_pipeline.storage.warehouse import ANALYTICS, scalar, table_exists, table_ref
 
 
 def table_rows(con: duckdb.DuckDBPyConnection) -> dict[str, int]:
     """Rows in each documented table that exists."""
     return {
-        t.name: con.execute(f"SELECT count(*) FROM {table_ref(ANALYTICS, t.name)}").fetchone()[0]
+        t.name: scalar(con, f"SELECT count(*) FROM {table_ref(ANALYTICS, t.name)}")
         for t in TABLES
         if table_exists(con, ANALYTICS, t.name)
     }

@@ -159,7 +159,9 @@ def property_condition(key: str, value: Any, params: SqlParams) -> str:
 
 def _profile_test(column_type: str | None, value: Any) -> tuple[str, str, Any] | None:
     """How a profile column can equal ``value``: (column expression, SQL type, value), or None."""
-    kind = None if column_type is None else profile_value_kind(column_type, value)
+    if column_type is None:
+        return None
+    kind = profile_value_kind(column_type, value)
     if kind == "boolean":
         return "{}", "BOOLEAN", value
     if kind == "text":
@@ -272,8 +274,8 @@ class _Compiler:
 
     def profile_condition(self, segment: SegmentDefinition) -> str:
         columns = self.profile_columns or {}
-        tests = [(c, _profile_test(columns.get(c), v)) for c, v in segment.profile_equalities]
-        if self.profile_columns is None or any(test is None for _, test in tests):
+        tests = [(c, test) for c, v in segment.profile_equalities if (test := _profile_test(columns.get(c), v))]
+        if self.profile_columns is None or len(tests) < len(segment.profile_equalities):
             return "FALSE"
         sql = " AND ".join(
             f"{expression.format('p.' + quote_ident(c))} = {self.params.bind(bound, sql_type)}"

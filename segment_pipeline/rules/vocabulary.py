@@ -7,7 +7,7 @@ matches nobody; these warnings name it and suggest the closest name in the snaps
 from __future__ import annotations
 
 import difflib
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import duckdb
@@ -67,7 +67,7 @@ def read_vocabulary(
     return Vocabulary(event_types, {t: frozenset(k) for t, k in keys.items()}, read_profile_columns(con, profiles))
 
 
-def _closest(name: str, known: Sequence[str] | frozenset[str]) -> str:
+def _closest(name: str, known: Iterable[str]) -> str:
     same_but_case = [k for k in sorted(known) if k.casefold() == name.casefold()]
     close = same_but_case or difflib.get_close_matches(name, sorted(known), n=1, cutoff=0.6)
     return f"; did you mean '{close[0]}'?" if close else ""
@@ -82,10 +82,11 @@ def vocabulary_warnings(segments: Sequence[SegmentDefinition], vocabulary: Vocab
             warnings.append(VocabularyWarning(segment.name, message))
 
         for step in segment.steps:
-            if vocabulary.event_types and step.event_type not in vocabulary.event_types:
+            known_types = vocabulary.event_types
+            if known_types and step.event_type not in known_types:
                 warn(
                     f"event type '{step.event_type}' never occurs in the snapshot"
-                    f"{_closest(step.event_type, vocabulary.event_types)}"
+                    f"{_closest(step.event_type, known_types)}"
                 )
                 continue
             seen = vocabulary.property_keys.get(step.event_type)

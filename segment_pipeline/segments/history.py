@@ -13,7 +13,7 @@ from datetime import date
 
 import duckdb
 
-from segment_pipeline.storage.warehouse import ANALYTICS
+from segment_pipeline.storage.warehouse import ANALYTICS, scalar
 
 MEMBERSHIPS = (ANALYTICS, "segment_memberships")
 TAGS = (ANALYTICS, "segment_tags")
@@ -78,9 +78,7 @@ def update_tags(con: duckdb.DuckDBPyConnection, as_of: date) -> str:
     day rebuilds the history, since it can split or join intervals after it.
     Returns ``incremental`` or ``rebuilt``.
     """
-    newer = con.execute(
-        "SELECT count(*) FROM pipeline_state.segment_evaluations WHERE as_of_date > ?", [as_of]
-    ).fetchone()[0]
+    newer = scalar(con, "SELECT count(*) FROM pipeline_state.segment_evaluations WHERE as_of_date > ?", [as_of])
     if newer:
         con.execute(_REBUILD_TAGS)
         # Only past segments' tags come from memberships; live-segment tags are the sensor's.

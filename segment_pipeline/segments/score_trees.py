@@ -15,6 +15,7 @@ import duckdb
 
 from segment_pipeline.config.scores import ScoreDefinition
 from segment_pipeline.config.segments import ALL_USERS
+from segment_pipeline.storage.warehouse import scalar
 
 USER_SCORES_DDL = (
     "as_of_date DATE NOT NULL, score_name VARCHAR NOT NULL, user_id VARCHAR NOT NULL, label VARCHAR NOT NULL"
@@ -76,9 +77,7 @@ def _compute(con: duckdb.DuckDBPyConnection, as_of: date, score: ScoreDefinition
            ORDER BY pop.user_id""",
         [as_of, score.name, as_of, ALL_USERS, default_idx],
     )
-    multi = con.execute(
-        "SELECT count(*) FROM (SELECT user_id FROM _path_hits GROUP BY user_id HAVING count(*) > 1)"
-    ).fetchone()[0]
+    multi = scalar(con, "SELECT count(*) FROM (SELECT user_id FROM _path_hits GROUP BY user_id HAVING count(*) > 1)")
     con.execute("DROP TABLE _path_segments; DROP TABLE _path_required; DROP TABLE _path_labels; DROP TABLE _path_hits")
     return multi
 
@@ -89,10 +88,11 @@ def replace_user_scores(con: duckdb.DuckDBPyConnection, as_of: date, scores: lis
     con.execute("DELETE FROM analytics.user_scores WHERE as_of_date = ?", [as_of])
     runs = []
     for score in scores:
-        previous = con.execute(
+        previous = scalar(
+            con,
             "SELECT max(as_of_date) FROM analytics.user_scores WHERE score_name = ? AND as_of_date < ?",
             [score.name, as_of],
-        ).fetchone()[0]
+        )
         if is_refresh_day(score.refresh, as_of) or previous is None:
             mode, multi = "computed", _compute(con, as_of, score)
         else:

@@ -67,6 +67,7 @@ def minimum_detectable_effect(
     for i in range(1, _GRID_POINTS + 1):
         delta = room * i / _GRID_POINTS
         if excess(delta) >= 0:
-            return float(brentq(excess, previous, delta, xtol=1e-12))
+            # scipy's stubs: without full_output, brentq returns the root alone (a float).
+            return float(brentq(excess, previous, delta, xtol=1e-12))  # pyright: ignore[reportArgumentType]
         previous = delta
     return None

@@ -95,10 +95,6 @@ class UpliftResult:
     improvement: bool | None  # None when not detectable, undefined or the split is broken
     verdict: str
 
-    @property
-    def sample_ratio_mismatch(self) -> bool:
-        return self.srm_p_value is not None and self.srm_p_value < SRM_ALARM
-
     def table_row(self) -> dict[str, int | float | None]:
         """The values of the ``goal_uplift`` columns this result fills."""
         values = asdict(self)
@@ -241,7 +237,7 @@ def two_arm_uplift(
         f"{level} {_points(ci_low)} to {_points(ci_high)}, {_p(p_value)}"
     )
     best_rate = 1.0 if objective == MAXIMIZE else 0.0
-    if broken_split:
+    if broken_split and srm is not None:
         verdict = (
             f"sample ratio mismatch ({_p(srm)}): {control_users} control users of {test_users + control_users} "
             f"do not match the declared {control_percent:g}%, so the split is broken; no conclusion ({observed})"
@@ -270,6 +266,7 @@ def two_arm_uplift(
         elif worsens:
             outcome = "test is worse than control"
         else:
+            assert mde is not None  # this branch is reached only when detectable
             outcome = (
                 f"no significant difference (an effect of {_points(mde, signed=False)} pts or more would be detected)"
             )

@@ -78,7 +78,8 @@ def spearman(predicted: np.ndarray, actual: np.ndarray) -> float:
     x, y = np.asarray(predicted, dtype=np.float64), np.asarray(actual, dtype=np.float64)
     if len(x) < 2 or np.all(x == x[0]) or np.all(y == y[0]):
         return math.nan
-    return float(scipy_stats.spearmanr(x, y).statistic)
+    # scipy's stubs type the result as a bare tuple; it is a SignificanceResult with .statistic.
+    return float(scipy_stats.spearmanr(x, y).statistic)  # pyright: ignore[reportAttributeAccessIssue]
 
 
 def value_gini(predicted: np.ndarray, actual: np.ndarray) -> float:

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import duckdb
 
@@ -82,3 +83,16 @@ def table_exists(con: duckdb.DuckDBPyConnection, schema: str, table: str) -> boo
         [schema, table],
     ).fetchone()
     return bool(row and row[0])
+
+
+def one_row(con: duckdb.DuckDBPyConnection, sql: str, parameters: list | dict | None = None) -> tuple[Any, ...]:
+    """The row of a query that always returns one (an aggregate without GROUP BY)."""
+    row = con.execute(sql, parameters).fetchone()
+    if row is None:
+        raise LookupError(f"expected one row from: {sql}")
+    return row
+
+
+def scalar(con: duckdb.DuckDBPyConnection, sql: str, parameters: list | dict | None = None) -> Any:
+    """The one value of a query that always returns one row (a count, a min, a max)."""
+    return one_row(con, sql, parameters)[0]

@@ -8,11 +8,7 @@ from datetime import date, timedelta
 import numpy as np
 import pytest
 
-from segment_pipeline.goals.forecast import (
-    forecast_curve,
-    forecast_total_interval,
-    timing_curve_from_history,
-)
+from segment_pipeline.goals.forecast import forecast_curve
 from segment_pipeline.goals.training import bootstrap_rel_error_sd
 
 WINDOW = 30
@@ -83,6 +79,12 @@ def test_curve_is_monotone_and_bounded():
     assert predicted[-1] == pytest.approx(p.sum())
 
 
+def forecast_total_interval(p: np.ndarray, **band) -> tuple[float, float, float]:
+    """(expected, low, high) achievers by the window's end: a one-day curve."""
+    last = forecast_curve(p, [1.0], days=1, **band)[-1]
+    return last.predicted_cumulative, last.predicted_low, last.predicted_high
+
+
 def test_total_interval_matches_the_last_day_of_the_curve():
     p = np.full(200, 0.3)
     total = forecast_total_interval(p, holdout_relative_error=-0.05, holdout_relative_error_sd=0.02)
@@ -118,15 +120,3 @@ def test_bad_timing_curves_are_rejected(curve, message):
 def test_days_must_match_the_curve():
     with pytest.raises(ValueError, match="2 days but a timing curve of 3"):
         forecast_curve(np.array([0.5]), [0.2, 0.5, 1.0], holdout_relative_error=0.0, days=2)
-
-
-@pytest.mark.parametrize(
-    ("offsets", "window", "expected"),
-    [
-        ([0, 0, 1, 3], 4, [0.5, 0.75, 0.75, 1.0]),
-        ([0, 5, -1, 2], 3, [0.5, 0.5, 1.0]),  # offsets outside the window are not achievers in it
-        ([], 4, [0.25, 0.5, 0.75, 1.0]),  # no history: achievers spread evenly
-    ],
-)
-def test_timing_curve_from_history(offsets, window, expected):
-    np.testing.assert_allclose(timing_curve_from_history(offsets, window), expected)

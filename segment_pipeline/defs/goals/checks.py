@@ -7,6 +7,7 @@ from segment_pipeline.defs.partitions import daily_partitions
 from segment_pipeline.defs.previews import rows_table
 from segment_pipeline.defs.resources import ConfigResource, WarehouseResource
 from segment_pipeline.goals.target_groups import control_share_bounds
+from segment_pipeline.storage.warehouse import scalar
 
 CONTROL_SHARE_CHECK = "control_share_matches_declared_percent"
 
@@ -24,9 +25,10 @@ def control_share_matches_declared_percent(
                 """SELECT goal_name, count(*), count(*) FILTER (WHERE "group" = 'control')
                FROM analytics.target_groups GROUP BY 1 ORDER BY 1"""
             ).fetchall()
-            if con.execute(
-                "SELECT count(*) FROM duckdb_tables() WHERE schema_name = 'analytics' AND table_name = 'target_groups'"
-            ).fetchone()[0]
+            if scalar(
+                con,
+                "SELECT count(*) FROM duckdb_tables() WHERE schema_name = 'analytics' AND table_name = 'target_groups'",
+            )
             else []
         )
     rows, passed = [], True

@@ -56,7 +56,8 @@ def goal_asset_metadata(
         night, numbers = nights[r.goal_name], nights[r.goal_name].numbers()
         if r.run_id and (url := run_page_url(ui_url, tracking_uri, r.run_id)):
             status[f"{r.goal_name}/mlflow_run"] = dg.MetadataValue.url(url)
-            status["mlflow_experiment"] = dg.MetadataValue.url(experiment_runs_url(ui_url, tracking_uri, r.run_id))
+            if experiment := experiment_runs_url(ui_url, tracking_uri, r.run_id):
+                status["mlflow_experiment"] = dg.MetadataValue.url(experiment)
         model = stored_model(con, r.goal_name)
         if model and "auc" in model["metrics"]:
             status[f"{r.goal_name}/model_auc"] = float(model["metrics"]["auc"])

@@ -10,6 +10,7 @@ from segment_pipeline.defs.resources import ConfigResource, EventSourcesResource
 from segment_pipeline.ingest.events import load_events
 from segment_pipeline.ingest.profiles import load_profiles
 from segment_pipeline.ingest.state import user_count
+from segment_pipeline.storage.warehouse import scalar
 
 EVENT_SNAPSHOTS = dg.AssetKey([KEY_PREFIX, "event_snapshots"])
 REJECTED_EVENTS = dg.AssetKey([KEY_PREFIX, "rejected_events"])
@@ -55,9 +56,9 @@ def event_snapshots(
     with warehouse.connect() as con, input_errors_as_failures():
         files = sources.event_files()
         report = load_events(con, files, snapshot_date=as_of, max_reject_rate=sources.max_reject_rate)
-        total = con.execute("SELECT count(*) FROM analytics.event_snapshots").fetchone()[0]
+        total = scalar(con, "SELECT count(*) FROM analytics.event_snapshots")
         users = user_count(con)
-        total_rejected = con.execute("SELECT count(*) FROM analytics.rejected_events").fetchone()[0]
+        total_rejected = scalar(con, "SELECT count(*) FROM analytics.rejected_events")
         preview = table_preview(
             con, "SELECT * FROM analytics.event_snapshots WHERE snapshot_date = ? ORDER BY ts DESC LIMIT 10", [as_of]
         )

@@ -10,6 +10,7 @@ from segment_pipeline.defs.resources import ConfigResource, WarehouseResource
 from segment_pipeline.rules.vocabulary import read_vocabulary, vocabulary_warnings
 from segment_pipeline.segments.evaluate import evaluate_day, size_history
 from segment_pipeline.segments.score_trees import replace_user_scores
+from segment_pipeline.storage.warehouse import scalar
 
 SEGMENT_MEMBERSHIPS = dg.AssetKey([KEY_PREFIX, "segment_memberships"])
 SEGMENT_TAGS = dg.AssetKey([KEY_PREFIX, "segment_tags"])
@@ -73,7 +74,7 @@ def segment_memberships(
                WHERE as_of_date = ? AND segment_a < segment_b AND users > 0 ORDER BY users DESC LIMIT 15""",
             [last.as_of],
         )
-        open_tags = con.execute("SELECT count(*) FROM analytics.segment_tags WHERE removed_at IS NULL").fetchone()[0]
+        open_tags = scalar(con, "SELECT count(*) FROM analytics.segment_tags WHERE removed_at IS NULL")
     sizes_table = rows_table(["segment", "members"], sorted(last.sizes.items()))
     yield dg.MaterializeResult(
         asset_key=SEGMENT_MEMBERSHIPS,
