@@ -111,7 +111,7 @@ def campaigns(
         if not 0 <= day < days:
             continue
         goal = audience is not None
-        if goal:
+        if audience is not None:
             open_rate = 0.20 + 0.30 * pop.engagement_rank
         else:
             audience = pop.push_enabled & alive_on(pop, day)

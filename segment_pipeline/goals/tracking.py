@@ -29,7 +29,7 @@ import math
 import os
 import re
 import warnings
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date
@@ -42,7 +42,12 @@ import polars as pl
 
 from segment_pipeline.goals.buckets import BucketThresholds
 from segment_pipeline.goals.mlflow_store import TrackingStoreError, ensure_sqlite_store
-from segment_pipeline.goals.training import GoalModel, TrainedGoalModel, bootstrap_rel_error_sd, evaluation_metrics
+from segment_pipeline.goals.training import (
+    ScoringModel,
+    TrainedGoalModel,
+    bootstrap_rel_error_sd,
+    evaluation_metrics,
+)
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -148,7 +153,7 @@ def log_goal_model(
     *,
     extra_params: dict[str, Any] | None = None,
     as_of: date | None = None,
-    candidates: list[TrainedGoalModel] = (),
+    candidates: Sequence[TrainedGoalModel] = (),
     selection: str = "",
     champion_uri: str | None | object = REGISTRY_ALIAS,
 ) -> ModelRecord:
@@ -209,11 +214,9 @@ def log_goal_model(
 
         sample = trained.evaluation_frame.head(SIGNATURE_ROWS)
         features = sample.select(pl.col(c).cast(pl.Float64) for c in trained.feature_columns).to_pandas()
-        # MLflow 3 names the model `name`; 2.x called it `artifact_path`.
-        where = {"name" if int(mlflow.__version__.split(".")[0]) >= 3 else "artifact_path": MODEL_ARTIFACT}
         with _without_mlflow_advice():
             info = mlflow.pyfunc.log_model(
-                **where,
+                name=MODEL_ARTIFACT,
                 python_model=_pyfunc_model(trained.model),
                 signature=infer_signature(features, trained.evaluation_scores[: sample.height]),
                 pip_requirements=_requirements(mlflow),
@@ -227,14 +230,14 @@ def log_goal_model(
         client.set_registered_model_alias(name, CHAMPION_ALIAS, str(version))
     client.set_model_version_tag(name, str(version), "promotion", "champion" if promoted else "rejected")
     client.set_model_version_tag(name, str(version), "promotion_reason", reason)
-    kept = champion is not None and not promoted
+    kept = champion if champion is not None and not promoted else None
     return ModelRecord(
         run.info.run_id,
         f"models:/{name}/{version}",
         version,
         promoted,
         reason,
-        champion_version=champion.version if kept else version,
+        champion_version=kept.version if kept else version,
         champion_metrics=champion_metrics if kept else trained.metrics,
     )
 
@@ -357,15 +360,15 @@ class _DropMessages(logging.Filter):
         return self.fragment not in record.getMessage()
 
 
-def _pyfunc_model(goal_model: GoalModel) -> Any:
+def _pyfunc_model(goal_model: ScoringModel) -> Any:
     # Defined here so importing this module does not import MLflow; cloudpickle stores
-    # the class by value, and GoalModel by reference.
-    import mlflow.pyfunc
+    # the class by value, and the model's own class by reference.
+    from mlflow.pyfunc.model import PythonModel
 
-    class GoalPyfuncModel(mlflow.pyfunc.PythonModel):
+    class GoalPyfuncModel(PythonModel):
         """Calibrated probability of achieving the goal, one per input row."""
 
-        def __init__(self, model: GoalModel) -> None:
+        def __init__(self, model: ScoringModel) -> None:
             self.goal_model = model
 
         def predict(self, context, model_input, params=None):

@@ -378,11 +378,16 @@ def _importance(booster: xgb.Booster, feature_columns: list[str]) -> pl.DataFram
     return pl.DataFrame(
         {
             "feature": feature_columns,
-            "gain": [float(gain.get(c, 0.0)) for c in feature_columns],
-            "total_gain": [float(total.get(c, 0.0)) for c in feature_columns],
-            "splits": [int(splits.get(c, 0)) for c in feature_columns],
+            "gain": [_one_score(gain.get(c, 0.0)) for c in feature_columns],
+            "total_gain": [_one_score(total.get(c, 0.0)) for c in feature_columns],
+            "splits": [int(_one_score(splits.get(c, 0))) for c in feature_columns],
         }
     ).sort("total_gain", descending=True)
+
+
+def _one_score(value: float | list[float]) -> float:
+    # xgboost gives a list per feature only for multi-output trees; a goal model has one output.
+    return float(sum(value)) if isinstance(value, list) else float(value)
 
 
 def _bins(p: np.ndarray, bins: int, quantile: bool) -> list[np.ndarray]:

@@ -90,11 +90,17 @@ class PropertyCheck:
         return f"{self.non_numeric:,} goal events hold a non-numeric value property: left out of every value sum, not counted as 0"
 
 
+def _value_path(goal: GoalDefinition) -> str:
+    if goal.value_property is None:
+        raise ValueError(f"goal '{goal.name}' has no valueProperty: it has no value model")
+    return sql._json_pointer(goal.value_property)
+
+
 def check_property(con: duckdb.DuckDBPyConnection, goal: GoalDefinition, before: date) -> PropertyCheck:
     """How many goal events before ``before`` hold the value property as a number, and as something else."""
     params = SqlParams()
     types, is_goal = event_types_condition(goal.events, params), goal_event_condition(goal.events, params)
-    path = params.bind(sql._json_pointer(goal.value_property), "VARCHAR")
+    path = params.bind(_value_path(goal), "VARCHAR")
     upper = params.bind(sql.midnight(before), "TIMESTAMP")
     numeric, non_numeric = one_row(
         con,
@@ -111,7 +117,7 @@ def check_property(con: duckdb.DuckDBPyConnection, goal: GoalDefinition, before:
 
 def _value_sql(goal: GoalDefinition, params: SqlParams) -> tuple[str, str, str]:
     types, is_goal = event_types_condition(goal.events, params), goal_event_condition(goal.events, params)
-    path = params.bind(sql._json_pointer(goal.value_property), "VARCHAR")
+    path = params.bind(_value_path(goal), "VARCHAR")
     # Booleans cast to 1/0 in DuckDB: they are not amounts.
     value = (
         f"CASE WHEN json_type(properties, {path}) = 'BOOLEAN' THEN NULL "
@@ -133,10 +139,11 @@ def window_values(con: duckdb.DuckDBPyConnection, goal: GoalDefinition, rows: pl
     )
     if keyed.height == 0:
         return np.zeros(0)
-    first = params.bind(sql.midnight(keyed["anchor"].min()), "TIMESTAMP")
-    last = params.bind(
-        sql.midnight(keyed["anchor"].max() + timedelta(days=int(keyed["horizon_days"].max()))), "TIMESTAMP"
-    )
+    first_anchor, last_anchor, longest = keyed.select(
+        pl.col("anchor").min(), pl.col("anchor").max(), pl.col("horizon_days").max()
+    ).row(0)
+    first = params.bind(sql.midnight(first_anchor), "TIMESTAMP")
+    last = params.bind(sql.midnight(last_anchor + timedelta(days=int(longest))), "TIMESTAMP")
     con.register("_value_rows", keyed)
     try:
         result = con.execute(
@@ -382,6 +389,8 @@ def choose_value_champion(candidates: list[TrainedValueModel]) -> tuple[TrainedV
     hurdle, classic = by_kind.get("hurdle"), by_kind.get("bgnbd_gamma_gamma")
     if hurdle is None or classic is None:
         best = hurdle or classic
+        if best is None:
+            raise ValueError("no value model to choose from")
         return best, f"value champion {best.model.kind}, the only value kind trained ({summary})"
     gain = classic.squared_errors - hurdle.squared_errors
     se = float(gain.std(ddof=1) / math.sqrt(len(gain))) if len(gain) > 1 else math.nan

@@ -56,6 +56,8 @@ def prepare_value(
     days: list[date],
 ) -> ValueSetup:
     """Train both kinds, pick the champion, forecast the target group's value over the window."""
+    if goal.value_property is None:
+        raise ValuePropertyError(f"goal '{goal.name}' has no valueProperty: there is no value to forecast")
     note = check_value_property(con, goal)
     values = value_model.window_values(con, goal, training.frame)
     candidates, notes = value_model.train_value_models(

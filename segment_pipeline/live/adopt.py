@@ -93,14 +93,17 @@ def adopt_warehouse_state(warehouse_path: Path | str, live_store_path: Path | st
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m segment_pipeline.live.adopt", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m segment_pipeline.live.adopt", description=(__doc__ or "").partition("\n")[0]
+    )
     parser.add_argument("--warehouse", type=Path, help="default: SEGMENT_PIPELINE_WAREHOUSE")
     parser.add_argument("--store", type=Path, help="default: SEGMENT_PIPELINE_LIVE_STORE")
     args = parser.parse_args(argv)
     try:
-        settings = None if args.warehouse and args.store else load_settings()
-        warehouse = args.warehouse or settings.warehouse
-        live_store = args.store or settings.live_store
+        warehouse, live_store = args.warehouse, args.store
+        if warehouse is None or live_store is None:
+            settings = load_settings()
+            warehouse, live_store = warehouse or settings.warehouse, live_store or settings.live_store
         if not warehouse.exists():
             raise AdoptError(f"no warehouse at {warehouse}; nothing to adopt")
         copied = adopt_warehouse_state(warehouse, live_store, now=datetime.now(UTC))

@@ -32,7 +32,7 @@ def _when(text: str) -> datetime:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m segment_pipeline.live.redrive", description=__doc__.splitlines()[0]
+        prog="python -m segment_pipeline.live.redrive", description=(__doc__ or "").partition("\n")[0]
     )
     parser.add_argument("--segment", help="only this live segment's entries")
     parser.add_argument("--since", type=_when, help="only entries entered at or after this time (UTC)")

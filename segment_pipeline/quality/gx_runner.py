@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     import pandas as pd
-    from great_expectations.expectations import Expectation
+    from great_expectations.expectations.expectation import Expectation
 
 MAX_EXAMPLES = 5
 _DATASOURCE = "segment_pipeline_quality"

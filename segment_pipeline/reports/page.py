@@ -17,7 +17,8 @@ import vl_convert
 @cache
 def vega_bundle() -> str:
     """Vega, Vega-Lite and Vega-Embed as one script that sets window.vegaEmbed (bundled once per process)."""
-    return vl_convert.javascript_bundle()
+    # vl_convert's stub marks `snippet` required; without it the call returns the bundle alone.
+    return vl_convert.javascript_bundle()  # pyright: ignore[reportCallIssue]
 
 
 # Each chart is embedded from a JSON script tag; the page marks a rendered chart (data-rendered)

@@ -90,7 +90,9 @@ def vocabulary_warnings(segments: Sequence[SegmentDefinition], vocabulary: Vocab
                 )
                 continue
             seen = vocabulary.property_keys.get(step.event_type)
-            for key in (step.event_properties or {}) if seen is not None else ():
+            if seen is None:
+                continue
+            for key in step.event_properties or {}:
                 if key not in seen:
                     warn(f"property '{key}' never occurs on '{step.event_type}' events{_closest(key, seen)}")
         if not segment.is_past or not segment.profile_equalities:

@@ -149,7 +149,8 @@ def difference_p_value(x1: int, n1: int, x2: int, n2: int) -> tuple[float, str]:
     expected = [n * share for n in (n1, n2) for share in (achievers / total, 1 - achievers / total)]
     if min(expected) < MIN_EXPECTED_COUNT:
         _, p = fisher_exact([[x1, n1 - x1], [x2, n2 - x2]])
-        return min(1.0, float(p)), FISHER
+        # scipy's stubs leave the result's items untyped; the p-value is a float.
+        return min(1.0, float(p)), FISHER  # pyright: ignore[reportArgumentType]
     return pooled_z_test(x1, n1, x2, n2), Z_TEST
 
 

@@ -111,7 +111,7 @@ def test_run_holds_params_metrics_artifacts_and_decision(history):
     assert run.info.run_name == f"sell-concert-tickets {history.worse.holdout_anchor}"
     artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
     assert {"feature_importance.csv", "feature_importance.json", "calibration_curve.csv", "buckets.json"} <= artifacts
-    assert {"calibration.png", "calibration.svg"} & artifacts
+    assert "calibration.png" in artifacts
 
     version = client.get_model_version(registered_model_name(GOAL), "2")
     assert version.tags["promotion"] == "rejected"

@@ -6,6 +6,8 @@ sizes, AUC), one value per materialization, so the asset's Plots tab draws each 
 
 from __future__ import annotations
 
+from typing import Any
+
 import dagster as dg
 import duckdb
 
@@ -33,11 +35,11 @@ def table(columns: list[tuple[str, str, str]], rows: list[list]) -> dg.TableMeta
 
 def goal_asset_metadata(
     con: duckdb.DuckDBPyConnection, results: list[GoalDayResult], tracking_uri: str
-) -> dict[str, dict[str, object]]:
+) -> dict[str, dict[str, Any]]:
     """Metadata per goal asset name (goal_status, goal_forecasts, goal_uplift, intent_buckets, target_groups)."""
     nights = {r.goal_name: goal_night(con, r.goal_name, r.as_of) for r in results}
     ui_url = load_settings().mlflow_ui_url
-    status: dict[str, object] = {
+    status: dict[str, Any] = {
         "goals": table(
             [
                 ("goal", "string", ""),
@@ -49,9 +51,9 @@ def goal_asset_metadata(
         ),
         "mlflow_ui": dg.MetadataValue.text(mlflow_ui_command(tracking_uri)),
     }
-    forecasts: dict[str, object] = {}
-    uplift: dict[str, object] = {}
-    buckets: dict[str, object] = {}
+    forecasts: dict[str, Any] = {}
+    uplift: dict[str, Any] = {}
+    buckets: dict[str, Any] = {}
     for r in results:
         night, numbers = nights[r.goal_name], nights[r.goal_name].numbers()
         if r.run_id and (url := run_page_url(ui_url, tracking_uri, r.run_id)):
