@@ -19,6 +19,7 @@ from typing import Any
 
 import yaml
 from pydantic import ValidationError
+from pydantic_core import ErrorDetails
 
 from segment_pipeline.config.errors import ConfigProblem
 
@@ -31,7 +32,7 @@ _TIMESTAMP = "tag:yaml.org,2002:timestamp"
 
 
 # libyaml's parser when PyYAML has it: the pure-Python one takes seconds on thousands of segments.
-_SafeLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+_SafeLoader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 class _CoreLoader(_SafeLoader):
@@ -241,7 +242,7 @@ _PLAIN_MESSAGES = {
 }
 
 
-def _describe(err: dict) -> str:
+def _describe(err: ErrorDetails) -> str:
     kind = err["type"]
     if kind in _PLAIN_MESSAGES:
         text = _PLAIN_MESSAGES[kind]
