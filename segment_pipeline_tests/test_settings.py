@@ -7,7 +7,7 @@ from segment_pipeline.settings import DEMO_FIRST_DAY, load_settings
 
 
 def test_partitions_start_at_the_demo_first_day_with_the_demo_and_2025_otherwise():
-    assert DEMO_FIRST_DAY == DemoSpec().start
+    assert DemoSpec().start == DEMO_FIRST_DAY
     assert load_settings({}).start_date == date(2026, 1, 1)
     assert load_settings({"SEGMENT_PIPELINE_EVENTS": "/data/events/*.parquet"}).start_date == date(2025, 1, 1)
     assert load_settings({"SEGMENT_PIPELINE_START_DATE": "2024-03-01"}).start_date == date(2024, 3, 1)

@@ -110,7 +110,7 @@ def score_problems(score: ScoreDefinition, segments: SegmentConfig) -> list[tupl
         if path.default and j != last:
             found.append(
                 (
-                    at + ("default",),
+                    (*at, "default"),
                     RULE_DEFAULT,
                     f"path {j + 1} ('{path.label}') is default: true but is not last; "
                     "the paths after it could never win. Fix: move it to the end",
@@ -119,13 +119,13 @@ def score_problems(score: ScoreDefinition, segments: SegmentConfig) -> list[tupl
         if path.default and path.segments:
             found.append(
                 (
-                    at + ("segments",),
+                    (*at, "segments"),
                     RULE_DEFAULT,
                     f"the default path ('{path.label}') lists segments. Fix: remove them; it takes everyone left",
                 )
             )
         if path.label in labels:
-            found.append((at + ("label",), RULE_LABELS, f"label '{path.label}' is used twice. Fix: rename one"))
+            found.append(((*at, "label"), RULE_LABELS, f"label '{path.label}' is used twice. Fix: rename one"))
         labels.add(path.label)
         if not path.default and not path.segments:
             found.append(
@@ -148,5 +148,5 @@ def score_problems(score: ScoreDefinition, segments: SegmentConfig) -> list[tupl
                 close = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
                 hint = f"did you mean '{close[0]}'?" if close else "define it in segments.yaml"
                 message = f"segment '{name}' is not defined. Fix: {hint}"
-            found.append((at + ("segments", k), RULE_SEGMENTS, message))
+            found.append(((*at, "segments", k), RULE_SEGMENTS, message))
     return found

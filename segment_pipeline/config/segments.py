@@ -168,14 +168,14 @@ def load_segments_text(text: str, source_name: str = "segments.yaml") -> Segment
     segments: list[SegmentDefinition] = []
     names: list[tuple[str, tuple]] = []
     for index, raw in enumerate(items):
-        path = base + (index,)
+        path = (*base, index)
         item = _item_label(raw, index)
         if not isinstance(raw, dict):
             reader.add(path, item, "format", "each segment definition must be a mapping of keys")
             continue
         raw = _known_keys(reader, raw, path, item)
         if isinstance(raw.get("segmentName"), str):
-            names.append((raw["segmentName"], path + ("segmentName",)))
+            names.append((raw["segmentName"], (*path, "segmentName")))
         try:
             segment = SegmentDefinition.model_validate(raw)
         except ValidationError as exc:
@@ -202,7 +202,7 @@ def _known_keys(reader: ConfigReader, raw: dict, path: tuple, item: str) -> dict
     sequence = raw.get("eventSequence")
     if isinstance(sequence, list):
         raw["eventSequence"] = [
-            reader.known_keys(step, STEP_KEYS, path + ("eventSequence", j), item) if isinstance(step, dict) else step
+            reader.known_keys(step, STEP_KEYS, (*path, "eventSequence", j), item) if isinstance(step, dict) else step
             for j, step in enumerate(sequence)
         ]
     return raw

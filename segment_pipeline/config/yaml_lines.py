@@ -91,13 +91,13 @@ def _walk(node: yaml.Node, path: Path, doc: YamlDocument) -> None:
             key = key_node.value if isinstance(key_node, yaml.ScalarNode) else str(key_node.value)
             line = key_node.start_mark.line + 1
             if key in seen:
-                doc.duplicates.append((path + (key,), line))
+                doc.duplicates.append(((*path, key), line))
             seen.add(key)
-            doc.lines.setdefault(path + (key,), line)
-            _walk(value_node, path + (key,), doc)
+            doc.lines.setdefault((*path, key), line)
+            _walk(value_node, (*path, key), doc)
     elif isinstance(node, yaml.SequenceNode):
         for index, item in enumerate(node.value):
-            _walk(item, path + (index,), doc)
+            _walk(item, (*path, index), doc)
 
 
 def parse_yaml(text: str) -> YamlDocument:
@@ -150,7 +150,7 @@ class ConfigReader:
                 continue
             close = difflib.get_close_matches(str(key), allowed, n=1, cutoff=0.6)
             hint = f"did you mean '{close[0]}'?" if close else f"valid keys: {', '.join(allowed)}"
-            self.add(path + (key,), item, "known keys", f"unknown key '{key}'; {hint}")
+            self.add((*path, key), item, "known keys", f"unknown key '{key}'; {hint}")
         return kept
 
     def add_validation_error(
@@ -180,7 +180,7 @@ class ConfigReader:
         seen: set[str] = set()
         list_key, list_keys = nested
         for index, raw in enumerate(items):
-            path = base + (index,)
+            path = (*base, index)
             name = raw.get(name_key) if isinstance(raw, dict) else None
             item = f"{label} '{name}'" if isinstance(name, str) else f"{label} #{index + 1}"
             if not isinstance(raw, dict):
@@ -189,13 +189,13 @@ class ConfigReader:
             raw = self.known_keys(raw, keys, path, item)
             if isinstance(raw.get(list_key), list):
                 raw[list_key] = [
-                    self.known_keys(e, list_keys, path + (list_key, j), item) if isinstance(e, dict) else e
+                    self.known_keys(e, list_keys, (*path, list_key, j), item) if isinstance(e, dict) else e
                     for j, e in enumerate(raw[list_key])
                 ]
             if isinstance(name, str):
                 if name in seen:
                     self.add(
-                        path + (name_key,),
+                        (*path, name_key),
                         item,
                         rule_names,
                         f"the name is used by another {label} too. Fix: {duplicate_fix}",

@@ -181,7 +181,7 @@ class LiveResource(dg.ConfigurableResource):
     timeout_s: float = 5.0
     tick_budget_s: float = 20.0
     concurrency: int = 4  # requests in flight at once, so a slow receiver still keeps up
-    retry_schedule_s: list[float] = list(RETRY_SCHEDULE_S)
+    retry_schedule_s: list[float] = list(RETRY_SCHEDULE_S)  # noqa: RUF012 (a pydantic field: copied per instance)
 
 
 def default_resources() -> dict[str, dg.ConfigurableResource]:

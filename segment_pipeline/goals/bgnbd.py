@@ -45,7 +45,7 @@ def _arrays(x, t_x, T) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     x = np.asarray(x, dtype=np.float64)
     t_x = np.asarray(t_x, dtype=np.float64)
     T = np.asarray(T, dtype=np.float64)
-    if np.any(x < 0) or np.any(t_x < 0) or np.any(T < t_x - 1e-9):
+    if np.any(x < 0) or np.any(t_x < 0) or np.any(t_x - 1e-9 > T):
         raise ValueError("BG/NBD needs x >= 0 and 0 <= t_x <= T")
     return x, t_x, T
 

@@ -443,7 +443,7 @@ def long_features(con: duckdb.DuckDBPyConnection, spec: FeatureSpec, rows: int) 
         ).fetchnumpy()
         matrix[np.asarray(got["row_id"], dtype=np.int64), np.asarray(got["col"], dtype=np.int64)] = 1.0
     return pl.DataFrame(
-        {name: matrix[:, k] for k, name in enumerate(dynamic)}, schema={name: pl.Float32 for name in dynamic}
+        {name: matrix[:, k] for k, name in enumerate(dynamic)}, schema=dict.fromkeys(dynamic, pl.Float32)
     )
 
 

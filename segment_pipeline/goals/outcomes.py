@@ -196,7 +196,7 @@ def _event_types_with_history(
     """Event types that at least ``MIN_OUTCOMES`` sampled users did, and as many did not, in the
     same full-length windows: what a goal on this segment could use instead."""
     pairs = training_set.frame.select(*ID_COLUMNS).unique()
-    anchors = [a for a in training_set.anchors]
+    anchors = list(training_set.anchors)
     view = "_gf_history_pairs"
     con.register(view, pairs)
     try:

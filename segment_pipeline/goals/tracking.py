@@ -155,7 +155,7 @@ def log_goal_model(
     as_of: date | None = None,
     candidates: Sequence[TrainedGoalModel] = (),
     selection: str = "",
-    champion_uri: str | None | object = REGISTRY_ALIAS,
+    champion_uri: str | object | None = REGISTRY_ALIAS,
 ) -> ModelRecord:
     """Log a run, register a version, and make it champion unless clearly worse.
 
@@ -291,10 +291,8 @@ def _experiment_id(client: Any, artifact_root: str | None) -> str:
 
     experiment = client.get_experiment_by_name(EXPERIMENT_NAME)
     if experiment is None:
-        try:
+        with contextlib.suppress(MlflowException):  # created meanwhile by a parallel run
             client.create_experiment(EXPERIMENT_NAME, artifact_location=artifact_root)
-        except MlflowException:  # created meanwhile by a parallel run
-            pass
         experiment = client.get_experiment_by_name(EXPERIMENT_NAME)
     if experiment.tags.get(EXPERIMENT_KIND_TAG) != EXPERIMENT_KIND:
         client.set_experiment_tag(experiment.experiment_id, EXPERIMENT_KIND_TAG, EXPERIMENT_KIND)

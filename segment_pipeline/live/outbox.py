@@ -158,7 +158,7 @@ class _RefuseRedirects(urllib.request.HTTPRedirectHandler):
     """A 3xx is the answer, not a pointer to follow: following it would hand the entry (and
     its key) to a host the URL does not name, as a body-less GET that delivers nothing."""
 
-    def redirect_request(self, req, fp, code, msg, headers, newurl):  # noqa: ANN001 (urllib's signature)
+    def redirect_request(self, req, fp, code, msg, headers, newurl):
         return None
 
 

@@ -24,11 +24,11 @@ if TYPE_CHECKING:
     import pandas as pd
 
 __all__ = [
+    "EARLIEST_EVENT_TS",
     "REQUIRED_COLUMNS_SUITE",
     "TIMESTAMP_RANGE_SUITE",
     "UNIQUE_IDS_SUITE",
     "VOLUME_SUITE",
-    "EARLIEST_EVENT_TS",
     "ExpectationOutcome",
     "SuiteOutcome",
     "check_daily_volume",

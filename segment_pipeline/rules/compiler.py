@@ -172,7 +172,7 @@ def _profile_test(column_type: str | None, value: Any) -> tuple[str, str, Any] |
         return "{}", "TIMESTAMP", datetime.fromisoformat(value)
     if kind == "number":
         if column_type.upper().split("(")[0].strip() in _INTEGER_TYPES:
-            if type(value) is float and not value.is_integer() or int(value) not in _HUGEINT_RANGE:
+            if (type(value) is float and not value.is_integer()) or int(value) not in _HUGEINT_RANGE:
                 return None
             return "{}", "HUGEINT", int(value)
         if float(value) != value:

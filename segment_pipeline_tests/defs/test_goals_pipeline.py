@@ -183,7 +183,7 @@ def test_goal_ends_after_its_end_date(tmp_path, goal_config):
 
 
 def test_target_groups_key_is_exported():
-    assert TARGET_GROUPS == dg.AssetKey(["analytics", "target_groups"])
+    assert dg.AssetKey(["analytics", "target_groups"]) == TARGET_GROUPS
 
 
 def test_a_broken_tracking_store_fails_the_run_red_and_publishes_no_invalid_goal(tmp_path, goal_config):

@@ -3,6 +3,7 @@ leakage from events at or after an anchor, labels only from ``[A, A + horizon)``
 
 from __future__ import annotations
 
+import itertools
 import json
 import random
 import statistics
@@ -79,7 +80,7 @@ def reference_row(rows: list[dict], user: str, anchor: date, lookback: int) -> d
     mine = [r for r in rows if r["user_id"] == user]
     window = [r for r in mine if a - lookback * DAY <= r["ts"] < a]
     days = sorted({r["ts"].date() for r in window})
-    gaps = [(y - x).days for x, y in zip(days, days[1:], strict=False)]
+    gaps = [(y - x).days for x, y in itertools.pairwise(days)]
     goal = [r for r in window if is_goal(r)]
     since = lambda rs: (a - max(r["ts"] for r in rs)) / DAY if rs else float(lookback)  # noqa: E731
     first = min((r["ts"] for r in mine), default=None)
@@ -188,7 +189,7 @@ def test_labels_only_use_events_in_the_horizon(con, events):
 
 def add_leaks(events: Events, rows: list[dict], at: datetime) -> None:
     """Events of every type (goal events too), for known and new users, at and after ``at``."""
-    users = sorted({r["user_id"] for r in rows}) + ["newcomer"]
+    users = [*sorted({r["user_id"] for r in rows}), "newcomer"]
     for k, user in enumerate(users):
         for j, name in enumerate(TYPES):
             ts = at + timedelta(hours=k + j) if k % 3 else at  # some exactly at the anchor
@@ -218,11 +219,11 @@ def test_events_between_anchors_change_only_later_anchors(world):
 
 
 def test_scoring_features_equal_training_features_at_the_same_anchor(world):
-    con, rows, segments, goal = world
+    con, _rows, segments, goal = world
     training = build_training_set(con, goal, segments, ANCHORS)
     anchor = ANCHORS[1]
     train_rows = training.frame.filter((pl.col("anchor") == anchor) & (pl.col("horizon_days") == 14))
-    users = train_rows.get_column("user_id").to_list() + ["never-seen"]
+    users = [*train_rows.get_column("user_id").to_list(), "never-seen"]
     scoring = build_scoring_set(con, goal, users, anchor - DAY, spec=training.spec)
     assert scoring.columns == ["anchor", "user_id", *training.feature_columns]
     assert scoring.height == len(users) and scoring.get_column("anchor").unique().to_list() == [anchor]
@@ -235,7 +236,7 @@ def test_scoring_features_equal_training_features_at_the_same_anchor(world):
 
 @pytest.mark.parametrize(("as_of", "left"), [(date(2026, 3, 1), 13), (date(2026, 3, 13), 1)])
 def test_scoring_horizon_is_what_is_left_of_the_window(world, as_of, left):
-    con, rows, segments, goal = world
+    con, _rows, segments, goal = world
     spec = build_training_set(con, goal, segments, ANCHORS[:1]).spec
     scoring = build_scoring_set(con, goal, pl.DataFrame({"user_id": ["u01", "u02"]}), as_of, spec=spec)
     assert scoring.get_column("horizon_days").to_list() == [float(left)] * 2
@@ -245,7 +246,7 @@ def test_scoring_horizon_is_what_is_left_of_the_window(world, as_of, left):
 
 
 def test_one_horizon_per_sample_when_rows_would_be_too_many(world):
-    con, rows, segments, goal = world
+    con, _rows, segments, goal = world
     full = build_training_set(con, goal, segments, ANCHORS)
     sampled = build_training_set(con, goal, segments, ANCHORS, max_rows=10)
     assert sampled.metadata["horizon_sampling"] == "one per anchor and user"
@@ -270,12 +271,12 @@ def test_anchors_keep_lookbacks_in_history_and_labels_before_created_on(start, h
     for a in anchors:
         assert a - timedelta(days=lookback) >= start and a + timedelta(days=length) <= created
     assert bool(anchors) == (history >= lookback + length)
-    steps = {(b - a).days for a, b in zip(anchors, anchors[1:], strict=False)}
+    steps = {(b - a).days for a, b in itertools.pairwise(anchors)}
     assert steps <= {anchor_step(length)} and anchor_step(length) % 7 == 0
 
 
 def test_anchors_stay_inside_loaded_history_and_late_anchors_are_refused(world):
-    con, rows, segments, goal = world
+    con, _rows, segments, goal = world
     assert choose_anchors(date(2026, 1, 1), date(2026, 3, 1), 14, 30) == ANCHORS
     assert choose_anchors(date(2026, 1, 1), date(2026, 3, 1), 14, 30, history_end=date(2026, 2, 14)) == [
         date(2026, 2, 1)
@@ -290,7 +291,7 @@ def test_default_horizons(length, expected):
 
 
 def test_insufficient_history_names_the_events_and_suggests_others(world):
-    con, rows, segments, _ = world
+    con, _rows, segments, _ = world
     goal = make_goal(segments, events="[{eventType: charged, eventProperties: {category: Concert}}]")
     training = build_training_set(con, goal, segments, ANCHORS)
     assert training.anchor_stats.get_column("achievers").to_list() == [7, 5, 3]
@@ -320,7 +321,7 @@ def test_enough_history_is_no_problem(con, events):
 
 
 def test_short_history_says_how_much_is_needed(world):
-    con, rows, segments, _ = world
+    con, _rows, segments, _ = world
     goal = make_goal(segments, createdOn="2026-01-20", endDate="2026-02-02")
     anchors = choose_anchors(first_event_day(con), goal.created_on, goal.length_days, goal.lookback_days)
     assert anchors == []

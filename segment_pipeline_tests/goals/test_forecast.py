@@ -75,7 +75,7 @@ def test_curve_is_monotone_and_bounded():
     low = np.array([pt.predicted_low for pt in points])
     high = np.array([pt.predicted_high for pt in points])
     assert np.all(np.diff(predicted) >= 0) and np.all(np.diff(low) >= 0) and np.all(np.diff(high) >= 0)
-    assert np.all((0 <= low) & (low <= predicted) & (predicted <= high) & (high <= len(p)))
+    assert np.all((low >= 0) & (low <= predicted) & (predicted <= high) & (high <= len(p)))
     assert predicted[-1] == pytest.approx(p.sum())
 
 
@@ -103,7 +103,7 @@ def test_band_is_clipped_to_the_group_size():
 
 def test_unknown_model_error_gives_a_wide_band():
     p = np.full(1000, 0.1)
-    _, low_known, high_known = forecast_total_interval(p, holdout_relative_error=0.0)
+    _, _low_known, high_known = forecast_total_interval(p, holdout_relative_error=0.0)
     _, low_unknown, high_unknown = forecast_total_interval(p, holdout_relative_error=float("nan"))
     assert low_unknown == 0 and high_unknown > high_known + 50
 

@@ -41,7 +41,7 @@ def launches(events, users: range, at: datetime) -> None:
 
 def test_members_as_of_the_day_before_created_on_with_the_public_hash(con, events):
     segments = segments_yaml()
-    launches(events, range(0, 60), CREATED - timedelta(days=3))
+    launches(events, range(60), CREATED - timedelta(days=3))
     events.add("late", "app_launch", CREATED)  # at createdOn 00:00: after the freeze day
     events.add("old", "app_launch", CREATED - timedelta(days=31))  # outside the 30-day window
     events.add("edge", "app_launch", CREATED - timedelta(days=30))  # first instant of the window
@@ -62,7 +62,7 @@ def test_members_as_of_the_day_before_created_on_with_the_public_hash(con, event
 def test_a_late_run_sees_only_events_before_created_on(con, events):
     """Run long after createdOn with many newer events: the group is still the eve's."""
     segments = segments_yaml()
-    launches(events, range(0, 5), CREATED - timedelta(days=1))
+    launches(events, range(5), CREATED - timedelta(days=1))
     launches(events, range(5, 50), CREATED + timedelta(days=2))  # newer users, loaded before the run
     goal = make_goal(segments)
     freeze_target_group(con, goal, segments, as_of=date(2026, 3, 20))
@@ -90,7 +90,7 @@ def test_too_early_a_run_refuses_to_freeze(con, events):
 
 def test_second_freeze_changes_nothing_and_reports_the_edit(con, events):
     segments = segments_yaml()
-    launches(events, range(0, 30), CREATED - timedelta(days=2))
+    launches(events, range(30), CREATED - timedelta(days=2))
     goal = make_goal(segments)
     first = freeze_target_group(con, goal, segments)
     before = group_rows(con)
@@ -118,7 +118,7 @@ def test_second_freeze_changes_nothing_and_reports_the_edit(con, events):
 
 def test_deleted_segment_of_a_frozen_goal_is_reported_not_an_error(con, events):
     segments = segments_yaml()
-    launches(events, range(0, 3), CREATED - timedelta(days=2))
+    launches(events, range(3), CREATED - timedelta(days=2))
     goal = make_goal(segments)
     freeze_target_group(con, goal, segments)
     without = type(segments)([s for s in segments.segments if s.name != "launchers"])
@@ -140,7 +140,7 @@ def test_all_users_goal_and_empty_groups_freeze_too(con, events):
 
 def test_a_failing_freeze_writes_nothing(con, events, monkeypatch):
     segments = segments_yaml()
-    launches(events, range(0, 10), CREATED - timedelta(days=2))
+    launches(events, range(10), CREATED - timedelta(days=2))
 
     def boom(definition):
         raise RuntimeError("crash after the group was written")

@@ -76,7 +76,7 @@ def drifted() -> tuple[pl.DataFrame, object]:
 
 
 def test_calibrated_probabilities_match_the_truth_on_the_evaluation_half(drifted):
-    frame, trained = drifted
+    _frame, trained = drifted
     truth = trained.evaluation_frame["true_p"].to_numpy()
     scores = trained.evaluation_scores
     metrics = trained.metrics
@@ -94,7 +94,7 @@ def test_calibrated_probabilities_match_the_truth_on_the_evaluation_half(drifted
 
 
 def test_metrics_are_complete_and_consistent(drifted):
-    frame, trained = drifted
+    _frame, trained = drifted
     m = trained.metrics
     for name in ("auc", "pr_auc", "brier", "log_loss", "ece", "base_rate", "n_train", "n_holdout", "positives"):
         assert np.isfinite(m[name]), name

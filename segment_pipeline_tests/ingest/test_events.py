@@ -181,5 +181,5 @@ def test_discover_errors_are_actionable(tmp_path):
     with pytest.raises(SourceError, match="matches no file"):
         discover(str(tmp_path / "*.parquet"), env_var="SEGMENT_PIPELINE_EVENTS")
     (tmp_path / "events.xlsx").write_text("x")
-    with pytest.raises(SourceError, match="unsupported file type '.xlsx'"):
+    with pytest.raises(SourceError, match=r"unsupported file type '\.xlsx'"):
         discover(str(tmp_path / "events.xlsx"), env_var="SEGMENT_PIPELINE_EVENTS")

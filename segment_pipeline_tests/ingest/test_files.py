@@ -196,11 +196,11 @@ def test_line_numbers_after_set_aside_lines_point_at_the_right_lines(tmp_path, c
 def test_same_event_id_with_different_content_is_a_reject_identical_resends_are_skipped(tmp_path, con):
     base = make_events(10)
     conflict = {**base[3], "event_name": "refund"}
-    write_events(tmp_path / "a.ndjson", base + [base[2], conflict])  # e2 re-sent as is, e3 changed
+    write_events(tmp_path / "a.ndjson", [*base, base[2], conflict])  # e2 re-sent as is, e3 changed
     report = load(con, tmp_path / "a.ndjson", max_reject_rate=0.5)
     assert (report.loaded, report.duplicates_skipped, report.rejected) == (10, 1, 1)
     assert report.reject_reasons == {"duplicate event_id with different content": 1}
-    [(source, reason, raw)] = rejects(con)
+    [(source, _reason, raw)] = rejects(con)
     assert source.endswith("a.ndjson:12") and json.loads(raw)["event_name"] == "refund"
     assert (
         con.execute("SELECT event_name FROM analytics.event_snapshots WHERE event_id = 'e3'").fetchone()[0]

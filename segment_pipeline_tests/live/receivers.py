@@ -57,7 +57,7 @@ class Receiver:
                 self.send_header("Content-Length", "0")
                 self.end_headers()
 
-            do_POST = do_GET = do_PUT = _answer  # noqa: N815 (http.server naming)
+            do_POST = do_GET = do_PUT = _answer
 
             def log_message(self, *args) -> None:
                 pass

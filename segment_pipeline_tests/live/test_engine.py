@@ -304,14 +304,14 @@ def test_files_are_read_once_and_rereads_of_changed_files_add_only_new_events(co
     assert (unchanged.files_read, unchanged.events_read) == (0, 0)
     write_events(
         path,
-        rows
-        + [
+        [
+            *rows,
             {
                 "user_id": "u3",
                 "event_name": "login",
                 "ts": minutes(3).isoformat(),
                 "properties": {"payment_method": "visa"},
-            }
+            },
         ],
     )
     changed = process_files(con, [VISA, ABANDONED], discover(str(path), env_var="X"), now=minutes(7))

@@ -253,7 +253,7 @@ def _hmac_key_cases() -> list[tuple[str, standardwebhooks.Webhook]]:
     ]
 
 
-@pytest.mark.parametrize("secret,verifier", _hmac_key_cases())
+@pytest.mark.parametrize(("secret", "verifier"), _hmac_key_cases())
 def test_requests_are_signed_the_standard_webhooks_way(tmp_path, receivers, secret, verifier):
     path = tmp_path / "live.duckdb"
     enqueue_logins(path, 2)

@@ -92,7 +92,7 @@ def test_failures_name_offending_rows_and_examples_stay_few(tmp_path):
         required, timestamps, _ = check_loaded_slice(con, DAY, DAY, min_ts=LOW, max_ts_exclusive=HIGH)
     finally:
         cm.__exit__(None, None, None)
-    [null_user] = [o for o in required.failed()]
+    [null_user] = list(required.failed())
     assert null_user.unexpected_count == 59 and "59 of 60 rows" in required.summary()
     assert 0 < len(null_user.unexpected_examples) <= 5
     assert "event_id=e0" in timestamps.summary() and "2026-03-05" in timestamps.summary()

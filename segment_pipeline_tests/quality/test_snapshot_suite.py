@@ -43,7 +43,7 @@ def snapshot_slice(n: int = 3, *, dtype: str = "str") -> pd.DataFrame:
             "id_occurrences": [1] * n,
         }
     )
-    return frame.astype({c: dtype for c in ("event_id", "user_id", "event_name", "properties")})
+    return frame.astype(dict.fromkeys(("event_id", "user_id", "event_name", "properties"), dtype))
 
 
 def check_range(df: pd.DataFrame):
@@ -191,7 +191,7 @@ def test_daily_volume_with_no_history():
 
 
 def test_daily_volume_refuses_negative_inputs():
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="must not be negative"):
         check_daily_volume(-1, [1, 2, 3])
 
 

@@ -99,7 +99,7 @@ def test_dg_dev_shows_the_run_that_came_before(project_dir):
         assert materialized["analytics/goal_status"] == [{"runId": result.run_id, "partition": DAY}]
         assert materialized["goal_reports"][0]["partition"] == DAY
 
-        with browser_page((1400, 1000)) as (page, visit):
+        with browser_page((1400, 1000)) as (page, _visit):
             page.goto(f"http://127.0.0.1:{port}/assets/analytics/goal_status")
             page.get_by_text("Latest materialization").first.wait_for(timeout=60_000)
             page.get_by_text(DAY).first.wait_for(timeout=30_000)

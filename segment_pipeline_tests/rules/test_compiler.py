@@ -310,7 +310,7 @@ def test_without_a_profiles_table_profile_segments_are_empty(world):
 
 def test_sql_looking_names_and_values_are_inert(world):
     t = END - timedelta(hours=1)
-    world.event("u'; --", HOSTILE, t, **{HOSTILE: HOSTILE}).profile("u'; --", city=HOSTILE, **{"ci_quote_ty": HOSTILE})
+    world.event("u'; --", HOSTILE, t, **{HOSTILE: HOSTILE}).profile("u'; --", city=HOSTILE, ci_quote_ty=HOSTILE)
     segment = past(HOSTILE, step(HOSTILE, props={HOSTILE: HOSTILE}), profile={"city": HOSTILE, 'ci"ty': HOSTILE})
     query = compile_past_segments([segment], as_of=D, profile_columns={"city": "VARCHAR", 'ci"ty': "VARCHAR"})
     assert HOSTILE not in query.sql and "DROP" not in query.sql

@@ -104,9 +104,11 @@ def events_for(draw, definitions) -> list[dict]:
             start = END - timedelta(days=definition.timeframe_days)
             near_window = [t for t in INSTANTS if start - TICK <= t <= END]
             times = iter(sorted(draw(st.lists(st.sampled_from(near_window), min_size=needed, max_size=needed))))
-            for step in definition.actions:
-                for _ in range(step.min_count):
-                    rows.append(row(user, step.event_type, next(times), draw(near(step.event_properties))))
+            rows.extend(
+                row(user, step.event_type, next(times), draw(near(step.event_properties)))
+                for step in definition.actions
+                for _ in range(step.min_count)
+            )
     templates = [(step.event_type, step.event_properties) for d in definitions for step in d.steps]
     kinds = st.sampled_from(templates).flatmap(lambda t: st.tuples(st.just(t[0]), near(t[1])))
     noise = st.tuples(st.sampled_from([*EVENT_TYPES, "d"]), properties)

@@ -291,7 +291,7 @@ def test_srm_is_undefined_without_users():
 
 @pytest.mark.parametrize("bad", [(10, 11, 10, 1), (10, -1, 10, 1), (-5, 0, 10, 1)])
 def test_impossible_counts_are_rejected(bad):
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=r"need 0 <= achievers <= users"):
         two_arm_uplift(*bad, control_percent=5)
 
 

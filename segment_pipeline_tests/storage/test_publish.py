@@ -79,9 +79,14 @@ def test_a_reader_in_another_process_does_not_block_the_build(tmp_path: Path) ->
 def test_an_unpublished_build_changes_nothing(tmp_path: Path) -> None:
     path = tmp_path / "warehouse.duckdb"
     _build_and_publish(path, 5)
-    with pytest.raises(RuntimeError), publish.private_build(path, owner="failing", wait_s=5) as build:
-        _day(build.working, 99)
-        raise RuntimeError("a step failed")
+
+    def a_step_fails() -> None:
+        with publish.private_build(path, owner="failing", wait_s=5) as build:
+            _day(build.working, 99)
+            raise RuntimeError("a step failed")
+
+    with pytest.raises(RuntimeError, match="a step failed"):
+        a_step_fails()
     with duckdb.connect(str(path), read_only=True) as con:
         assert _count(con) == 5
     assert sorted(p.name for p in tmp_path.iterdir()) == ["warehouse.duckdb", "warehouse.duckdb.lock"]
@@ -102,9 +107,11 @@ def test_a_second_builder_waits_then_fails_naming_the_holder(tmp_path: Path) -> 
         assert holder.stdout.readline().strip() == "held"
         notices: list[str] = []
         started = time.monotonic()
-        with pytest.raises(publish.WarehouseBusy, match=rf"held by run-first \(pid {holder.pid} "):
-            with publish.private_build(path, owner="run-second", wait_s=1.5, on_wait=notices.append):
-                pass
+        with (
+            pytest.raises(publish.WarehouseBusy, match=rf"held by run-first \(pid {holder.pid} "),
+            publish.private_build(path, owner="run-second", wait_s=1.5, on_wait=notices.append),
+        ):
+            pass
         assert time.monotonic() - started >= 1.5
         assert notices and "run-first" in notices[0]
     finally:
@@ -152,9 +159,11 @@ def test_a_foreign_writer_is_named_after_the_wait(tmp_path: Path) -> None:
     """)
     try:
         assert writer.stdout.readline().strip() == "open"
-        with pytest.raises(publish.WarehouseBusy, match=rf"holds {path} for writing .*PID {writer.pid}"):
-            with publish.private_build(path, owner="run", wait_s=1):
-                pass
+        with (
+            pytest.raises(publish.WarehouseBusy, match=rf"holds {path} for writing .*PID {writer.pid}"),
+            publish.private_build(path, owner="run", wait_s=1),
+        ):
+            pass
     finally:
         writer.kill()
         writer.wait()
@@ -164,10 +173,14 @@ def test_a_warehouse_path_that_cannot_be_used_says_which_and_why(tmp_path: Path)
     from segment_pipeline.storage.location import WarehouseLocationError
 
     (tmp_path / "blocker").write_text("a file where a folder should be")
-    with pytest.raises(WarehouseLocationError, match=r"blocker is a file where a folder should be"):
-        with publish.private_build(tmp_path / "blocker" / "w.duckdb", owner="run", wait_s=1):
-            pass
+    with (
+        pytest.raises(WarehouseLocationError, match=r"blocker is a file where a folder should be"),
+        publish.private_build(tmp_path / "blocker" / "w.duckdb", owner="run", wait_s=1),
+    ):
+        pass
     (tmp_path / "adir.duckdb").mkdir()
-    with pytest.raises(WarehouseLocationError, match="is a folder"):
-        with publish.private_build(tmp_path / "adir.duckdb", owner="run", wait_s=1):
-            pass
+    with (
+        pytest.raises(WarehouseLocationError, match="is a folder"),
+        publish.private_build(tmp_path / "adir.duckdb", owner="run", wait_s=1),
+    ):
+        pass
