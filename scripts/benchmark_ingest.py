@@ -49,7 +49,6 @@ def main() -> None:
         first[: n // 2].write_parquet(src / "a.parquet")
         first[n // 2 :].write_ndjson(src / "b.ndjson")
         with warehouse.connect(Path(tmp) / "warehouse.duckdb") as con:
-            con.execute("SET enable_progress_bar = false")
             started = time.perf_counter()
             night1 = load_events(
                 con, discover(str(src / "*"), env_var="E"), snapshot_date=date(2026, 1, 20), max_reject_rate=0.01

@@ -26,7 +26,7 @@ import time
 from datetime import date, datetime, timedelta
 from pathlib import Path
 
-import duckdb
+from segment_pipeline.storage.connections import open_duckdb
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -65,8 +65,8 @@ EXTRA_SEGMENT = """
 def generate(work: Path, events: int, users: int, days: int) -> None:
     """History up to the day before LAST_DAY (the last day's file is written before night 2)."""
     (work / "events").mkdir(parents=True)
-    con = duckdb.connect()
-    con.execute("SET enable_progress_bar = false; SET memory_limit = '4GB'; SELECT setseed(0.42)")
+    con = open_duckdb()
+    con.execute("SET memory_limit = '4GB'; SELECT setseed(0.42)")
     names = "[" + ", ".join(f"'{n}'" for n in EVENT_TYPES) + "]"
     con.execute(
         """COPY (SELECT 'u' || i AS user_id,
@@ -194,8 +194,8 @@ def lower_bound(warehouse: Path, as_of: date) -> dict[str, float]:
     import xgboost as xgb
 
     cutoff = datetime.combine(as_of + timedelta(days=1), datetime.min.time())
-    con = duckdb.connect(str(warehouse), read_only=True)
-    con.execute("SET enable_progress_bar = false; SET memory_limit = '9GB'")
+    con = open_duckdb(str(warehouse), read_only=True)
+    con.execute("SET memory_limit = '9GB'")
     started = time.perf_counter()
     counts = con.execute(
         """SELECT user_id, event_name,
@@ -259,7 +259,7 @@ def main() -> None:
     results = []
     for label, day in (("first night", LAST_DAY - timedelta(days=1)), ("next night", LAST_DAY)):
         if label == "next night":
-            con = duckdb.connect()
+            con = open_duckdb()
             con.execute("SELECT setseed(0.7)")
             names = "[" + ", ".join(f"'{n}'" for n in EVENT_TYPES) + "]"
             write_day(con, work, LAST_DAY, 10**12, args.events // args.days, args.users, names)

@@ -33,7 +33,7 @@ import time
 from datetime import date, timedelta
 from pathlib import Path
 
-import duckdb
+from segment_pipeline.storage.connections import open_duckdb
 
 ROOT = Path(__file__).resolve().parent.parent
 DG = ROOT / ".venv" / "bin" / "dg"
@@ -62,7 +62,7 @@ def run_clean(env: dict[str, str], day: date) -> float:
 
 
 def tables(warehouse: Path) -> dict[str, list[tuple]]:
-    with duckdb.connect(str(warehouse), read_only=True) as con:
+    with open_duckdb(str(warehouse), read_only=True) as con:
         names = [
             r[0]
             for r in con.execute(
@@ -199,7 +199,7 @@ def main() -> None:
             else max(
                 (
                     r[0]
-                    for r in duckdb.connect(str(warehouse), read_only=True)
+                    for r in open_duckdb(str(warehouse), read_only=True)
                     .execute("SELECT max(snapshot_date)::VARCHAR FROM analytics.event_snapshots")
                     .fetchall()
                 ),
@@ -209,7 +209,7 @@ def main() -> None:
         run_clean(env, day)
         got = tables(warehouse)
         diff = differences(got, want[mode])
-        with duckdb.connect(str(warehouse), read_only=True) as con:
+        with open_duckdb(str(warehouse), read_only=True) as con:
             invalid = con.execute("SELECT count(*) FROM analytics.goal_status WHERE status = 'invalid'").fetchone()[0]
         ok = not diff and invalid == 0
         recovered += ok

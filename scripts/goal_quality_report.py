@@ -17,12 +17,12 @@ from __future__ import annotations
 import argparse
 import json
 
-import duckdb
 import polars as pl
 
 from segment_pipeline.config.project import load_project_config
 from segment_pipeline.goals.features import achievers_by_day
 from segment_pipeline.settings import load_settings
+from segment_pipeline.storage.connections import open_duckdb
 
 METRICS = ("auc", "pr_auc", "brier", "ece", "base_rate", "forecast_rel_error", "n_holdout")
 
@@ -32,7 +32,7 @@ def main() -> None:
     parser.add_argument("--warehouse", default=str(load_settings().warehouse))
     args = parser.parse_args()
     goals = load_project_config(load_settings().config_dir).goals.by_name
-    with duckdb.connect(args.warehouse, read_only=True) as con:
+    with open_duckdb(args.warehouse, read_only=True) as con:
         models = con.execute(
             "SELECT goal_name, trained_as_of, metrics_json, thresholds_json FROM pipeline_state.goal_models ORDER BY 1"
         ).fetchall()

@@ -23,12 +23,7 @@ from pathlib import Path
 
 import duckdb
 
-
-def prepare(con: duckdb.DuckDBPyConnection) -> duckdb.DuckDBPyConnection:
-    """The session settings every live query assumes."""
-    con.execute("SET enable_progress_bar = false")  # DuckDB prints one to stdout for queries over 2 s
-    con.execute("SET TimeZone = 'UTC'")
-    return con
+from segment_pipeline.storage.connections import open_duckdb
 
 
 def sql_string(text: str) -> str:
@@ -50,14 +45,13 @@ def connect(
     path.parent.mkdir(parents=True, exist_ok=True)
     for attempt in range(busy_retries + 1):
         try:
-            con = duckdb.connect(str(path))
+            con = open_duckdb(path)
             break
         except duckdb.IOException:
             if attempt == busy_retries:
                 raise
             time.sleep(busy_wait_s * 2**attempt)
     try:
-        prepare(con)
         con.execute("CREATE SCHEMA IF NOT EXISTS analytics")
         con.execute("CREATE SCHEMA IF NOT EXISTS pipeline_state")
         yield con

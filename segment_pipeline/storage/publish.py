@@ -35,6 +35,7 @@ from pathlib import Path
 import duckdb
 
 from segment_pipeline.storage import warehouse
+from segment_pipeline.storage.connections import open_duckdb
 from segment_pipeline.storage.location import check_writable_warehouse
 
 BUILD_MARK = ".build-"
@@ -230,7 +231,7 @@ def _retrying_open(
     delay = 0.2
     while True:
         try:
-            con = duckdb.connect(str(path), read_only=read_only)
+            con = open_duckdb(path, read_only=read_only)
             break
         except duckdb.IOException as exc:
             if "lock" not in str(exc).lower():
@@ -244,7 +245,6 @@ def _retrying_open(
             time.sleep(delay)
             delay = min(delay * 2, 5.0)
     try:
-        con.execute("SET enable_progress_bar = false")
         warehouse.bound_memory(con, path)
         yield con
     finally:

@@ -14,6 +14,7 @@ from typing import Any
 import duckdb
 
 from segment_pipeline.settings import memory_limit as configured_memory_limit
+from segment_pipeline.storage.connections import open_duckdb
 
 ANALYTICS = "analytics"
 STATE = "pipeline_state"
@@ -40,11 +41,8 @@ def connect(
     path = Path(path)
     if not read_only:
         path.parent.mkdir(parents=True, exist_ok=True)
-    con = duckdb.connect(str(path), read_only=read_only)
+    con = open_duckdb(path, read_only=read_only)
     try:
-        con.execute("SET TimeZone = 'UTC'")
-        # DuckDB draws a progress bar on stdout for queries over 2 s: it corrupts piped output.
-        con.execute("SET enable_progress_bar = false")
         bound_memory(con, path, memory_limit)
         if not read_only:
             con.execute(f"CREATE SCHEMA IF NOT EXISTS {quote_ident(ANALYTICS)}")

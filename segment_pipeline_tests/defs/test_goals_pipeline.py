@@ -6,12 +6,12 @@ import shutil
 from datetime import date
 
 import dagster as dg
-import duckdb
 import pytest
 
 from segment_pipeline.defs.goals.assets import TARGET_GROUPS
 from segment_pipeline.goals.control_group import assign_group
 from segment_pipeline.settings import BUNDLED_CONFIG_DIR
+from segment_pipeline.storage.connections import open_duckdb
 from segment_pipeline_tests.defs.conftest import small_demo_resources
 from segment_pipeline_tests.defs.test_pipeline import run
 
@@ -51,7 +51,7 @@ def goal_config(tmp_path):
 
 
 def query(tmp_path, sql: str, params=None) -> list[tuple]:
-    with duckdb.connect(str(tmp_path / "warehouse.duckdb"), read_only=True) as con:
+    with open_duckdb(str(tmp_path / "warehouse.duckdb"), read_only=True) as con:
         return con.execute(sql, params or []).fetchall()
 
 

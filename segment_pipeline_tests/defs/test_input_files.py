@@ -9,11 +9,11 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import dagster as dg
-import duckdb
 import pytest
 
 from segment_pipeline.definitions import defs
 from segment_pipeline.settings import load_settings
+from segment_pipeline.storage.connections import open_duckdb
 from segment_pipeline_tests.conftest import make_events, write_events
 from segment_pipeline_tests.defs.conftest import small_demo_resources
 
@@ -47,12 +47,12 @@ def test_a_broken_file_is_reported_and_the_run_loads_the_others(tmp_path):
     assert rejected_meta["unreadable_files"].value == {
         str((src / "cut.parquet").resolve()): "unreadable file: not a Parquet file (empty or truncated?)"
     }
-    with duckdb.connect(str(tmp_path / "warehouse.duckdb"), read_only=True) as con:
+    with open_duckdb(str(tmp_path / "warehouse.duckdb"), read_only=True) as con:
         assert con.execute("SELECT count(*) FROM analytics.event_snapshots").fetchone()[0] == 300
 
     write_events(src / "cut.parquet", make_events(20, prefix="fixed"))
     assert run_ingest(resources, "2026-01-06").success
-    with duckdb.connect(str(tmp_path / "warehouse.duckdb"), read_only=True) as con:
+    with open_duckdb(str(tmp_path / "warehouse.duckdb"), read_only=True) as con:
         assert con.execute("SELECT count(*) FROM analytics.event_snapshots").fetchone()[0] == 320
 
 
@@ -167,7 +167,7 @@ def test_dg_launch_of_a_1995_day_on_history_from_1970_runs_the_whole_graph(tmp_p
         ]
     passed = {e.check_name for e in evaluations if e.passed}
     assert {"required_columns_present", "timestamps_inside_loaded_range", "event_ids_unique"} <= passed, evaluations
-    with duckdb.connect(str(tmp_path / "warehouse.duckdb"), read_only=True) as con:
+    with open_duckdb(str(tmp_path / "warehouse.duckdb"), read_only=True) as con:
         first, count = con.execute("SELECT min(ts), count(*) FROM analytics.event_snapshots").fetchone()
         members = con.execute(
             "SELECT count(*) FROM analytics.segment_memberships WHERE as_of_date = ?", [date(1995, 3, 1)]

@@ -6,12 +6,12 @@ import json
 from datetime import UTC, datetime, timedelta
 
 import dagster as dg
-import duckdb
 
 from segment_pipeline.defs.live.sensors import live_segments_sensor
 from segment_pipeline.defs.resources import ConfigResource, EventSourcesResource, LiveResource
 from segment_pipeline.live import store
 from segment_pipeline.live.engine import start_watermark
+from segment_pipeline.storage.connections import open_duckdb
 from segment_pipeline_tests.live.test_outbox import receiver  # noqa: F401 (pytest fixture: a real HTTP server)
 
 SEGMENTS_YAML = """
@@ -90,7 +90,7 @@ def test_landed_files_enter_users_and_every_entry_reaches_the_webhook_once(tmp_p
         ],
     )
     tick(resources)
-    with duckdb.connect(str(live_store), read_only=True) as con:
+    with open_duckdb(str(live_store), read_only=True) as con:
         rows = con.execute(
             "SELECT segment_name, user_id, delivered_at IS NOT NULL, attempts FROM analytics.live_segment_entries ORDER BY 2"
         ).fetchall()

@@ -7,7 +7,6 @@ import textwrap
 from datetime import date
 
 import dagster as dg
-import duckdb
 
 from segment_pipeline.config.project import validation_count
 from segment_pipeline.config.segments import load_segments_text
@@ -15,6 +14,7 @@ from segment_pipeline.definitions import defs
 from segment_pipeline.defs.segments.assets import SEGMENT_MEMBERSHIPS, TREND_COLUMNS
 from segment_pipeline.rules.reference import past_segment_members
 from segment_pipeline.settings import BUNDLED_CONFIG_DIR
+from segment_pipeline.storage.connections import open_duckdb
 from segment_pipeline_tests.defs.conftest import SMALL_DEMO_DAY, small_demo_resources
 from segment_pipeline_tests.segments.many_segments import many_segments_yaml
 
@@ -63,7 +63,7 @@ def test_two_thousand_segments_run_the_whole_graph_and_validate_the_config_once(
     assert trend.splitlines()[0].count("|") == TREND_COLUMNS + 2 and "largest of" in trend
     segments = load_segments_text((config_dir / "segments.yaml").read_text(), "segments.yaml").past
     day = date.fromisoformat(SMALL_DEMO_DAY)
-    with duckdb.connect(str(tmp_path / "warehouse.duckdb"), read_only=True) as con:
+    with open_duckdb(str(tmp_path / "warehouse.duckdb"), read_only=True) as con:
         got = members_of(con, day)
         evaluated = con.execute(
             "SELECT count(*) FROM pipeline_state.segment_evaluations WHERE as_of_date = ?", [day]

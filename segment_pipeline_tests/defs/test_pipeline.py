@@ -5,11 +5,11 @@ from __future__ import annotations
 import json
 
 import dagster as dg
-import duckdb
 import pytest
 
 from segment_pipeline.config.project import validation_count
 from segment_pipeline.definitions import defs
+from segment_pipeline.storage.connections import open_duckdb
 from segment_pipeline_tests.conftest import make_events, write_events
 from segment_pipeline_tests.defs.conftest import SMALL_DEMO_DAY, small_demo_resources
 
@@ -18,7 +18,7 @@ CHECKS = list(defs.asset_checks or [])
 
 
 def table_dump(path) -> dict[str, list]:
-    with duckdb.connect(str(path), read_only=True) as con:
+    with open_duckdb(str(path), read_only=True) as con:
         tables = [
             r[0]
             for r in con.execute(
@@ -40,7 +40,7 @@ def test_full_graph_on_the_demo_is_complete_and_rerunning_the_day_changes_nothin
     first = table_dump(warehouse)
     assert {"event_snapshots", "rejected_events", "profiles"} <= set(first)
     assert len(first["event_snapshots"]) > 5_000 and len(first["profiles"]) > 300
-    with duckdb.connect(str(warehouse), read_only=True) as con:
+    with open_duckdb(str(warehouse), read_only=True) as con:
         max_ts = con.execute("SELECT max(ts) FROM analytics.event_snapshots").fetchone()[0]
     assert max_ts.isoformat() < "2026-02-28"  # nothing after the partition's day
 
@@ -57,7 +57,7 @@ def test_the_next_day_loads_only_that_day(tmp_path):
     run(resources, "2026-02-20")
     result = run(resources, "2026-02-21")
     loaded = result.asset_materializations_for_node("event_snapshots")[0].metadata["loaded_rows"].value
-    with duckdb.connect(str(tmp_path / "warehouse.duckdb"), read_only=True) as con:
+    with open_duckdb(str(tmp_path / "warehouse.duckdb"), read_only=True) as con:
         per_day = con.execute(
             "SELECT count(*) FROM analytics.event_snapshots WHERE snapshot_date = '2026-02-21'"
         ).fetchone()[0]
@@ -120,7 +120,7 @@ def test_quality_checks_run_with_the_load_and_pass_on_the_demo(tmp_path):
 def test_a_corrupted_snapshot_fails_the_blocking_checks_with_examples(tmp_path):
     resources = small_demo_resources(tmp_path)
     run(resources)
-    with duckdb.connect(str(tmp_path / "warehouse.duckdb")) as con:
+    with open_duckdb(str(tmp_path / "warehouse.duckdb")) as con:
         con.execute(
             """INSERT INTO analytics.event_snapshots
                SELECT event_id, user_id, event_name, TIMESTAMP '2026-03-05 00:00:00', properties, snapshot_date

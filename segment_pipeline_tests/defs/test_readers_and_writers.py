@@ -11,9 +11,9 @@ import time
 from pathlib import Path
 
 import dagster as dg
-import duckdb
 
 from segment_pipeline.storage import publish
+from segment_pipeline.storage.connections import open_duckdb
 from segment_pipeline_tests.defs.conftest import small_demo_resources
 from segment_pipeline_tests.defs.test_pipeline import ASSETS, CHECKS, run, table_dump
 
@@ -72,7 +72,7 @@ def test_a_reader_holding_the_warehouse_through_a_whole_run_sees_one_day_and_the
     finally:
         reader.kill()
         reader.wait()
-    with duckdb.connect(str(path), read_only=True) as con:
+    with open_duckdb(str(path), read_only=True) as con:
         assert (
             con.execute("SELECT max(snapshot_date)::VARCHAR FROM analytics.event_snapshots").fetchone()[0]
             == "2026-02-21"
@@ -128,11 +128,11 @@ def test_each_publish_brings_in_the_live_stores_entries(tmp_path: Path) -> None:
     resources = small_demo_resources(tmp_path)
     resources["warehouse"] = WarehouseResource(path=str(tmp_path / "warehouse.duckdb"), live_store=str(live))
     assert run(resources, "2026-02-20").success
-    with duckdb.connect(str(tmp_path / "warehouse.duckdb"), read_only=True) as con:
+    with open_duckdb(str(tmp_path / "warehouse.duckdb"), read_only=True) as con:
         entries = con.execute(
             "SELECT segment_name, user_id FROM analytics.live_segment_entries ORDER BY ALL"
         ).fetchall()
-    with duckdb.connect(str(live), read_only=True) as con:
+    with open_duckdb(str(live), read_only=True) as con:
         assert (
             entries
             == con.execute("SELECT segment_name, user_id FROM analytics.live_segment_entries ORDER BY ALL").fetchall()

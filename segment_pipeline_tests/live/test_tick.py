@@ -7,12 +7,12 @@ import json
 from datetime import datetime, timedelta
 from pathlib import Path
 
-import duckdb
 import pytest
 
 from segment_pipeline.ingest.sources import discover
 from segment_pipeline.live.engine import MAX_PROPERTIES_BYTES, json_depth
 from segment_pipeline.live.tick import run_tick
+from segment_pipeline.storage.connections import open_duckdb
 from segment_pipeline_tests.live.receivers import Receiver
 from segment_pipeline_tests.live.test_engine import ABANDONED, VISA
 
@@ -105,7 +105,7 @@ def test_a_poison_event_is_rejected_alone(tmp_path, receiver):
     result = tick(tmp_path, receiver.url, NOW + timedelta(minutes=1))
     assert sorted(e.user_id for e in result.processed.entries) == ["u1", "u6", "u7"]
     assert sorted(json.loads(r.body)["user_id"] for r in receiver.requests) == ["u1", "u6", "u7"]
-    with duckdb.connect(str(tmp_path / "live.duckdb"), read_only=True) as con:
+    with open_duckdb(str(tmp_path / "live.duckdb"), read_only=True) as con:
         rejected = con.execute(
             "SELECT source, event_id, reason FROM pipeline_state.live_rejected ORDER BY 1, 2"
         ).fetchall()

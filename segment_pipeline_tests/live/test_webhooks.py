@@ -15,7 +15,6 @@ from collections import Counter
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import duckdb
 import pytest
 import standardwebhooks
 
@@ -23,6 +22,7 @@ from segment_pipeline.live import store
 from segment_pipeline.live.engine import process_events
 from segment_pipeline.live.outbox import RETRY_SCHEDULE_S, deliver, idempotency_key, redrive
 from segment_pipeline.settings import SettingsError, load_settings
+from segment_pipeline.storage.connections import open_duckdb
 from segment_pipeline_tests.live.receivers import Receiver, Request, free_port
 from segment_pipeline_tests.live.test_engine import VISA, events, minutes
 
@@ -301,7 +301,7 @@ def test_the_live_store_sits_next_to_the_warehouse_unless_set(tmp_path):
 def test_the_store_is_plain_duckdb_readable_by_anyone_between_ticks(tmp_path):
     path = tmp_path / "live.duckdb"
     enqueue_logins(path, 1)
-    with duckdb.connect(str(path), read_only=True) as con:
+    with open_duckdb(str(path), read_only=True) as con:
         assert con.execute("SELECT count(*) FROM analytics.live_segment_entries").fetchone()[0] == 1
 
 

@@ -6,13 +6,13 @@ import shutil
 from datetime import date
 
 import dagster as dg
-import duckdb
 import pytest
 
 from segment_pipeline.definitions import defs
 from segment_pipeline.reports.build import goal_slug, write_night_reports
 from segment_pipeline.settings import BUNDLED_CONFIG_DIR
 from segment_pipeline.storage import warehouse
+from segment_pipeline.storage.connections import open_duckdb
 from segment_pipeline_tests.defs.conftest import small_demo_resources
 from segment_pipeline_tests.reports.browser import browser_page
 
@@ -135,12 +135,12 @@ def test_a_missing_model_quality_table_is_said_in_words_and_drawn_when_present(n
     tmp, _ = night
     copy = tmp_path / "warehouse.duckdb"
     shutil.copy(tmp / "warehouse.duckdb", copy)
-    with duckdb.connect(str(copy)) as con:  # a warehouse written before the table existed
+    with open_duckdb(str(copy)) as con:  # a warehouse written before the table existed
         con.execute("DROP TABLE IF EXISTS analytics.goal_model_quality")
     with warehouse.connect(copy, read_only=True) as con:
         without = write_night_reports(con, tmp_path / "a", date.fromisoformat(DAY))
     assert "no analytics.goal_model_quality table" in without.goals[GOAL].read_text()
-    with duckdb.connect(str(copy)) as con:
+    with open_duckdb(str(copy)) as con:
         con.execute(
             """CREATE TABLE analytics.goal_model_quality AS SELECT * FROM (VALUES
             (?, DATE '2026-02-16', 'run1', DATE '2026-02-26', 500, 60, 55.0, 0.71, 0.65, 0.77, 0.09, 2.4),

@@ -19,6 +19,7 @@ from segment_pipeline.rules.compiler import (
 )
 from segment_pipeline.rules.reference import reference_memberships
 from segment_pipeline.rules.vocabulary import read_vocabulary, vocabulary_warnings
+from segment_pipeline.storage.connections import open_duckdb
 
 D = date(2026, 1, 10)
 END = datetime(2026, 1, 11)  # D+1 00:00
@@ -56,7 +57,7 @@ def past(name: str, *steps: dict, days: int = 1, profile: dict | None = None) ->
 
 @pytest.fixture
 def db():
-    con = duckdb.connect()
+    con = open_duckdb()
     con.execute("SET TimeZone = 'UTC'")
     con.execute("CREATE SCHEMA analytics")
     con.execute(

@@ -22,6 +22,7 @@ from segment_pipeline.config.segments import (
 )
 from segment_pipeline.rules.compiler import CHUNK_SIZE, evaluate_past_segments
 from segment_pipeline.rules.reference import reference_memberships
+from segment_pipeline.storage.connections import open_duckdb
 
 D = date(2026, 1, 10)
 END = datetime(2026, 1, 11)
@@ -172,7 +173,7 @@ segment_lists = st.integers(1, 3).flatmap(lambda n: st.tuples(*(segments(f"s{i}"
 
 @pytest.fixture(scope="module")
 def con():
-    connection = duckdb.connect()
+    connection = open_duckdb()
     connection.execute("CREATE SCHEMA analytics")
     connection.execute(
         "CREATE TABLE analytics.event_snapshots (event_id VARCHAR, user_id VARCHAR,"

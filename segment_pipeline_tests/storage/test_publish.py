@@ -14,6 +14,7 @@ import duckdb
 import pytest
 
 from segment_pipeline.storage import publish, warehouse
+from segment_pipeline.storage.connections import open_duckdb
 
 
 def _day(path: Path, n: int) -> None:
@@ -38,7 +39,7 @@ def _python(code: str) -> subprocess.Popen:
 def test_a_reader_holding_the_file_sees_the_old_day_until_it_reconnects(tmp_path: Path) -> None:
     path = tmp_path / "warehouse.duckdb"
     _build_and_publish(path, 10)
-    reader = duckdb.connect(str(path), read_only=True)
+    reader = open_duckdb(str(path), read_only=True)
     try:
         assert _count(reader) == 10
         _build_and_publish(path, 20)  # would raise DuckDB's lock error if it wrote the file in place
@@ -47,7 +48,7 @@ def test_a_reader_holding_the_file_sees_the_old_day_until_it_reconnects(tmp_path
         reader.close()
     # DuckDB shares one database instance per path within a process: a new connection sees
     # the new day once the old instance is closed (another process sees it at once).
-    with duckdb.connect(str(path), read_only=True) as fresh:
+    with open_duckdb(str(path), read_only=True) as fresh:
         assert _count(fresh) == 20
     assert not list(tmp_path.glob(f".*{publish.BUILD_MARK}*"))
 
@@ -64,7 +65,7 @@ def test_a_reader_in_another_process_does_not_block_the_build(tmp_path: Path) ->
     try:
         assert reader.stdout.readline().strip() == "3"
         _build_and_publish(path, 7)
-        with duckdb.connect(str(path), read_only=True) as con:
+        with open_duckdb(str(path), read_only=True) as con:
             assert _count(con) == 7
         other = _python(f"""
             import duckdb
@@ -87,7 +88,7 @@ def test_an_unpublished_build_changes_nothing(tmp_path: Path) -> None:
 
     with pytest.raises(RuntimeError, match="a step failed"):
         a_step_fails()
-    with duckdb.connect(str(path), read_only=True) as con:
+    with open_duckdb(str(path), read_only=True) as con:
         assert _count(con) == 5
     assert sorted(p.name for p in tmp_path.iterdir()) == ["warehouse.duckdb", "warehouse.duckdb.lock"]
 
@@ -137,7 +138,7 @@ def test_a_builder_killed_mid_write_leaves_the_published_day_and_its_leftovers_a
     os.kill(victim.pid, signal.SIGKILL)
     victim.wait()
     assert list(tmp_path.glob(f".*{publish.BUILD_MARK}*"))
-    with duckdb.connect(str(path), read_only=True) as con:
+    with open_duckdb(str(path), read_only=True) as con:
         assert _count(con) == 4
     assert publish.read_holder(path).owner == "run-victim"
     assert not publish.read_holder(path).is_alive_here
