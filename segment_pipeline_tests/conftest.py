@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -10,8 +11,18 @@ from pathlib import Path
 import duckdb
 import polars as pl
 import pytest
+from hypothesis import HealthCheck, settings
 
 from segment_pipeline.storage import warehouse
+from segment_pipeline_tests.hypothesis_budget import CI_EXAMPLES
+
+# Property-test budgets: `ci` runs each test's full budget (hypothesis_budget.py scales the explicit
+# ones), `dev` a tenth of it, without a deadline, for a quick run on a busy machine.
+settings.register_profile("ci", max_examples=CI_EXAMPLES)
+settings.register_profile(
+    "dev", max_examples=CI_EXAMPLES // 10, deadline=None, suppress_health_check=[HealthCheck.too_slow]
+)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 
 @pytest.fixture

@@ -10,7 +10,6 @@ each purchase they drop out with probability ``p ~ Beta(a, b)``.
 - ``expected_transactions``: E[X(t)] of a new customer, equation (7), with the Gaussian
   hypergeometric function 2F1 (``scipy.special.hyp2f1``).
 - ``conditional_expected``: E[Y(t) | x, t_x, T], equation (10), with 2F1.
-- ``p_alive``: P(alive at T | x, t_x, T).
 - ``p_purchase``: P(at least one purchase in (T, T + t] | x, t_x, T). Drop-out happens only
   right after a purchase, so an alive customer buys in the next ``t`` with probability
   ``1 - exp(-lambda t)``; integrating over the posterior gives
@@ -108,14 +107,6 @@ def conditional_expected(params: BgNbdParams, t, x, t_x, T) -> np.ndarray:
         * (1 - ((alpha + T) / (alpha + T + t)) ** (r + x) * hyp2f1(r + x, b + x, a + b + x - 1, z))
     )
     return body / (1 + (x > 0) * a / np.maximum(b + x - 1, 1e-300) * ((alpha + T) / (alpha + t_x)) ** (r + x))
-
-
-def p_alive(params: BgNbdParams, x, t_x, T) -> np.ndarray:
-    """P(still alive at T | x, t_x, T)."""
-    r, alpha, a, b = params.r, params.alpha, params.a, params.b
-    x, t_x, T = _arrays(x, t_x, T)
-    ratio = (x > 0) * a / np.maximum(b + x - 1, 1e-300) * ((alpha + T) / (alpha + t_x)) ** (r + x)
-    return 1.0 / (1.0 + ratio)
 
 
 def p_purchase(params: BgNbdParams, t, x, t_x, T) -> np.ndarray:

@@ -172,15 +172,6 @@ LIFETIME_FEATURES = [
 VALUE_STATS = ("sum", "mean", "last")
 
 
-def may_be_empty(column: str) -> bool:
-    """Columns that are empty (missing) when undefined: profile values, the inter-purchase
-    timing of users with no repeat goal day, value means and last values without a value."""
-    return column.startswith(("profile:", "goal_value_mean:", "goal_value_last:")) or column in (
-        "goal_mean_gap_days",
-        "goal_recency_ratio",
-    )
-
-
 def value_names(properties: list[str]) -> list[str]:
     return [f"goal_value_{stat}:{p}" for p in properties for stat in VALUE_STATS]
 

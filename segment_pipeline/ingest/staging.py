@@ -1,7 +1,7 @@
 """Reading one source file into the uniform staging shape, whatever its format.
 
 Every format ends up as the same columns, so that one SQL statement
-(``events.classify_sql``) decides, for all of them alike, whether a row is loaded
+(``_CLASSIFY`` in ``ingest/events.py``) decides, for all of them alike, whether a row is loaded
 or rejected and why:
 
     source VARCHAR       'path:N' (N: line for NDJSON and malformed CSV lines,

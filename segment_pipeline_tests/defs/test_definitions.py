@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import dagster as dg
 
 from segment_pipeline.definitions import defs
@@ -18,9 +20,11 @@ def test_definitions_load_and_the_nightly_job_covers_every_asset():
 
 def test_nightly_schedule_runs_after_midnight_utc_for_the_day_that_ended():
     schedule = defs.resolve_schedule_def("nightly_refresh_schedule")
-    assert schedule.job_name == "nightly_refresh"
-    assert schedule.cron_schedule == "30 0 * * *"
     assert (schedule.execution_timezone or "UTC") == "UTC"
+    with dg.instance_for_test() as instance:
+        tick = dg.build_schedule_context(instance, scheduled_execution_time=datetime(2026, 6, 21, 0, 30, tzinfo=UTC))
+        requests = schedule.evaluate_tick(tick).run_requests or []
+    assert [(r.job_name, r.partition_key) for r in requests] == [("nightly_refresh", "2026-06-20")]
 
 
 def test_every_asset_has_a_group_a_kind_and_a_business_description():

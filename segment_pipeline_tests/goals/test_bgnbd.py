@@ -64,12 +64,6 @@ def test_conditional_purchase_probability_matches_a_simulation():
     assert np.all(p <= expected + 1e-12)  # P(N > 0) <= E[N]
 
 
-def test_p_alive_is_one_without_repeats_and_falls_with_a_long_silence():
-    assert bgnbd.p_alive(CDNOW, [0], [0], [30.0])[0] == 1.0
-    recent, silent = bgnbd.p_alive(CDNOW, [3, 3], [29.0, 5.0], [30.0, 30.0])
-    assert recent > 0.8 > 0.5 > silent
-
-
 def test_bad_summaries_are_refused():
     with pytest.raises(ValueError, match="t_x <= T"):
         bgnbd.log_likelihood(CDNOW, [1], [5.0], [3.0])

@@ -18,7 +18,7 @@ from polars.testing import assert_frame_equal
 
 from segment_pipeline.config.segments import load_segments
 from segment_pipeline.demo.generator import DemoSpec, build_demo_tables
-from segment_pipeline.goals.feature_spec import FeatureSpec, may_be_empty
+from segment_pipeline.goals.feature_spec import FeatureSpec
 from segment_pipeline.goals.features import (
     achievers_by_day,
     anchor_step,
@@ -45,6 +45,15 @@ START = datetime(2026, 1, 1)
 ANCHORS = [date(2026, 2, 1), date(2026, 2, 8), date(2026, 2, 15)]
 DAY = timedelta(days=1)
 TYPES = ["app_launch", "login", "charged", "add_to_cart"]
+
+
+def may_be_empty(column: str) -> bool:
+    """Columns that are empty (missing) when undefined: profile values, the inter-purchase
+    timing of users with no repeat goal day, value means and last values without a value."""
+    return column.startswith(("profile:", "goal_value_mean:", "goal_value_last:")) or column in (
+        "goal_mean_gap_days",
+        "goal_recency_ratio",
+    )
 
 
 def midnight(day: date) -> datetime:

@@ -16,6 +16,7 @@ from segment_pipeline.rules.compiler import compile_past_segments, read_profile_
 from segment_pipeline.segments.evaluate import evaluate_day
 from segment_pipeline.storage import warehouse
 from segment_pipeline_tests.conftest import write_events
+from segment_pipeline_tests.hypothesis_budget import examples
 
 START = datetime(2026, 1, 1)
 PROPERTIES = st.dictionaries(
@@ -65,7 +66,7 @@ def rows_of(batch: list[dict]) -> list[dict]:
     ]
 
 
-@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=examples(15), deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(batches=st.lists(st.lists(EVENT, min_size=0, max_size=12), min_size=1, max_size=4))
 def test_summaries_after_several_loads_equal_a_direct_computation(tmp_path_factory, batches):
     tmp = tmp_path_factory.mktemp("loads")

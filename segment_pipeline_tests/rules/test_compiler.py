@@ -17,9 +17,9 @@ from segment_pipeline.rules.compiler import (
     compile_past_segments,
     evaluate_past_segments,
 )
-from segment_pipeline.rules.reference import reference_memberships
 from segment_pipeline.rules.vocabulary import read_vocabulary, vocabulary_warnings
 from segment_pipeline.storage.connections import open_duckdb
+from segment_pipeline_tests.rules.reference import reference_memberships
 
 D = date(2026, 1, 10)
 END = datetime(2026, 1, 11)  # D+1 00:00

@@ -21,8 +21,9 @@ from segment_pipeline.config.segments import (
     segment_problems,
 )
 from segment_pipeline.rules.compiler import CHUNK_SIZE, evaluate_past_segments
-from segment_pipeline.rules.reference import reference_memberships
 from segment_pipeline.storage.connections import open_duckdb
+from segment_pipeline_tests.hypothesis_budget import examples
+from segment_pipeline_tests.rules.reference import reference_memberships
 
 D = date(2026, 1, 10)
 END = datetime(2026, 1, 11)
@@ -217,7 +218,7 @@ def assert_same_memberships(con, definitions, event_rows, profile_rows, all_user
     assert got == expected
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=examples(300), deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(definitions=segment_lists, profile_rows=profiles, all_users=st.booleans(), data=st.data())
 def test_compiler_matches_reference(con, definitions, profile_rows, all_users, data):
     event_rows = data.draw(events_for(definitions), label="event_rows")
@@ -247,7 +248,7 @@ dense_noise = st.lists(
 )
 
 
-@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=examples(200), deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(chosen=sequence_steps, days=st.integers(1, 2), noise=dense_noise, data=st.data())
 def test_ordered_actions_with_counts_match_reference(con, chosen, days, noise, data):
     segment = SegmentDefinition.model_validate(

@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 
 from segment_pipeline.segments import history
 from segment_pipeline.storage import warehouse
+from segment_pipeline_tests.hypothesis_budget import examples
 
 D = [date(2026, 3, 1) + timedelta(days=i) for i in range(6)]
 
@@ -63,7 +64,7 @@ def test_overlaps_are_a_full_matrix_with_sizes_on_the_diagonal(con):
     assert got[("empty", "a")] == 0 and len(got) == 9
 
 
-@settings(max_examples=25, deadline=None)
+@settings(max_examples=examples(25), deadline=None)
 @given(st.lists(st.frozensets(st.sampled_from(["u1", "u2", "u3"])), min_size=1, max_size=6))
 def test_incremental_tags_equal_the_rebuild_from_history(tmp_path_factory, days_members):
     path = tmp_path_factory.mktemp("tags") / "w.duckdb"

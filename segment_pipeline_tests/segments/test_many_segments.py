@@ -8,8 +8,8 @@ from datetime import date, datetime, timedelta
 
 from segment_pipeline.config.segments import ALL_USERS, load_segments_text
 from segment_pipeline.rules.compiler import CHUNK_SIZE, compile_past_segment_chunks, evaluate_past_segments
-from segment_pipeline.rules.reference import past_segment_members, reference_memberships
 from segment_pipeline.segments.evaluate import evaluate_day
+from segment_pipeline_tests.rules.reference import past_segment_members, reference_memberships
 from segment_pipeline_tests.segments.many_segments import DEMO_PROFILES, DEMO_STEPS, many_segments_yaml
 
 D = date(2026, 3, 1)
