@@ -1,9 +1,9 @@
-"""YAML reading for config files: the YAML 1.2 core scalars, plus the line of every key.
+"""YAML reading for config files: YAML 1.2 (ruamel.yaml), the line of every key, duplicate keys refused.
 
-PyYAML follows YAML 1.1, where ``no`` is false, ``010`` is 8, ``10:30`` is 630 and
-``2026-01-05`` is a date. Octy's CLI (and most YAML today) reads 1.2, where those
-stay text or decimal numbers, so a property value means what it looks like.
-Dates stay text; the code that compares them knows when a date is meant.
+YAML 1.1 (PyYAML) reads ``no`` as false, ``010`` as 8 and ``10:30`` as 630. Octy's CLI (and
+most YAML today) reads 1.2, where those stay text or decimal numbers, so a property value
+means what it looks like. Dates stay text too; the code that compares them knows when a
+date is meant.
 
 ``ConfigReader`` turns a file into data plus ``ConfigProblem``s that carry the line
 of the key at fault, so every config module reports problems the same way.
@@ -12,59 +12,46 @@ of the key at fault, so every config module reports problems the same way.
 from __future__ import annotations
 
 import difflib
-import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-import yaml
 from pydantic import ValidationError
 from pydantic_core import ErrorDetails
+from ruamel.yaml import YAML
+from ruamel.yaml.constructor import DuplicateKeyError, SafeConstructor
+from ruamel.yaml.error import YAMLError
+from ruamel.yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from segment_pipeline.config.errors import ConfigProblem
 
 Path = tuple[str | int, ...]
 
-_BOOL = "tag:yaml.org,2002:bool"
-_INT = "tag:yaml.org,2002:int"
-_FLOAT = "tag:yaml.org,2002:float"
-_TIMESTAMP = "tag:yaml.org,2002:timestamp"
+
+class _DatesAsText(SafeConstructor):
+    """YAML 1.2's safe constructor, but a date-looking scalar stays the text it is."""
 
 
-# libyaml's parser when PyYAML has it: the pure-Python one takes seconds on thousands of segments.
-_SafeLoader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+_DatesAsText.add_constructor("tag:yaml.org,2002:timestamp", SafeConstructor.construct_yaml_str)
 
 
-class _CoreLoader(_SafeLoader):
-    """SafeLoader with YAML 1.2 core-schema booleans and numbers, and no timestamps."""
+def _loader(*, pure: bool = False) -> YAML:
+    # Not pure: libyaml through ruamel.yaml.clib parses thousands of segments in a second, where
+    # the pure-Python parser takes several.
+    yaml = YAML(typ="safe", pure=pure)
+    yaml.Constructor = _DatesAsText
+    return yaml
 
 
-_CoreLoader.yaml_implicit_resolvers = {
-    first: [(tag, rx) for tag, rx in resolvers if tag not in (_BOOL, _INT, _FLOAT, _TIMESTAMP)]
-    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
-}
-_CoreLoader.add_implicit_resolver(_BOOL, re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF"))
-_CoreLoader.add_implicit_resolver(_INT, re.compile(r"^(?:[-+]?[0-9]+|0o[0-7]+|0x[0-9a-fA-F]+)$"), list("-+0123456789"))
-_CoreLoader.add_implicit_resolver(
-    _FLOAT,
-    re.compile(
-        r"^(?:[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?"
-        r"|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$"
-    ),
-    list("-+.0123456789"),
-)
-
-
-def _construct_int(loader: yaml.SafeLoader, node: yaml.ScalarNode) -> int:
-    text = loader.construct_scalar(node)
-    if text.startswith("0o"):
-        return int(text[2:], 8)
-    if text.startswith("0x"):
-        return int(text[2:], 16)
-    return int(text)
-
-
-_CoreLoader.add_constructor(_INT, _construct_int)
+def _compose(text: str) -> tuple[YAML, Node | None]:
+    yaml = _loader()
+    try:
+        return yaml, yaml.compose(text)
+    except YAMLError:
+        # libyaml's scanner predates YAML 1.2 on a few plain scalars (``at: 10:30`` inside
+        # ``{...}``); the pure-Python parser, which follows 1.2, has the last word.
+        yaml = _loader(pure=True)
+        return yaml, yaml.compose(text)
 
 
 @dataclass
@@ -83,34 +70,38 @@ class YamlDocument:
         return None
 
 
-def _walk(node: yaml.Node, path: Path, doc: YamlDocument) -> None:
-    doc.lines.setdefault(path, node.start_mark.line + 1)
-    if isinstance(node, yaml.MappingNode):
-        seen: set[str] = set()
+def _walk(node: Node, path: Path, lines: dict[Path, int], keys_at: dict[tuple[int, int], Path]) -> None:
+    """The line of every key and item by its path, and every key's path by its position."""
+    lines.setdefault(path, node.start_mark.line + 1)
+    if isinstance(node, MappingNode):
         for key_node, value_node in node.value:
-            key = key_node.value if isinstance(key_node, yaml.ScalarNode) else str(key_node.value)
-            line = key_node.start_mark.line + 1
-            if key in seen:
-                doc.duplicates.append(((*path, key), line))
-            seen.add(key)
-            doc.lines.setdefault((*path, key), line)
-            _walk(value_node, (*path, key), doc)
-    elif isinstance(node, yaml.SequenceNode):
+            key = key_node.value if isinstance(key_node, ScalarNode) else str(key_node.value)
+            keys_at[(key_node.start_mark.line, key_node.start_mark.column)] = (*path, key)
+            lines.setdefault((*path, key), key_node.start_mark.line + 1)
+            _walk(value_node, (*path, key), lines, keys_at)
+    elif isinstance(node, SequenceNode):
         for index, item in enumerate(node.value):
-            _walk(item, (*path, index), doc)
+            _walk(item, (*path, index), lines, keys_at)
 
 
 def parse_yaml(text: str) -> YamlDocument:
-    """Parse one YAML document; raises ``yaml.YAMLError`` (with a mark) when it is not YAML."""
-    loader = _CoreLoader(text)
+    """Parse one YAML document; raises ruamel's ``YAMLError`` (with a mark) when it is not YAML.
+
+    A key given twice in one mapping (ruamel.yaml refuses it) is reported, not raised: the
+    document then has no data, and ``duplicates`` holds the repeated key's path and line."""
+    yaml, node = _compose(text)
+    doc = YamlDocument(None)
+    if node is None:
+        return doc
+    keys_at: dict[tuple[int, int], Path] = {}
+    _walk(node, (), doc.lines, keys_at)
     try:
-        node = loader.get_single_node()
-        data = loader.construct_document(node) if node is not None else None
-    finally:
-        loader.dispose()
-    doc = YamlDocument(data)
-    if node is not None:
-        _walk(node, (), doc)
+        doc.data = yaml.constructor.construct_document(node)
+    except DuplicateKeyError as exc:
+        mark = exc.problem_mark
+        if mark is None:
+            raise
+        doc.duplicates.append((keys_at.get((mark.line, mark.column), ()), mark.line + 1))
     return doc
 
 
@@ -122,7 +113,7 @@ class ConfigReader:
         self.problems: list[ConfigProblem] = []
         try:
             self.doc = parse_yaml(text)
-        except yaml.YAMLError as exc:
+        except YAMLError as exc:
             mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
             self.doc = YamlDocument(None)
             self.add_at(mark.line + 1 if mark else None, None, "YAML syntax", f"{exc}".replace("\n", " "))
@@ -132,7 +123,7 @@ class ConfigReader:
                 line,
                 None,
                 "unique keys",
-                f"key '{_dotted(path)}' is given twice; the file would silently keep the last one",
+                f"key '{_dotted(path)}' is given twice in one mapping; keep the one you mean",
             )
 
     def add_at(self, line: int | None, item: str | None, rule: str, message: str) -> None:
