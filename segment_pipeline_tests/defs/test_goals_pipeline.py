@@ -55,6 +55,7 @@ def query(tmp_path, sql: str, params=None) -> list[tuple]:
         return con.execute(sql, params or []).fetchall()
 
 
+@pytest.mark.slow
 def test_goal_lifecycle_on_the_demo(tmp_path, goal_config):
     resources = small_demo_resources(tmp_path, config_dir=goal_config)
     result = run(resources, "2026-02-20")
@@ -220,6 +221,7 @@ def _goal_yaml(**keys) -> str:
     return "kind: goals\ngoals:\n  - " + "\n    ".join(f"{k}: {v}" for k, v in base.items()) + "\n"
 
 
+@pytest.mark.slow
 def test_retraining_on_schedule_and_realized_quality_of_every_scored_night(tmp_path, goal_config):
     (goal_config / "goals.yaml").write_text(_goal_yaml(retrainEveryDays=2))
     resources = small_demo_resources(tmp_path, config_dir=goal_config)
@@ -353,6 +355,7 @@ goals:
 """
 
 
+@pytest.mark.slow
 def test_value_goal_end_to_end(tmp_path, goal_config):
     (goal_config / "goals.yaml").write_text(VALUE_GOALS_YAML)
     resources = small_demo_resources(tmp_path, config_dir=goal_config)

@@ -116,6 +116,7 @@ def dg_launch(tmp_path: Path, *args: str, **env: str) -> subprocess.CompletedPro
     )
 
 
+@pytest.mark.slow
 def test_dg_launch_of_a_day_outside_the_partitions_prints_one_line(tmp_path):
     write_events(tmp_path / "e.ndjson", make_events(10))
     today = datetime.now(UTC).date()
@@ -137,12 +138,14 @@ def test_dg_launch_of_a_day_outside_the_partitions_prints_one_line(tmp_path):
     assert not (tmp_path / "warehouse.duckdb").exists()
 
 
+@pytest.mark.slow
 def test_dg_launch_with_a_start_date_before_1970_prints_one_line(tmp_path):
     done = dg_launch(tmp_path, "--partition", "1995-03-01", SEGMENT_PIPELINE_START_DATE="1969-12-31")
     assert done.returncode != 0 and "Traceback" not in done.stdout + done.stderr
     assert "Error: SEGMENT_PIPELINE_START_DATE='1969-12-31' is before 1970-01-01" in done.stderr
 
 
+@pytest.mark.slow
 def test_dg_launch_of_a_1995_day_on_history_from_1970_runs_the_whole_graph(tmp_path):
     rows = make_events(500, start=datetime(1970, 1, 1), users=40) + [
         {**row, "ts": (datetime(1995, 2, 20, i % 24, i % 60) + timedelta(days=i % 10)).isoformat()}

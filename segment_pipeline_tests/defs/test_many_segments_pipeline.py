@@ -7,6 +7,7 @@ import textwrap
 from datetime import date
 
 import dagster as dg
+import pytest
 
 from segment_pipeline.config.project import validation_count
 from segment_pipeline.config.segments import load_segments_text
@@ -43,6 +44,7 @@ def members_of(con, day: date) -> dict[str, set[str]]:
     return found
 
 
+@pytest.mark.slow
 def test_two_thousand_segments_run_the_whole_graph_and_validate_the_config_once(tmp_path):
     config_dir = config_with_many_segments(tmp_path, 2_000)
     resources = small_demo_resources(tmp_path, config_dir=config_dir)

@@ -32,6 +32,7 @@ def run(resources: dict, day: str = SMALL_DEMO_DAY, raise_on_error: bool = True)
     return dg.materialize(ASSETS + CHECKS, resources=resources, partition_key=day, raise_on_error=raise_on_error)
 
 
+@pytest.mark.slow
 def test_full_graph_on_the_demo_is_complete_and_rerunning_the_day_changes_nothing(tmp_path):
     resources = small_demo_resources(tmp_path)
     result = run(resources)
@@ -52,6 +53,7 @@ def test_full_graph_on_the_demo_is_complete_and_rerunning_the_day_changes_nothin
     assert table_dump(warehouse) == first
 
 
+@pytest.mark.slow
 def test_the_next_day_loads_only_that_day(tmp_path):
     resources = small_demo_resources(tmp_path)
     run(resources, "2026-02-20")

@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import dagster as dg
+import pytest
 
 from segment_pipeline.storage import publish
 from segment_pipeline.storage.connections import open_duckdb
@@ -79,6 +80,7 @@ def test_a_reader_holding_the_warehouse_through_a_whole_run_sees_one_day_and_the
         )
 
 
+@pytest.mark.slow
 def test_two_runs_at_once_take_turns_and_give_the_tables_of_one(tmp_path: Path) -> None:
     shared, alone = tmp_path / "shared", tmp_path / "alone"
     # Dagster's own SQLite run storage cannot be created by two processes at once: make it first.
@@ -93,6 +95,7 @@ def test_two_runs_at_once_take_turns_and_give_the_tables_of_one(tmp_path: Path) 
     assert table_dump(shared / "warehouse.duckdb") == table_dump(alone / "warehouse.duckdb")
 
 
+@pytest.mark.slow
 def test_a_run_killed_while_it_holds_the_warehouse_is_marked_failed_by_the_next(tmp_path: Path) -> None:
     home = tmp_path / "home"
     victim = _launch(tmp_path, "2026-02-20", home)
@@ -119,6 +122,7 @@ def test_a_run_killed_while_it_holds_the_warehouse_is_marked_failed_by_the_next(
     assert table_dump(path)["event_snapshots"]
 
 
+@pytest.mark.slow
 def test_each_publish_brings_in_the_live_stores_entries(tmp_path: Path) -> None:
     from segment_pipeline.defs.resources import WarehouseResource
     from segment_pipeline_tests.live.test_publish import live_store_with_entries

@@ -159,6 +159,7 @@ def test_night_quality_figures():
     assert got["top_bucket_lift"] == pytest.approx(0.5 / 0.4)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kind", ["bgnbd", "logistic"])
 def test_a_baseline_champion_is_stored_in_mlflow_and_scores_the_same_after_loading(frame, tmp_path, kind):
     from segment_pipeline.goals.tracking import load_champion, log_goal_model

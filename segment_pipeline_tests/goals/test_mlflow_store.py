@@ -43,6 +43,7 @@ def _revision(database: Path) -> str:
         return con.execute("SELECT version_num FROM alembic_version").fetchone()[0]
 
 
+@pytest.mark.slow
 def test_kill_9_at_random_moments_of_the_creation_never_leaves_an_unusable_store(tmp_path: Path) -> None:
     reference = tmp_path / "reference" / "mlflow.db"
     started = time.monotonic()

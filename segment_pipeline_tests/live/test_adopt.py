@@ -67,6 +67,7 @@ def test_adopted_state_carries_on_in_the_live_store(tmp_path):
         receiver.stop()
 
 
+@pytest.mark.slow
 def test_adopt_command(tmp_path):
     warehouse, live = tmp_path / "warehouse.duckdb", tmp_path / "warehouse.live.duckdb"
     receiver = Receiver().start()

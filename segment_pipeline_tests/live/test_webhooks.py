@@ -64,6 +64,7 @@ def test_the_retry_schedule_spans_more_than_a_day():
     assert RETRY_SCHEDULE_S[0] == 0 and sum(RETRY_SCHEDULE_S) >= 24 * 3600
 
 
+@pytest.mark.slow
 def test_a_receiver_refusing_connections_for_an_hour_loses_no_entry(tmp_path, receivers):
     path = tmp_path / "live.duckdb"
     enqueue_logins(path, 20)
@@ -85,6 +86,7 @@ def test_a_receiver_refusing_connections_for_an_hour_loses_no_entry(tmp_path, re
     assert receiver.keys() == Counter({idempotency_key("visa login", f"u{i}", minutes(i)): 1 for i in range(20)})
 
 
+@pytest.mark.slow
 def test_dead_letter_after_a_day_of_failures_then_redrive_delivers(tmp_path, receivers):
     path = tmp_path / "live.duckdb"
     enqueue_logins(path, 2)

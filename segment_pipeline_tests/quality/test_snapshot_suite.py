@@ -220,6 +220,7 @@ def test_examples_are_capped_and_deduplicated():
     assert len(failed["expect_column_values_to_be_between(id_occurrences)"].unexpected_examples) == 5
 
 
+@pytest.mark.slow
 def test_importing_is_cheap_and_validating_stays_offline():
     """GX loads only when a check runs, and never opens a network connection."""
     script = textwrap.dedent(

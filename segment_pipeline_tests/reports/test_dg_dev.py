@@ -51,6 +51,7 @@ def project_dir(tmp_path, monkeypatch):
     return tmp_path
 
 
+@pytest.mark.slow
 def test_dg_dev_shows_the_run_that_came_before(project_dir):
     # The instance a CLI command makes with DAGSTER_HOME unset: a throw-away root, dagster.yaml from the cwd.
     throwaway = project_dir / ".tmp_dagster_home_test"

@@ -155,6 +155,7 @@ def test_a_missing_model_quality_table_is_said_in_words_and_drawn_when_present(n
     assert "Model quality over prediction dates: AUC" in with_quality.goals[GOAL].read_text()
 
 
+@pytest.mark.slow
 def test_a_range_run_reports_each_check_for_each_day(night, tmp_path):
     resources = small_demo_resources(tmp_path)
     job = defs.resolve_job_def("nightly_refresh")

@@ -6,6 +6,8 @@ import json
 import random
 from datetime import date, datetime, timedelta
 
+import pytest
+
 from segment_pipeline.config.segments import ALL_USERS, load_segments_text
 from segment_pipeline.rules.compiler import CHUNK_SIZE, compile_past_segment_chunks, evaluate_past_segments
 from segment_pipeline.segments.evaluate import evaluate_day
@@ -52,6 +54,7 @@ def write_world(con, rng: random.Random, users: int, events: int) -> tuple[list[
     return event_rows, profile_rows
 
 
+@pytest.mark.slow
 def test_two_thousand_varied_segments_evaluate_a_day_like_the_reference(con):
     segments = load_segments_text(many_segments_yaml(2_000), "segments.yaml")
     assert len(segments.past) == 2_000 > 10 * CHUNK_SIZE
@@ -73,6 +76,7 @@ def test_two_thousand_varied_segments_evaluate_a_day_like_the_reference(con):
     assert sum(bool(stored.get(s.name)) for s in sample) >= 15
 
 
+@pytest.mark.slow
 def test_five_thousand_trivial_segments_compile_and_run_on_a_tiny_warehouse(con):
     text = "kind: segments\nsegmentDefinitions:\n" + "".join(
         f"  - {{segmentName: s{i}, segmentType: past, segmentSubtype: 1, segmentTimeframe: {1 + i % 9},"

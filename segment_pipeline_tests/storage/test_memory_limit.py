@@ -23,6 +23,7 @@ def test_a_bad_limit_is_one_line_naming_the_variable_and_the_fix(bad):
         load_settings({"SEGMENT_PIPELINE_MEMORY_LIMIT": bad})
 
 
+@pytest.mark.slow
 def test_a_connection_carries_the_limit_and_spills_to_a_folder_next_to_the_warehouse(tmp_path, monkeypatch):
     monkeypatch.setenv("SEGMENT_PIPELINE_MEMORY_LIMIT", "100MB")
     path = tmp_path / "w.duckdb"
