@@ -140,7 +140,7 @@ def window_values(con: duckdb.DuckDBPyConnection, goal: GoalDefinition, rows: pl
     if keyed.height == 0:
         return np.zeros(0)
     first_anchor, last_anchor, longest = keyed.select(
-        pl.col("anchor").min(), pl.col("anchor").max(), pl.col("horizon_days").max()
+        pl.col("anchor").min().alias("first"), pl.col("anchor").max().alias("last"), pl.col("horizon_days").max()
     ).row(0)
     first = params.bind(sql.midnight(first_anchor), "TIMESTAMP")
     last = params.bind(sql.midnight(last_anchor + timedelta(days=int(longest))), "TIMESTAMP")
