@@ -19,7 +19,7 @@ import duckdb
 import pyarrow as pa
 
 from segment_pipeline.config.segments import SegmentDefinition
-from segment_pipeline.engines.spark_sql import to_spark
+from segment_pipeline.engines.spark_sql import to_spark_steps
 from segment_pipeline.rules.compiler import EVENTS, PROFILES, compile_past_segment_chunks, read_profile_columns
 from segment_pipeline.rules.dialect import SPARK
 
@@ -76,8 +76,12 @@ class SparkEngine:
         """SQL written for DuckDB (Spark dialect where the two differ) run on Spark over the
         warehouse's events and profiles, as Arrow."""
         self.sync(con)
-        query = to_spark(sql, params, tables={EVENTS: EVENTS_VIEW, PROFILES: PROFILES_VIEW})
-        return self.session.sql(query.sql, args=query.args).toArrow()
+        *steps, final = to_spark_steps(sql, params, tables={EVENTS: EVENTS_VIEW, PROFILES: PROFILES_VIEW})
+        for step in steps:
+            # Computed once, as DuckDB's MATERIALIZED CTE; the checkpoint also cuts the plan short.
+            frame = self.session.sql(step.sql, args=step.args).localCheckpoint()
+            frame.createOrReplaceTempView(step.view)
+        return self.session.sql(final.sql, args=final.args).toArrow()
 
     def insert_segment_members(
         self,

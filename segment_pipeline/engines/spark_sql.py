@@ -43,17 +43,50 @@ class UntranslatableSql(ValueError):
 class SparkQuery:
     sql: str
     args: dict[str, Any]
+    view: str | None = None  # a step to register under this name before the next ones
 
 
 def to_spark(sql: str, params: dict[str, Any] | None = None, tables: Mapping[str, str] | None = None) -> SparkQuery:
     """Spark SQL and its named arguments (``spark.sql(query.sql, args=query.args)``);
     ``tables`` renames table references (``analytics.event_snapshots`` to a Spark view)."""
+    (query,) = _translate(sql, params, tables, split=False)
+    return query
+
+
+def to_spark_steps(
+    sql: str, params: dict[str, Any] | None = None, tables: Mapping[str, str] | None = None
+) -> list[SparkQuery]:
+    """As ``to_spark``, with each CTE of the top-level WITH as a step of its own (``view``
+    set): the caller computes it once and registers it under that name. Spark inlines a
+    CTE at every use, so a step that DuckDB computes once (``AS MATERIALIZED``) would
+    otherwise be recomputed by each segment that reads it."""
+    return _translate(sql, params, tables, split=True)
+
+
+def _translate(
+    sql: str, params: dict[str, Any] | None, tables: Mapping[str, str] | None, *, split: bool
+) -> list[SparkQuery]:
     tree = sqlglot.parse_one(sql, read="duckdb")
     _refuse(tree)
     renames = dict(tables or {})
     tree = tree.transform(lambda node: _rewrite(node, renames))
-    text = tree.sql(dialect="spark", unsupported_level=ErrorLevel.RAISE)
-    return SparkQuery(text, {name: spark_arg(value) for name, value in (params or {}).items()})
+    values = params or {}
+    parts: list[tuple[str | None, exp.Expression]] = []
+    with_clause = tree.args.get("with_")
+    if split and with_clause is not None:
+        parts += [(cte.alias, cte.this) for cte in with_clause.expressions]
+        tree.set("with_", None)
+    parts.append((None, tree))
+    steps = []
+    for view, part in parts:
+        # Only the parameters a step uses: one query's parameters are shared by its steps.
+        used = {node.name for node in part.find_all(exp.Placeholder)}
+        missing = used - set(values)
+        if missing:
+            raise UntranslatableSql(f"parameters without a value: {sorted(missing)}")
+        text = part.sql(dialect="spark", unsupported_level=ErrorLevel.RAISE)
+        steps.append(SparkQuery(text, {name: spark_arg(values[name]) for name in sorted(used)}, view))
+    return steps
 
 
 def spark_arg(value: Any) -> Any:

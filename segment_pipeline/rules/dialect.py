@@ -20,9 +20,6 @@ if TYPE_CHECKING:
     from segment_pipeline.rules.compiler import SqlParams
 
 _HUGEINT_RANGE = range(-(2**127), 2**127)
-# Integers DuckDB's JSON reader (yyjson) keeps as integers: int64 and uint64. Others become doubles.
-_JSON_INTEGER_RANGE = range(-(2**63), 2**64)
-_DECIMAL38_RANGE = range(-(10**38) + 1, 10**38)
 
 
 def _json_pointer(key: str) -> str:
@@ -87,29 +84,27 @@ class SparkDialect(DuckDBDialect):
 
         JSON text readers (``get_json_object``, ``from_json`` into strings) stringify scalars,
         which loses exactly that; a map of VARIANT keeps it, and looks keys up as they are
-        (``a/b``, ``dot.key``, quotes need no escaping)."""
-        v = f"try_element_at(from_json(properties, 'map<string,variant>'), {params.bind(key, 'VARCHAR')})"
+        (``a/b``, ``dot.key``, quotes need no escaping). Numbers are compared on their JSON
+        text, as DuckDB does: parsed as DOUBLE, or, for an integer literal beyond 2**53,
+        digit for digit (VARIANT would turn ``9007199254740993.0`` into an integer)."""
+        bound_key = params.bind(key, "VARCHAR")
+        v = f"try_element_at(from_json(properties, 'map<string,variant>'), {bound_key})"
         kind = f"schema_of_variant({v})"
         if type(value) is str:
             return f"({kind} = 'STRING' AND try_variant_get({v}, '$', 'string') = {params.bind(value, 'VARCHAR')})"
         if type(value) is bool:
             return f"({kind} = 'BOOLEAN' AND try_variant_get({v}, '$', 'boolean') = {params.bind(value, 'BOOLEAN')})"
+        text = f"try_element_at(from_json(properties, 'map<string,string>'), {bound_key})"
         numeric = f"({kind} IN ('BIGINT', 'INT', 'SMALLINT', 'TINYINT', 'DOUBLE', 'FLOAT') OR {kind} LIKE 'DECIMAL(%')"
-        as_double = f"({numeric} AND try_variant_get({v}, '$', 'double') = "
+        as_double = f"({numeric} AND TRY_CAST({text} AS DOUBLE) = "
         if type(value) is float and not value.is_integer():
             return as_double + params.bind(value, "DOUBLE") + ")"
         number = int(value)
         if abs(number) < 2**53:
             return as_double + params.bind(float(number), "DOUBLE") + ")"
-        # DuckDB compares exactly when its JSON reader kept an integer (int64 or uint64 range).
-        integer = f"try_variant_get({v}, '$', 'decimal(38,0)')"
-        is_integer = (
-            f"({kind} IN ('BIGINT', 'INT', 'SMALLINT', 'TINYINT') OR {kind} LIKE 'DECIMAL(%,0)')"
-            f" AND {integer} BETWEEN {params.bind(-(2**63), 'HUGEINT')} AND {params.bind(2**64 - 1, 'HUGEINT')}"
-        )
-        exact = f"{integer} = {params.bind(number, 'HUGEINT')}" if number in _JSON_INTEGER_RANGE else "FALSE"
+        exact = f"{text} = {params.bind(str(number), 'VARCHAR')}" if number in _HUGEINT_RANGE else "FALSE"
         inexact = as_double + params.bind(float(number), "DOUBLE") + ")" if float(number) == number else "FALSE"
-        return f"CASE WHEN {is_integer} THEN {exact} ELSE {inexact} END"
+        return f"CASE WHEN {numeric} AND regexp_like({text}, '^-?[0-9]+$') THEN {exact} ELSE {inexact} END"
 
     def nth_smallest(self, column: str, n: int, where: str = "") -> str:
         # DuckDB's min(x, n) has no Spark twin (a transpiler made it a scalar LEAST);
