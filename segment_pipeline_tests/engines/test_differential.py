@@ -232,3 +232,31 @@ def test_lake_copy_follows_the_warehouse(engine, tmp_path: Path):
     con.execute("UPDATE analytics.event_snapshots SET user_id = 'u2'")
     assert engine.sync(con) is True
     assert engine.query(con, "SELECT user_id FROM analytics.event_snapshots").to_pylist() == [{"user_id": "u2"}]
+
+
+def test_nightly_memberships_asset_on_spark_gives_the_duckdb_tables(spark, tmp_path):
+    """The Dagster assets up to memberships, tags and overlaps, once per engine on the
+    same small demo: every analytics table identical."""
+    import dagster as dg
+
+    from segment_pipeline.definitions import defs
+    from segment_pipeline.defs.engines.resources import EngineResource
+    from segment_pipeline.defs.segments.assets import SEGMENT_MEMBERSHIPS
+    from segment_pipeline_tests.defs.conftest import SMALL_DEMO_DAY, small_demo_resources
+    from segment_pipeline_tests.defs.test_pipeline import table_dump
+
+    dumps = {}
+    for kind in ("duckdb", "spark"):
+        folder = tmp_path / kind
+        resources = small_demo_resources(folder) | {"engine": EngineResource(kind=kind)}
+        result = dg.materialize(
+            list(defs.assets or []),
+            selection=dg.AssetSelection.assets(SEGMENT_MEMBERSHIPS).upstream().required_multi_asset_neighbors(),
+            resources=resources,
+            partition_key=SMALL_DEMO_DAY,
+        )
+        assert result.success
+        dumps[kind] = table_dump(folder / "warehouse.duckdb")
+    assert dumps["spark"] == dumps["duckdb"]
+    assert {"segment_memberships", "segment_tags", "segment_overlaps"} <= set(dumps["duckdb"])
+    assert len(dumps["duckdb"]["segment_memberships"]) > 1000
