@@ -167,6 +167,10 @@ def test_adversarial_keys_and_values_agree(engine):
         for t, text in enumerate(EVENT_VALUE_TEXTS):
             properties = "{" + json.dumps(key) + ": " + text + ', "other": 1}'
             rows.append([f"e{k}_{t}", f"u{k}_{t}", "a", datetime.combine(D, datetime.min.time()), properties, D])
+        # A key given twice: both engines take the first.
+        for j, (first, second) in enumerate([("5", '"5"'), ('"5"', "5"), ("true", "5")]):
+            properties = "{" + f"{json.dumps(key)}: {first}, {json.dumps(key)}: {second}" + "}"
+            rows.append([f"d{k}_{j}", f"d{k}_{j}", "a", datetime.combine(D, datetime.min.time()), properties, D])
     con.executemany("INSERT INTO analytics.event_snapshots VALUES (?, ?, ?, ?, ?, ?)", rows)
     expected = assert_engines_agree(engine, con, definitions, D, all_users=False)
     # Not vacuous: most segments have members, and none has them all.
