@@ -59,7 +59,7 @@ class SparkEngine:
         # properties as JSON text (Spark parses it into VARIANT per test); ts stays a naive
         # TIMESTAMP, which Spark reads as TIMESTAMP_NTZ.
         con.execute(
-            f"""COPY (SELECT user_id, event_name, ts, CAST(properties AS VARCHAR) AS properties FROM {EVENTS})
+            f"""COPY (SELECT event_id, user_id, event_name, ts, CAST(properties AS VARCHAR) AS properties FROM {EVENTS})
                 TO {_literal(copy / "event_snapshots")} (FORMAT parquet, PER_THREAD_OUTPUT true)"""
         )
         reader = self.session.read

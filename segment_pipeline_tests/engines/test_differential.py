@@ -18,6 +18,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from segment_pipeline.config.goals import GoalEvent
 from segment_pipeline.config.project import load_project_config
 from segment_pipeline.config.segments import SegmentDefinition
 from segment_pipeline.demo.generator import DemoSpec, build_demo_tables
@@ -25,6 +26,7 @@ from segment_pipeline.engines.duckdb_engine import DUCKDB_ENGINE
 from segment_pipeline.engines.spark_engine import SparkEngine
 from segment_pipeline.engines.spark_session import spark_session
 from segment_pipeline.goals.control_group import assign_group
+from segment_pipeline.goals.matching import SqlParams, goal_event_condition
 from segment_pipeline.goals.target_groups import group_sql
 from segment_pipeline.rules.compiler import read_profile_columns
 from segment_pipeline.settings import BUNDLED_CONFIG_DIR
@@ -87,7 +89,7 @@ def assert_engines_agree(engine, con, definitions, as_of: date, all_users: bool)
     return expected
 
 
-@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(definitions=segment_lists, profile_rows=profiles, all_users=st.booleans(), data=st.data())
 def test_random_segments_agree(engine, con, definitions, profile_rows, all_users, data):
     event_rows = data.draw(events_for(definitions), label="event_rows")
@@ -173,12 +175,31 @@ def test_adversarial_keys_and_values_agree(engine):
             rows.append([f"d{k}_{j}", f"d{k}_{j}", "a", datetime.combine(D, datetime.min.time()), properties, D])
     con.executemany("INSERT INTO analytics.event_snapshots VALUES (?, ?, ?, ?, ?, ?)", rows)
     expected = assert_engines_agree(engine, con, definitions, D, all_users=False)
+    assert_goal_matching_agrees(engine, con)
     # Not vacuous: most segments have members, and none has them all.
     sizes = {}
     for name, _ in expected:
         sizes[name] = sizes.get(name, 0) + 1
     assert len(sizes) > len(definitions) * 0.8
     assert max(sizes.values()) < len(EVENT_VALUE_TEXTS)
+
+
+def assert_goal_matching_agrees(engine, con) -> None:
+    """Goals of several events with two properties each: the same events achieve each on both
+    engines (one query per engine, a column per goal)."""
+    goals = [
+        [GoalEvent.model_validate({"eventType": "a", "eventProperties": {key: value, "other": 1}}) for value in values]
+        for key in ODD_KEYS
+        for values in (STEP_VALUES[:8], STEP_VALUES[8:16], STEP_VALUES[16:])
+    ]
+    results = []
+    for run in (DUCKDB_ENGINE, engine):
+        params = SqlParams()
+        tests = ", ".join(f"{goal_event_condition(goal, params, run.dialect)} AS g{i}" for i, goal in enumerate(goals))
+        sql = f"SELECT event_id, {tests} FROM analytics.event_snapshots ORDER BY event_id"
+        results.append(run.query(con, sql, params.values).to_pylist())
+    assert results[1] == results[0]
+    assert sum(value is True for row in results[0] for value in row.values()) > len(goals)
 
 
 DEMO_DAY = date(2026, 6, 20)
