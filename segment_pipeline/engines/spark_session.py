@@ -135,20 +135,26 @@ def spark_session(remote: str | None = None, *, app_name: str = "segment_pipelin
             "SEGMENT_PIPELINE_ENGINE=spark needs pyspark: pip install 'segment_pipeline[spark]'"
         ) from exc
     remote = remote or os.environ.get("SPARK_REMOTE") or None
+    # A local JVM (a local session, or Spark Connect's "local" server started in-process)
+    # needs a Java, and prints less with these.
+    if remote is None or remote.startswith("local"):
+        os.environ["JAVA_HOME"] = launchable_java_home(find_java_home())
+        # A local session talks to itself only: no warning about the host name's address.
+        os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+        local = LOCAL_CONF | {"spark.driver.extraJavaOptions": f"-Dlog4j2.configurationFile={LOG4J_CONFIG.as_uri()}"}
+    else:
+        local = {}
     if remote:
-        session = SparkSession.builder.remote(remote).appName(app_name).getOrCreate()
-        for key, value in SESSION_CONF.items():
-            session.conf.set(key, value)
-        return session
-    os.environ["JAVA_HOME"] = launchable_java_home(find_java_home())
-    # A local session talks to itself only: no warning about the host name's address.
-    os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
-    quiet = {"spark.driver.extraJavaOptions": f"-Dlog4j2.configurationFile={LOG4J_CONFIG.as_uri()}"}
-    builder = SparkSession.builder.master(f"local[{cores or '*'}]").appName(app_name)
-    for key, value in (LOCAL_CONF | SESSION_CONF | quiet).items():
-        builder = builder.config(key, value)
-    session = builder.getOrCreate()
-    session.sparkContext.setLogLevel("ERROR")
+        builder = SparkSession.builder.remote(remote).appName(app_name)
+        for key, value in local.items():
+            builder = builder.config(key, value)
+        session = builder.getOrCreate()
+    else:
+        builder = SparkSession.builder.master(f"local[{cores or '*'}]").appName(app_name)
+        for key, value in (local | SESSION_CONF).items():
+            builder = builder.config(key, value)
+        session = builder.getOrCreate()
+        session.sparkContext.setLogLevel("ERROR")
     for key, value in SESSION_CONF.items():  # getOrCreate may hand back a session opened elsewhere
         session.conf.set(key, value)
     return session
