@@ -26,6 +26,8 @@ DEFAULT_MLFLOW_UI_URL = "http://127.0.0.1:5000"
 # DuckDB alone would take 80% of RAM; the run's own Python (pandas frames, XGBoost) and the
 # other processes on the machine need the rest. 40% of 24 GB is about 9.6 GB.
 DEFAULT_MEMORY_LIMIT = "40%"
+# Where the heavy read-only SQL runs (contract section 8); DuckDB needs no Java.
+ENGINES = ("duckdb", "spark")
 _MEMORY_UNITS = {
     "KB": 10**3,
     "MB": 10**6,
@@ -71,6 +73,11 @@ class Settings:
     reports_dir: Path
     mlflow_ui_url: str
     memory_limit: str
+    engine: str = "duckdb"
+    # Spark Connect endpoint (sc://host:port); None: a local Spark session.
+    spark_remote: str | None = None
+    # The Spark engine's Parquet copies of the events and profiles; a cluster must be able to read it.
+    lake_dir: Path | None = None
 
     @property
     def uses_demo_data(self) -> bool:
@@ -139,6 +146,14 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
     reports_dir = Path(_env("SEGMENT_PIPELINE_REPORTS_DIR", env) or warehouse.parent / "reports")
     if not reports_dir.is_absolute():
         reports_dir = root / reports_dir
+    engine = (_env("SEGMENT_PIPELINE_ENGINE", env) or "duckdb").lower()
+    if engine not in ENGINES:
+        raise SettingsError(
+            f"SEGMENT_PIPELINE_ENGINE={engine!r} is not an engine; set it to duckdb (the default) or spark"
+        )
+    lake_dir = Path(_env("SEGMENT_PIPELINE_LAKE_DIR", env) or warehouse.parent / "lake")
+    if not lake_dir.is_absolute():
+        lake_dir = root / lake_dir
     return Settings(
         events=events,
         profiles=_env("SEGMENT_PIPELINE_PROFILES", env),
@@ -162,6 +177,9 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
         reports_dir=reports_dir,
         mlflow_ui_url=(_env("SEGMENT_PIPELINE_MLFLOW_UI_URL", env) or DEFAULT_MLFLOW_UI_URL).rstrip("/"),
         memory_limit=memory_limit(env),
+        engine=engine,
+        spark_remote=_env("SPARK_REMOTE", env),
+        lake_dir=lake_dir,
     )
 
 

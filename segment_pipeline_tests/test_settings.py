@@ -18,3 +18,19 @@ def test_reports_sit_next_to_the_warehouse_unless_told_otherwise(tmp_path):
     assert settings.reports_dir == tmp_path / "wh" / "reports"
     assert load_settings({"SEGMENT_PIPELINE_REPORTS_DIR": str(tmp_path / "r")}).reports_dir == tmp_path / "r"
     assert load_settings({}).mlflow_ui_url == "http://127.0.0.1:5000"
+
+
+def test_engine_is_duckdb_unless_told_and_an_unknown_engine_is_refused(tmp_path):
+    import pytest
+
+    from segment_pipeline.settings import SettingsError
+
+    warehouse = str(tmp_path / "w.duckdb")
+    plain = load_settings({"SEGMENT_PIPELINE_WAREHOUSE": warehouse})
+    assert (plain.engine, plain.spark_remote, plain.lake_dir) == ("duckdb", None, tmp_path / "lake")
+    spark = load_settings(
+        {"SEGMENT_PIPELINE_WAREHOUSE": warehouse, "SEGMENT_PIPELINE_ENGINE": "Spark", "SPARK_REMOTE": "sc://h:15002"}
+    )
+    assert (spark.engine, spark.spark_remote) == ("spark", "sc://h:15002")
+    with pytest.raises(SettingsError, match="SEGMENT_PIPELINE_ENGINE='polars'"):
+        load_settings({"SEGMENT_PIPELINE_ENGINE": "polars"})

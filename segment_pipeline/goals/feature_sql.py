@@ -26,6 +26,7 @@ from segment_pipeline.config.segments import ALL_USERS, SegmentDefinition
 from segment_pipeline.goals.feature_spec import FeatureSpec
 from segment_pipeline.goals.matching import SqlParams, event_types_condition, goal_event_condition
 from segment_pipeline.rules.compiler import compile_past_segment_chunks, compile_past_segments
+from segment_pipeline.rules.dialect import DUCKDB, DuckDBDialect
 from segment_pipeline.storage.warehouse import quote_ident, scalar
 
 EVENTS = "analytics.event_snapshots"
@@ -131,7 +132,12 @@ def _create_members(con: duckdb.DuckDBPyConnection, *, replace: bool = True) -> 
 
 
 def make_population(
-    con: duckdb.DuckDBPyConnection, source_sql: str, lookback_days: int, slots: int, params: dict | None = None
+    con: duckdb.DuckDBPyConnection,
+    source_sql: str,
+    lookback_days: int,
+    slots: int,
+    params: dict | None = None,
+    dialect: DuckDBDialect = DUCKDB,
 ) -> int:
     """``_gf_pop`` from a query of ``(anchor, user_id)``, sorted, with ``row_id`` (0-based, the
     row of the feature frame), ``uid`` (an integer per user) and ``slot``, a stable hash of
@@ -143,7 +149,7 @@ def make_population(
                    CAST(dense_rank() OVER (ORDER BY user_id) AS INTEGER) AS uid,
                    CAST(anchor AS TIMESTAMP) AS anchor_ts,
                    CAST(anchor - {int(lookback_days)} AS DATE) AS start_day,
-                   CAST(CAST('0x' || substr(sha256(user_id || '|' || CAST(anchor AS VARCHAR)), 1, 8) AS UBIGINT)
+                   CAST({dialect.hash32("user_id || '|' || CAST(anchor AS VARCHAR)")}
                         % {max(1, int(slots))} AS INTEGER) AS slot
             FROM (SELECT DISTINCT anchor, user_id FROM ({source_sql}) WHERE user_id IS NOT NULL)
             ORDER BY row_id""",

@@ -15,18 +15,19 @@ from segment_pipeline.config.goals import GoalEvent
 # The compiler's typed equality and parameter binder are private there; this module is
 # their one user outside rules/, so a change of theirs shows up in one place.
 from segment_pipeline.rules.compiler import SqlParams, property_condition
+from segment_pipeline.rules.dialect import DUCKDB, DuckDBDialect
 
 __all__ = ["SqlParams", "event_types_condition", "goal_event_condition"]
 
 
-def goal_event_condition(events: Sequence[GoalEvent], params: SqlParams) -> str:
+def goal_event_condition(events: Sequence[GoalEvent], params: SqlParams, dialect: DuckDBDialect = DUCKDB) -> str:
     """A boolean SQL expression over ``event_name`` and ``properties``: TRUE when the row
     matches one of ``events``, FALSE otherwise (never NULL). Values are bound in ``params``."""
     if not events:
         return "FALSE"
     branches = []
     for event in events:
-        conditions = [property_condition(k, v, params) for k, v in (event.event_properties or {}).items()]
+        conditions = [property_condition(k, v, params, dialect) for k, v in (event.event_properties or {}).items()]
         test = f"({' AND '.join(conditions)}) IS TRUE" if conditions else "TRUE"
         # CASE, not AND: the JSON is only read for events of the goal's types.
         branches.append(f"CASE WHEN event_name = {params.bind(event.event_type, 'VARCHAR')} THEN {test} ELSE FALSE END")

@@ -25,6 +25,7 @@ from segment_pipeline.config.goals import GoalDefinition
 from segment_pipeline.config.segments import ALL_USERS, SegmentConfig
 from segment_pipeline.goals.control_group import CONTROL, TEST
 from segment_pipeline.rules.compiler import compile_past_segments, read_profile_columns
+from segment_pipeline.rules.dialect import DUCKDB, DuckDBDialect
 from segment_pipeline.storage.warehouse import ANALYTICS, STATE, one_row, table_ref, transaction
 
 TARGET_GROUPS = (ANALYTICS, "target_groups")
@@ -38,8 +39,16 @@ DDL = {
 
 # The contract's hash in SQL: the first 8 hex digits of sha256("goal:user") over 2**32. The
 # division and comparison are the same IEEE double operations as control_group.assign_group.
-_GROUP_SQL = f"""CASE WHEN CAST(CAST('0x' || substr(sha256($goal || ':' || user_id), 1, 8) AS UBIGINT) AS DOUBLE)
-                   / 4294967296.0 < CAST($percent AS DOUBLE) / 100.0 THEN '{CONTROL}' ELSE '{TEST}' END"""
+# Spark needs the constants as DOUBLE (``dialect.double``): it divides decimals exactly otherwise.
+
+
+def group_sql(dialect: DuckDBDialect = DUCKDB) -> str:
+    """``control`` or ``test`` for ``user_id``, from the parameters ``$goal`` and ``$percent``."""
+    return f"""CASE WHEN CAST({dialect.hash32("$goal || ':' || user_id")} AS DOUBLE)
+                   / {dialect.double("4294967296.0")} < CAST($percent AS DOUBLE) / {dialect.double("100.0")} THEN '{CONTROL}' ELSE '{TEST}' END"""
+
+
+_GROUP_SQL = group_sql()
 
 
 @dataclass(frozen=True)

@@ -38,6 +38,7 @@ from typing import Any
 import duckdb
 
 from segment_pipeline.config.segments import ALL_USERS, EventStep, SegmentDefinition
+from segment_pipeline.rules.dialect import DUCKDB, DuckDBDialect
 from segment_pipeline.storage.warehouse import quote_ident
 
 EVENTS = "analytics.event_snapshots"
@@ -127,34 +128,9 @@ class SqlParams:
         return f"CAST(${self.names[key]} AS {sql_type})"
 
 
-def _json_pointer(key: str) -> str:
-    return "/" + key.replace("~", "~0").replace("/", "~1")
-
-
-def property_condition(key: str, value: Any, params: SqlParams) -> str:
-    """The event's property ``key`` equals ``value``, with JSON types kept apart.
-
-    ``json_extract`` re-serializes the value it finds, so a string is compared with the
-    value serialized by the same writer, and a boolean with ``true``/``false``; ``"1"``
-    or ``true`` never cast to a number, so numbers compare as DOUBLE, except integers
-    beyond 2**53, which compare exactly when the JSON holds an integer.
-    """
-    fragment = f"CAST(json_extract(properties, {params.bind(_json_pointer(key), 'VARCHAR')}) AS VARCHAR)"
-    if type(value) is str:
-        return f"{fragment} = CAST(to_json({params.bind(value, 'VARCHAR')}) AS VARCHAR)"
-    if type(value) is bool:
-        return f"{fragment} = {params.bind('true' if value else 'false', 'VARCHAR')}"
-    as_double = f"TRY_CAST({fragment} AS DOUBLE) = "
-    if type(value) is float and not value.is_integer():
-        return as_double + params.bind(value, "DOUBLE")
-    number = int(value)
-    if abs(number) < 2**53:
-        return as_double + params.bind(float(number), "DOUBLE")
-    exact = (
-        f"TRY_CAST({fragment} AS HUGEINT) = {params.bind(number, 'HUGEINT')}" if number in _HUGEINT_RANGE else "FALSE"
-    )
-    inexact = as_double + params.bind(float(number), "DOUBLE") if float(number) == number else "FALSE"
-    return f"CASE WHEN regexp_full_match({fragment}, '-?[0-9]+') THEN {exact} ELSE {inexact} END"
+def property_condition(key: str, value: Any, params: SqlParams, dialect: DuckDBDialect = DUCKDB) -> str:
+    """The event's property ``key`` equals ``value``, with JSON types kept apart (``dialect.property_test``)."""
+    return dialect.property_test(key, value, params)
 
 
 def _profile_test(column_type: str | None, value: Any) -> tuple[str, str, Any] | None:
@@ -185,8 +161,16 @@ class _Compiler:
     """Builds the two CTEs, ``_flagged`` (window events x matcher flags) and ``_users``
     (per-user counts and first step times, one GROUP BY), and a SELECT per segment."""
 
-    def __init__(self, as_of: date, profile_columns: Mapping[str, str] | None, events: str, profiles: str):
+    def __init__(
+        self,
+        as_of: date,
+        profile_columns: Mapping[str, str] | None,
+        events: str,
+        profiles: str,
+        dialect: DuckDBDialect = DUCKDB,
+    ):
         self.as_of = as_of
+        self.dialect = dialect
         self.profile_columns = profile_columns
         self.events = events
         self.profiles = profiles
@@ -216,7 +200,7 @@ class _Compiler:
             elif n == 1:
                 expression = f"min(ts) {where}"
             else:
-                expression = f"(min(ts, {n}) {where})[{n}]"
+                expression = self.dialect.nth_smallest("ts", n, where)
             self.user_columns[key] = (f"c{len(self.user_columns)}", expression)
         return self.user_columns[key][0]
 
@@ -226,11 +210,13 @@ class _Compiler:
         types = {step.event_type: self.params.bind(step.event_type, "VARCHAR") for step in self.matcher_steps}
         flags = []
         for m, step in enumerate(self.matcher_steps):
-            conditions = [property_condition(k, v, self.params) for k, v in (step.event_properties or {}).items()]
+            conditions = [
+                property_condition(k, v, self.params, self.dialect) for k, v in (step.event_properties or {}).items()
+            ]
             # CASE, not AND: the JSON is only read for events of the step's type.
             test = f"({' AND '.join(conditions)}) IS TRUE" if conditions else "TRUE"
             flags.append(f"CASE WHEN event_name = {types[step.event_type]} THEN {test} ELSE FALSE END AS f{m}")
-        return f"""_flagged AS MATERIALIZED (
+        return f"""_flagged AS{self.dialect.materialized} (
     SELECT user_id, ts,
         {("," + chr(10) + "        ").join(flags)}
     FROM {self.events}
@@ -240,7 +226,7 @@ class _Compiler:
 
     def users_cte(self) -> str:
         columns = "".join(f",\n        {expression} AS {name}" for name, expression in self.user_columns.values())
-        return f"_users AS MATERIALIZED (\n    SELECT user_id{columns}\n    FROM _flagged GROUP BY user_id\n)"
+        return f"_users AS{self.dialect.materialized} (\n    SELECT user_id{columns}\n    FROM _flagged GROUP BY user_id\n)"
 
     def segment(self, segment: SegmentDefinition) -> str:
         """A SELECT of ``(segment_name, user_id)`` for one past segment."""
@@ -261,7 +247,9 @@ class _Compiler:
                     f"WHERE e.f{self.matcher(step)}"
                 )
                 time_of_match = (
-                    "" if k == len(later) else (", min(e.ts) AS t" if n == 1 else f", min(e.ts, {n})[{n}] AS t")
+                    ""
+                    if k == len(later)
+                    else (", min(e.ts) AS t" if n == 1 else f", {self.dialect.nth_smallest('e.ts', n)} AS t")
                 )
                 previous = f"SELECT e.user_id{time_of_match} FROM {matches} GROUP BY e.user_id HAVING count(*) >= {n}"
             source = f"({previous}) s JOIN _users u ON u.user_id = s.user_id"
@@ -302,6 +290,7 @@ def compile_past_segments(
     include_all_users: bool = False,
     events: str = EVENTS,
     profiles: str = PROFILES,
+    dialect: DuckDBDialect = DUCKDB,
 ) -> CompiledQuery:
     """The one query of every given past segment's members as of ``as_of`` (plus All Users if asked).
 
@@ -310,7 +299,7 @@ def compile_past_segments(
     For more than a few dozen segments, run ``compile_past_segment_chunks`` instead.
     """
     _refuse_live(segments)
-    compiler = _Compiler(as_of, profile_columns, events, profiles)
+    compiler = _Compiler(as_of, profile_columns, events, profiles, dialect)
     selects = [compiler.segment(s) for s in segments]
     if include_all_users:
         selects.append(compiler.all_users())
@@ -335,6 +324,7 @@ def compile_past_segment_chunks(
     events: str = EVENTS,
     profiles: str = PROFILES,
     chunk_size: int = CHUNK_SIZE,
+    dialect: DuckDBDialect = DUCKDB,
 ) -> list[CompiledQuery]:
     """Queries whose rows together are ``compile_past_segments``' rows, each over at most
     ``chunk_size`` segments (All Users in a query of its own); none when there is nothing to do.
@@ -348,7 +338,12 @@ def compile_past_segment_chunks(
     ordered = sorted(segments, key=lambda s: sorted({step.event_type for step in s.steps}))
     chunks = [ordered[i : i + chunk_size] for i in range(0, len(ordered), chunk_size)]
     compile_chunk = partial(
-        compile_past_segments, as_of=as_of, profile_columns=profile_columns, events=events, profiles=profiles
+        compile_past_segments,
+        as_of=as_of,
+        profile_columns=profile_columns,
+        events=events,
+        profiles=profiles,
+        dialect=dialect,
     )
     queries = [compile_chunk(chunk) for chunk in chunks]
     if include_all_users:

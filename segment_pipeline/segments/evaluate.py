@@ -8,8 +8,10 @@ from datetime import date
 import duckdb
 
 from segment_pipeline.config.segments import ALL_USERS, SegmentConfig
+from segment_pipeline.engines.base import Engine
+from segment_pipeline.engines.duckdb_engine import DUCKDB_ENGINE
 from segment_pipeline.ingest import state
-from segment_pipeline.rules.compiler import compile_past_segment_chunks, read_profile_columns, window_end
+from segment_pipeline.rules.compiler import read_profile_columns, window_end
 from segment_pipeline.segments import history
 from segment_pipeline.storage.warehouse import transaction
 
@@ -21,19 +23,25 @@ class DayResult:
     tags_update: str  # incremental | rebuilt
 
 
-def evaluate_day(con: duckdb.DuckDBPyConnection, segments: SegmentConfig, as_of: date) -> DayResult:
-    """Memberships, tags and overlaps as of ``as_of``, written in one transaction."""
+def evaluate_day(
+    con: duckdb.DuckDBPyConnection, segments: SegmentConfig, as_of: date, engine: Engine = DUCKDB_ENGINE
+) -> DayResult:
+    """Memberships, tags and overlaps as of ``as_of``, written in one transaction; the
+    memberships computed by ``engine`` (``engines/``), the rest in DuckDB."""
     history.ensure_tables(con)
     names = [s.name for s in segments.past] + [ALL_USERS]
     with transaction(con):
         profile_columns = read_profile_columns(con)
         from_summary = state.is_current(con)
-        queries = compile_past_segment_chunks(
-            segments.past, as_of=as_of, profile_columns=profile_columns, include_all_users=not from_summary
-        )
         con.execute("CREATE OR REPLACE TEMP TABLE _members (segment_name VARCHAR, user_id VARCHAR)")
-        for query in queries:
-            con.execute(f"INSERT INTO _members {query.sql}", query.params)
+        engine.insert_segment_members(
+            con,
+            "_members",
+            segments.past,
+            as_of,
+            profile_columns=profile_columns,
+            include_all_users=not from_summary,
+        )
         if from_summary:
             _insert_all_users(con, as_of, with_profiles=profile_columns is not None)
         history.replace_day(con, as_of, "_members", names)

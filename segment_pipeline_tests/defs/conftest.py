@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from segment_pipeline.defs.engines.resources import EngineResource
 from segment_pipeline.defs.reports.resources import ReportsResource
 from segment_pipeline.defs.resources import (
     ConfigResource,
@@ -28,6 +29,7 @@ def small_demo_resources(tmp: Path, config_dir: Path | None = None, **sources) -
         "mlflow": MLflowResource(tracking_uri=(tmp / "mlruns").as_uri()),
         "exports": ExportResource(export_dir=str(tmp / "exports")),
         "reports": ReportsResource(reports_dir=str(tmp / "reports")),
+        "engine": EngineResource(),
     }
 
 

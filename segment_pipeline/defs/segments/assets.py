@@ -3,6 +3,7 @@
 import dagster as dg
 
 from segment_pipeline.defs.constants import KEY_PREFIX, SEGMENTS_GROUP
+from segment_pipeline.defs.engines.resources import EngineResource
 from segment_pipeline.defs.ingest.assets import EVENT_SNAPSHOTS, PROFILES
 from segment_pipeline.defs.partitions import DAILY, run_days
 from segment_pipeline.defs.previews import rows_table, table_preview
@@ -57,15 +58,18 @@ USER_SCORES = dg.AssetKey([KEY_PREFIX, "user_scores"])
     can_subset=False,
 )
 def segment_memberships(
-    context: dg.AssetExecutionContext, warehouse: WarehouseResource, project_config: ConfigResource
+    context: dg.AssetExecutionContext,
+    warehouse: WarehouseResource,
+    project_config: ConfigResource,
+    engine: EngineResource,
 ):
     segments = project_config.load().segments
     days = run_days(context)
-    with warehouse.connect() as con:
+    with warehouse.connect() as con, engine.open(warehouse.path) as compute:
         warnings = vocabulary_warnings(segments.past, read_vocabulary(con, segments.past))
         for warning in warnings:
             context.log.warning(str(warning))
-        results = [evaluate_day(con, segments, day) for day in days]
+        results = [evaluate_day(con, segments, day, compute) for day in days]
         last = results[-1]
         trend = size_history(con, last.as_of)
         overlaps = table_preview(
@@ -80,6 +84,7 @@ def segment_memberships(
         asset_key=SEGMENT_MEMBERSHIPS,
         metadata={
             "as_of": str(last.as_of),
+            "engine": engine.kind,
             "days_evaluated": len(results),
             "segments": len(last.sizes),
             "dagster/row_count": sum(last.sizes.values()),
