@@ -48,7 +48,7 @@ class SparkEngine:
         has_profiles = read_profile_columns(con) is not None
         # A fingerprint of the content: a re-loaded day can keep the count and the newest time.
         state = con.execute(
-            f"SELECT count(*), sum(hash(user_id, event_name, ts, CAST(properties AS VARCHAR))) FROM {EVENTS}"
+            f"SELECT count(*), sum(hash(event_id, user_id, event_name, ts, CAST(properties AS VARCHAR))) FROM {EVENTS}"
         ).fetchone()
         if has_profiles:
             state += con.execute(f"SELECT count(*), hash(list(p ORDER BY user_id)) FROM {PROFILES} p").fetchone()
@@ -67,6 +67,8 @@ class SparkEngine:
         if has_profiles:
             con.execute(f"COPY (SELECT * FROM {PROFILES}) TO {_literal(copy / 'profiles.parquet')} (FORMAT parquet)")
             reader.parquet(str(copy / "profiles.parquet")).createOrReplaceTempView(PROFILES_VIEW)
+        else:
+            self.session.catalog.dropTempView(PROFILES_VIEW)
         if self._copy is not None:
             shutil.rmtree(self._copy, ignore_errors=True)
         self._synced, self._copy = state, copy
