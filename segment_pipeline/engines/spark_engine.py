@@ -49,7 +49,8 @@ class SparkEngine:
         has_profiles = read_profile_columns(con) is not None
         # A fingerprint of the content: a re-loaded day can keep the count and the newest time.
         state = one_row(
-            con, f"SELECT count(*), sum(hash(user_id, event_name, ts, CAST(properties AS VARCHAR))) FROM {EVENTS}"
+            con,
+            f"SELECT count(*), sum(hash(event_id, user_id, event_name, ts, CAST(properties AS VARCHAR))) FROM {EVENTS}",
         )
         if has_profiles:
             state += one_row(con, f"SELECT count(*), hash(list(p ORDER BY user_id)) FROM {PROFILES} p")
@@ -68,6 +69,8 @@ class SparkEngine:
         if has_profiles:
             con.execute(f"COPY (SELECT * FROM {PROFILES}) TO {_literal(copy / 'profiles.parquet')} (FORMAT parquet)")
             reader.parquet(str(copy / "profiles.parquet")).createOrReplaceTempView(PROFILES_VIEW)
+        else:
+            self.session.catalog.dropTempView(PROFILES_VIEW)
         if self._copy is not None:
             shutil.rmtree(self._copy, ignore_errors=True)
         self._synced, self._copy = state, copy

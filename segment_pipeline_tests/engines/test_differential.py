@@ -257,6 +257,15 @@ def test_lake_copy_follows_the_warehouse(engine, tmp_path: Path):
     con.execute("UPDATE analytics.event_snapshots SET user_id = 'u2'")
     assert engine.sync(con) is True
     assert engine.query(con, "SELECT user_id FROM analytics.event_snapshots").to_pylist() == [{"user_id": "u2"}]
+    con.execute("UPDATE analytics.event_snapshots SET event_id = 'e2'")
+    assert engine.sync(con) is True
+    con.execute("CREATE TABLE analytics.profiles AS SELECT 'u2' AS user_id, 'SF' AS city")
+    assert engine.sync(con) is True
+    assert engine.query(con, "SELECT * FROM analytics.profiles").to_pylist() == [{"user_id": "u2", "city": "SF"}]
+    con.execute("DROP TABLE analytics.profiles")
+    assert engine.sync(con) is True
+    with pytest.raises(Exception, match="TABLE_OR_VIEW_NOT_FOUND"):
+        engine.query(con, "SELECT * FROM analytics.profiles")
 
 
 def test_nightly_memberships_asset_on_spark_gives_the_duckdb_tables(spark, tmp_path):
