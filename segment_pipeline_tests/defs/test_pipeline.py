@@ -9,9 +9,11 @@ import duckdb
 import pytest
 
 from segment_pipeline.config.project import validation_count
-from segment_pipeline.definitions import defs
+from segment_pipeline.definitions import defs as load_definitions
 from segment_pipeline_tests.conftest import make_events, write_events
 from segment_pipeline_tests.defs.conftest import SMALL_DEMO_DAY, small_demo_resources
+
+defs = load_definitions()
 
 ASSETS = list(defs.assets or [])
 CHECKS = list(defs.asset_checks or [])

@@ -2,16 +2,20 @@
 
 import dagster as dg
 
-from segment_pipeline.defs.goals.assets import TARGET_GROUPS
-from segment_pipeline.defs.partitions import daily_partitions
+from segment_pipeline.defs.findings import check_result, unique_key_checks
+from segment_pipeline.defs.goals.assets import ENGAGEMENT_AUDIENCES, GOAL_STATUS, GOAL_UPLIFT, TARGET_GROUPS
+from segment_pipeline.defs.partitions import daily_partitions, run_days
 from segment_pipeline.defs.previews import rows_table
 from segment_pipeline.defs.resources import ConfigResource, WarehouseResource
 from segment_pipeline.goals.target_groups import control_share_bounds
+from segment_pipeline.quality.output_checks import control_users_in_audiences, invalid_goals, sample_ratio_mismatches
 
 CONTROL_SHARE_CHECK = "control_share_matches_declared_percent"
+NO_INVALID_GOAL_CHECK = "no_goal_invalid"
+SRM_CHECK = "no_sample_ratio_mismatch"
+NO_CONTROL_IN_AUDIENCES_CHECK = "no_control_user_in_audiences"
 
 
-@dg.asset_check(asset=TARGET_GROUPS, name=CONTROL_SHARE_CHECK, partitions_def=daily_partitions, blocking=False)
 def control_share_matches_declared_percent(
     warehouse: WarehouseResource, project_config: ConfigResource
 ) -> dg.AssetCheckResult:
@@ -54,4 +58,67 @@ def control_share_matches_declared_percent(
                 rows_table(["goal", "users", "control", "share", "declared", "99.9% range", ""], rows)
             )
         },
+    )
+
+
+def _alarm_specs(partitions: dg.DailyPartitionsDefinition) -> list[dg.AssetCheckSpec]:
+    return [
+        dg.AssetCheckSpec(
+            NO_INVALID_GOAL_CHECK,
+            asset=GOAL_STATUS,
+            partitions_def=partitions,
+            blocking=False,
+            description="No goal's night ended invalid (its buckets, audiences and uplift would be stale).",
+        ),
+        dg.AssetCheckSpec(
+            SRM_CHECK,
+            asset=GOAL_UPLIFT,
+            partitions_def=partitions,
+            blocking=False,
+            description="Each goal's test/control sizes fit its declared control share (SRM p >= 0.001).",
+        ),
+        dg.AssetCheckSpec(
+            NO_CONTROL_IN_AUDIENCES_CHECK,
+            asset=ENGAGEMENT_AUDIENCES,
+            partitions_def=partitions,
+            blocking=True,
+            description="No control-group user is in any engagement audience.",
+        ),
+    ]
+
+
+def goal_alarms(context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource):
+    """What a campaign manager must know before acting on tonight's goals."""
+    days = run_days(context)
+    with warehouse.connect(read_only=True) as con:
+        invalid = invalid_goals(con, days)
+        srm = sample_ratio_mismatches(con, days)
+        control = control_users_in_audiences(con, days)
+    yield check_result(GOAL_STATUS, NO_INVALID_GOAL_CHECK, invalid, dg.AssetCheckSeverity.WARN)
+    yield check_result(GOAL_UPLIFT, SRM_CHECK, srm)
+    yield check_result(ENGAGEMENT_AUDIENCES, NO_CONTROL_IN_AUDIENCES_CHECK, control)
+
+
+GOAL_TABLES = [
+    "target_groups",
+    "goal_status",
+    "goal_forecasts",
+    "intent_buckets",
+    "engagement_audiences",
+    "goal_uplift",
+    "goal_model_quality",
+]
+
+
+@dg.definitions
+def defs() -> dg.Definitions:
+    partitions = daily_partitions()
+    return dg.Definitions(
+        asset_checks=[
+            dg.asset_check(asset=TARGET_GROUPS, name=CONTROL_SHARE_CHECK, partitions_def=partitions, blocking=False)(
+                control_share_matches_declared_percent
+            ),
+            dg.multi_asset_check(name="goal_alarms", specs=_alarm_specs(partitions))(goal_alarms),
+            unique_key_checks("goal_unique_keys", GOAL_TABLES, partitions),
+        ]
     )
