@@ -10,7 +10,7 @@ import dagster as dg
 import duckdb
 
 from segment_pipeline.goals.goal_day import GoalDayResult
-from segment_pipeline.goals.setup import stored_model
+from segment_pipeline.goals.store import stored_model
 from segment_pipeline.reports.figures import GoalNight, goal_night
 from segment_pipeline.reports.mlflow_links import experiment_runs_url, mlflow_ui_command, run_page_url
 
