@@ -20,12 +20,26 @@ from segment_pipeline.ingest import state
 from segment_pipeline.ingest.normalize import classify_sql
 from segment_pipeline.ingest.sources import SourceFile
 from segment_pipeline.ingest.staging import STAGED_TABLE_DDL, UnreadableFile, stage_file
-from segment_pipeline.storage.schema import ensure_tables
-from segment_pipeline.storage.warehouse import ANALYTICS, STATE, transaction
+from segment_pipeline.storage.tables import column_ddl
+from segment_pipeline.storage.warehouse import ANALYTICS, STATE, table_ref, transaction
 
 SNAPSHOT = (ANALYTICS, "event_snapshots")
 REJECTED = (ANALYTICS, "rejected_events")
 SOURCE_FILES = (STATE, "source_files")
+
+TABLE_DDL: dict[tuple[str, str], str] = {
+    SNAPSHOT: column_ddl("event_snapshots"),
+    REJECTED: column_ddl("rejected_events"),
+    # Which source files were read, so a nightly run skips files it already took in whole.
+    SOURCE_FILES: """path VARCHAR PRIMARY KEY, size_bytes BIGINT NOT NULL, modified_ns BIGINT NOT NULL,
+                     max_ts TIMESTAMP, loaded_through TIMESTAMP NOT NULL""",
+}
+
+
+def ensure_tables(con: duckdb.DuckDBPyConnection, *tables: tuple[str, str]) -> None:
+    """Create the load's tables (all three when none are named); a fresh warehouse needs no migration."""
+    for key in tables or tuple(TABLE_DDL):
+        con.execute(f"CREATE TABLE IF NOT EXISTS {table_ref(*key)} ({TABLE_DDL[key]})")
 
 
 _CLASSIFY = f"CREATE OR REPLACE TEMP TABLE _classified AS {classify_sql('_staged')}"
