@@ -21,7 +21,8 @@ from segment_pipeline_tests.segments.many_segments import many_segments_yaml
 defs = load_definitions()
 
 ASSETS = list(defs.assets or [])
-CHECKS = list(defs.asset_checks or [])
+# As the nightly job runs them: freshness is judged by its sensor, against the clock.
+CHECKS = [c for c in defs.asset_checks or [] if all(k.name != "freshness_check" for k in c.check_keys)]
 
 
 def config_with_many_segments(tmp_path, n: int):

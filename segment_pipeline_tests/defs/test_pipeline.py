@@ -16,7 +16,8 @@ from segment_pipeline_tests.defs.conftest import SMALL_DEMO_DAY, small_demo_reso
 defs = load_definitions()
 
 ASSETS = list(defs.assets or [])
-CHECKS = list(defs.asset_checks or [])
+# As the nightly job runs them: freshness is judged by its sensor, against the clock.
+CHECKS = [c for c in defs.asset_checks or [] if all(k.name != "freshness_check" for k in c.check_keys)]
 
 
 def table_dump(path) -> dict[str, list]:

@@ -4,29 +4,14 @@ from pathlib import Path
 
 import dagster as dg
 
-from segment_pipeline.defs.constants import EXPORTS_GROUP
+from segment_pipeline.defs.constants import EXPORTS_GROUP, KEY_PREFIX
 from segment_pipeline.defs.partitions import daily
 from segment_pipeline.defs.resources import ExportResource, WarehouseResource
 from segment_pipeline.storage.export import export_tables
+from segment_pipeline.storage.tables import TABLES
 
-EXPORTED = [
-    dg.AssetKey(["analytics", name])
-    for name in (
-        "event_snapshots",
-        "rejected_events",
-        "profiles",
-        "segment_memberships",
-        "segment_tags",
-        "segment_overlaps",
-        "user_scores",
-        "target_groups",
-        "goal_status",
-        "goal_forecasts",
-        "intent_buckets",
-        "engagement_audiences",
-        "goal_uplift",
-    )
-]
+# Every table of the reference: the export runs after all of them are written.
+EXPORTED = [dg.AssetKey([KEY_PREFIX, table.name]) for table in TABLES]
 
 
 def bi_exports(warehouse: WarehouseResource, exports: ExportResource) -> dg.MaterializeResult:

@@ -3,7 +3,7 @@
 import dagster as dg
 
 from segment_pipeline.defs.findings import check_result, unique_key_checks
-from segment_pipeline.defs.goals.assets import ENGAGEMENT_AUDIENCES, GOAL_STATUS, GOAL_UPLIFT, TARGET_GROUPS
+from segment_pipeline.defs.goals.assets import ENGAGEMENT_AUDIENCES, GOAL_SPECS, GOAL_STATUS, GOAL_UPLIFT, TARGET_GROUPS
 from segment_pipeline.defs.partitions import daily_partitions, run_days
 from segment_pipeline.defs.previews import rows_table
 from segment_pipeline.defs.resources import ConfigResource, WarehouseResource
@@ -99,15 +99,7 @@ def goal_alarms(context: dg.AssetCheckExecutionContext, warehouse: WarehouseReso
     yield check_result(ENGAGEMENT_AUDIENCES, NO_CONTROL_IN_AUDIENCES_CHECK, control)
 
 
-GOAL_TABLES = [
-    "target_groups",
-    "goal_status",
-    "goal_forecasts",
-    "intent_buckets",
-    "engagement_audiences",
-    "goal_uplift",
-    "goal_model_quality",
-]
+GOAL_TABLES = [spec.key.path[-1] for spec in GOAL_SPECS]  # every table the goals step writes
 
 
 @dg.definitions

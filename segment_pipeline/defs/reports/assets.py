@@ -30,7 +30,7 @@ def goal_reports(
     folder = Path(reports.reports_dir)
 
     def run_url(run_id: str) -> str | None:
-        return run_page_url(reports.mlflow_ui_url, mlflow.tracking_uri, run_id)
+        return run_page_url(mlflow.ui_url, mlflow.tracking_uri, run_id)
 
     with warehouse.connect(read_only=True) as con:
         nights = [write_night_reports(con, folder, day, run_url=run_url) for day in run_days(context)]
