@@ -3,6 +3,7 @@
 from collections.abc import Iterator
 
 import dagster as dg
+import duckdb
 
 from segment_pipeline.defs.constants import KEY_PREFIX
 from segment_pipeline.defs.partitions import run_days
@@ -44,32 +45,39 @@ def check_result(
     )
 
 
+def unique_key_specs(
+    tables: list[str], partitions: dg.DailyPartitionsDefinition, *, blocking: bool = True
+) -> list[dg.AssetCheckSpec]:
+    """Each table's registry key (``storage/tables.py``) is unique: rows repeating a key would
+    double-count in every report built on the table. Blocking by default: a run that wrote
+    duplicate keys fails and does not publish."""
+    return [
+        dg.AssetCheckSpec(
+            UNIQUE_KEYS_CHECK,
+            asset=dg.AssetKey([KEY_PREFIX, table]),
+            partitions_def=partitions,
+            blocking=blocking,
+            description=f"Every ({', '.join(BY_NAME[table].keys)}) is one row of analytics.{table}.",
+        )
+        for table in tables
+    ]
+
+
+def unique_key_results(con: duckdb.DuckDBPyConnection, tables: list[str], days: list) -> list[dg.AssetCheckResult]:
+    return [
+        check_result(dg.AssetKey([KEY_PREFIX, table]), UNIQUE_KEYS_CHECK, duplicate_keys(con, BY_NAME[table], days))
+        for table in tables
+    ]
+
+
 def unique_key_checks(
-    name: str, tables: list[str], partitions: dg.DailyPartitionsDefinition, *, blocking: bool = True
+    name: str, tables: list[str], partitions: dg.DailyPartitionsDefinition
 ) -> dg.AssetChecksDefinition:
-    """One step checking that each table's registry key (``storage/tables.py``) is unique:
-    rows repeating a key would double-count in every report built on the table. Blocking by
-    default: a run that wrote duplicate keys fails and does not publish."""
-    keys = {table: dg.AssetKey([KEY_PREFIX, table]) for table in tables}
+    """The unique-key checks of ``tables`` as one step of their own."""
 
-    @dg.multi_asset_check(
-        name=name,
-        specs=[
-            dg.AssetCheckSpec(
-                UNIQUE_KEYS_CHECK,
-                asset=key,
-                partitions_def=partitions,
-                blocking=blocking,
-                description=f"Every ({', '.join(BY_NAME[table].keys)}) is one row of analytics.{table}.",
-            )
-            for table, key in keys.items()
-        ],
-    )
     def _check(context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource) -> Iterator[dg.AssetCheckResult]:
-        days = run_days(context)
         with warehouse.connect(read_only=True) as con:
-            findings = {table: duplicate_keys(con, BY_NAME[table], days) for table in tables}
-        for table, finding in findings.items():
-            yield check_result(keys[table], UNIQUE_KEYS_CHECK, finding)
+            results = unique_key_results(con, tables, run_days(context))
+        yield from results
 
-    return _check
+    return dg.multi_asset_check(name=name, specs=unique_key_specs(tables, partitions))(_check)

@@ -80,7 +80,7 @@ def test_importing_the_package_reads_no_setting(monkeypatch):
 def test_the_nightly_job_runs_every_check_but_freshness_which_its_sensor_runs():
     job = defs.resolve_job_def("nightly_refresh")
     steps = {node.name for node in job.graph.node_defs}
-    assert {"goal_alarms", "goal_unique_keys", "segment_unique_keys", "user_scores_unique_keys"} <= steps
+    assert {"event_snapshot_quality", "goal_checks", "segment_unique_keys", "user_scores_unique_keys"} <= steps
     assert not any(step.startswith("freshness_check") for step in steps)
     sensor = defs.resolve_sensor_def("nightly_freshness")
     assert sensor.asset_selection is not None

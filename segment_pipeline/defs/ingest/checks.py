@@ -4,7 +4,7 @@ from datetime import date, timedelta
 
 import dagster as dg
 
-from segment_pipeline.defs.findings import unique_key_checks
+from segment_pipeline.defs.findings import unique_key_results, unique_key_specs
 from segment_pipeline.defs.ingest.assets import EVENT_SNAPSHOTS
 from segment_pipeline.defs.partitions import daily_partitions, run_days
 from segment_pipeline.defs.resources import WarehouseResource
@@ -18,6 +18,7 @@ UNIQUE_IDS_CHECK = "event_ids_unique"
 DAILY_VOLUME_CHECK = "daily_volume_normal"
 
 VOLUME_TRAILING_DAYS = 7
+KEYED_TABLES = ["profiles", "rejected_events"]
 
 _DAILY_COUNTS_SQL = """
 SELECT CAST(ts AS DATE) AS day, count(*) FROM analytics.event_snapshots
@@ -86,6 +87,11 @@ def _specs(partitions: dg.DailyPartitionsDefinition) -> list[dg.AssetCheckSpec]:
             blocking=False,
             description="The day's event count is within 50% of the trailing 7 days' mean.",
         ),
+        # event_snapshots' key is event_ids_unique above, with the load's own examples.
+        *unique_key_specs(["profiles"], partitions),
+        # A warning only: a source file rewritten in place can be rejected again at the same
+        # path:N with other content, and the record of bad input must not stop the night.
+        *unique_key_specs(["rejected_events"], partitions, blocking=False),
     ]
 
 
@@ -101,6 +107,7 @@ def event_snapshot_quality(context: dg.AssetCheckExecutionContext, warehouse: Wa
             con.execute(_DAILY_COUNTS_SQL, [first - timedelta(days=VOLUME_TRAILING_DAYS), day_cutoff(last)]).fetchall()
         )
         first_day = con.execute("SELECT CAST(min(ts) AS DATE) FROM analytics.event_snapshots").fetchone()[0]
+        keys = unique_key_results(con, KEYED_TABLES, days)
 
     outcomes = {REQUIRED_COLUMNS_CHECK: required, TIMESTAMP_RANGE_CHECK: timestamps, UNIQUE_IDS_CHECK: unique}
 
@@ -114,6 +121,7 @@ def event_snapshot_quality(context: dg.AssetCheckExecutionContext, warehouse: Wa
         ]
         return check_daily_volume(counts.get(day, 0), trailing)
 
+    yield from keys
     if len(days) == 1:
         for name, outcome in outcomes.items():
             yield _result(name, outcome)
@@ -137,10 +145,5 @@ def defs() -> dg.Definitions:
     return dg.Definitions(
         asset_checks=[
             dg.multi_asset_check(specs=_specs(partitions))(event_snapshot_quality),
-            # event_snapshots' key is checked by event_ids_unique above, with the load's own examples.
-            # A warning only: a source file rewritten in place can be rejected again at the same
-            # path:N with other content, and the record of bad input must not stop the night.
-            unique_key_checks("rejected_events_unique_keys", ["rejected_events"], partitions, blocking=False),
-            unique_key_checks("profiles_unique_keys", ["profiles"], partitions),
         ]
     )
