@@ -46,7 +46,8 @@ from segment_pipeline.config.segments import load_segments_text
 from segment_pipeline.goals import bgnbd, features
 from segment_pipeline.goals.bgnbd import CDNOW_PARAMS, BgNbdParams
 from segment_pipeline.goals.candidates import model_kind
-from segment_pipeline.goals.setup import set_up_goal, target_group, train
+from segment_pipeline.goals.setup import set_up_goal, train
+from segment_pipeline.goals.target_groups import target_group
 from segment_pipeline.ingest.events import load_events
 from segment_pipeline.ingest.sources import discover
 from segment_pipeline.storage import warehouse
@@ -303,7 +304,7 @@ goals:
         first = features.first_event_day(con)
         anchors = features.choose_anchors(first, goal.created_on, goal.length_days, goal.lookback_days)
         result = train(con, goal, segments, anchors)
-        group = target_group(con, goal)
+        group = target_group(con, goal.name)
         scoring = features.build_scoring_set(con, goal, group["user_id"], goal.frozen_as_of, spec=result.set.spec)
         print(
             f"candidates retrained for the comparison ({time.perf_counter() - clock:.1f}s), anchors "

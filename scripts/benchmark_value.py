@@ -36,7 +36,8 @@ from segment_pipeline.config.segments import load_segments_text
 from segment_pipeline.goals import bgnbd, features, gamma_gamma, value_model
 from segment_pipeline.goals.bgnbd import CDNOW_PARAMS, BgNbdParams
 from segment_pipeline.goals.gamma_gamma import CDNOW_SPEND_PARAMS, GammaGammaParams
-from segment_pipeline.goals.setup import set_up_goal, target_group, train
+from segment_pipeline.goals.setup import set_up_goal, train
+from segment_pipeline.goals.target_groups import target_group
 from segment_pipeline.goals.tracking import load_champion
 from segment_pipeline.goals.value_setup import load_value_model
 from segment_pipeline.ingest.events import load_events
@@ -198,7 +199,7 @@ goals:
         candidates, notes = value_model.train_value_models(
             result.set.frame, values, result.set.feature_columns, probability, goal.value_property
         )
-        group = target_group(con, goal)
+        group = target_group(con, goal.name)
         scoring = features.build_scoring_set(con, goal, group["user_id"], goal.frozen_as_of, spec=result.set.spec)
 
     known = truth(events, created, args.window).join(scoring, on="user_id", how="inner")

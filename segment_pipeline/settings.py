@@ -23,6 +23,8 @@ BUNDLED_CONFIG_DIR = PACKAGE_DIR / "demo" / "config"
 DEMO_FIRST_DAY = date(2026, 1, 1)
 OWN_DATA_FIRST_DAY = date(2025, 1, 1)
 DEFAULT_MLFLOW_UI_URL = "http://127.0.0.1:5000"
+WEBHOOK_URL_VARIABLE = "SEGMENT_PIPELINE_WEBHOOK_URL"
+WEBHOOK_SECRET_VARIABLE = "SEGMENT_PIPELINE_WEBHOOK_SECRET"
 # DuckDB alone would take 80% of RAM; the run's own Python (pandas frames, XGBoost) and the
 # other processes on the machine need the rest. 40% of 24 GB is about 9.6 GB.
 DEFAULT_MEMORY_LIMIT = "40%"
@@ -161,7 +163,7 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
         warehouse=warehouse,
         data_dir=data_dir,
         mlflow_tracking_uri=_env("MLFLOW_TRACKING_URI", env) or (data_dir / "mlruns").as_uri(),
-        webhook_url=check_webhook_url(_env("SEGMENT_PIPELINE_WEBHOOK_URL", env)),
+        webhook_url=check_webhook_url(_env(WEBHOOK_URL_VARIABLE, env)),
         max_reject_rate=max_reject_rate,
         start_date=start_date,
         export_dir=Path(export) if (export := _env("SEGMENT_PIPELINE_EXPORT_DIR", env)) else None,
@@ -171,7 +173,7 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
         ),
         lock_wait_seconds=_seconds("SEGMENT_PIPELINE_LOCK_WAIT_SECONDS", env, default=3600, low=0, high=7 * 86_400),
         live_store=live_store,
-        webhook_secret=check_webhook_secret(_env("SEGMENT_PIPELINE_WEBHOOK_SECRET", env)),
+        webhook_secret=check_webhook_secret(_env(WEBHOOK_SECRET_VARIABLE, env)),
         # Dagster cancels a sensor tick after 60 s: stop sending well before that.
         live_tick_budget_seconds=_seconds("SEGMENT_PIPELINE_LIVE_TICK_BUDGET_SECONDS", env, default=20, low=1, high=45),
         reports_dir=reports_dir,

@@ -166,16 +166,24 @@ def load_segments_text(text: str, source_name: str = "segments.yaml") -> Segment
     reader = ConfigReader(text, source_name)
     items, base = reader.document("segments", "segmentDefinitions")
     segments: list[SegmentDefinition] = []
-    names: list[tuple[str, tuple]] = []
-    for index, raw in enumerate(items):
-        path = (*base, index)
-        item = _item_label(raw, index)
-        if not isinstance(raw, dict):
-            reader.add(path, item, "format", "each segment definition must be a mapping of keys")
-            continue
-        raw = _known_keys(reader, raw, path, item)
-        if isinstance(raw.get("segmentName"), str):
-            names.append((raw["segmentName"], (*path, "segmentName")))
+    for path, item, raw in reader.entries(
+        items,
+        base,
+        label="segment",
+        name_key="segmentName",
+        keys=SEGMENT_KEYS,
+        nested=("eventSequence", STEP_KEYS),
+        rule_names=rule(13),
+        duplicate_fix="rename or merge the two",
+    ):
+        name = raw.get("segmentName")
+        if isinstance(name, str) and name.strip().casefold() == ALL_USERS.casefold():
+            reader.add(
+                (*path, "segmentName"),
+                item,
+                rule(13),
+                f"'{ALL_USERS}' is the built-in segment of every user. Fix: choose another name",
+            )
         try:
             segment = SegmentDefinition.model_validate(raw)
         except ValidationError as exc:
@@ -184,41 +192,9 @@ def load_segments_text(text: str, source_name: str = "segments.yaml") -> Segment
         for step_path, rule_text, message in segment_problems(segment):
             reader.add(path + step_path, item, rule_text, message)
         segments.append(segment)
-    for name, name_path, message in _name_problems(names):
-        reader.add(name_path, f"segment '{name}'", rule(13), message)
     if reader.problems:
         raise ConfigError(reader.problems)
     return SegmentConfig(segments)
-
-
-def _item_label(raw: Any, index: int) -> str:
-    if isinstance(raw, dict) and isinstance(raw.get("segmentName"), str):
-        return f"segment '{raw['segmentName']}'"
-    return f"segment #{index + 1}"
-
-
-def _known_keys(reader: ConfigReader, raw: dict, path: tuple, item: str) -> dict:
-    raw = reader.known_keys(raw, SEGMENT_KEYS, path, item)
-    sequence = raw.get("eventSequence")
-    if isinstance(sequence, list):
-        raw["eventSequence"] = [
-            reader.known_keys(step, STEP_KEYS, (*path, "eventSequence", j), item) if isinstance(step, dict) else step
-            for j, step in enumerate(sequence)
-        ]
-    return raw
-
-
-def _name_problems(names: list[tuple[str, tuple]]) -> list[tuple[str, tuple, str]]:
-    problems, first_seen = [], {}
-    for name, path in names:
-        if name.strip().casefold() == ALL_USERS.casefold():
-            problems.append(
-                (name, path, f"'{ALL_USERS}' is the built-in segment of every user. Fix: choose another name")
-            )
-        elif name in first_seen:
-            problems.append((name, path, "the name is used by another segment too. Fix: rename or merge the two"))
-        first_seen.setdefault(name, path)
-    return problems
 
 
 def segment_problems(segment: SegmentDefinition) -> list[tuple[tuple, str, str]]:

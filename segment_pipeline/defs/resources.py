@@ -17,7 +17,12 @@ from segment_pipeline.demo.generator import DemoSpec, generate_demo
 from segment_pipeline.ingest.sources import SourceFile, discover
 from segment_pipeline.live.outbox import RETRY_SCHEDULE_S
 from segment_pipeline.live.publish import copy_live_tables
-from segment_pipeline.settings import load_settings
+from segment_pipeline.settings import (
+    DEFAULT_MLFLOW_UI_URL,
+    WEBHOOK_SECRET_VARIABLE,
+    WEBHOOK_URL_VARIABLE,
+    load_settings,
+)
 from segment_pipeline.storage import publish, warehouse
 from segment_pipeline.storage.location import check_writable_warehouse
 
@@ -28,6 +33,11 @@ class WarehouseResource(dg.ConfigurableResource):
     In a run, every step works on the run's private copy, published by atomic rename when
     no step failed (``storage/publish.py``); readers of the file never see a half-done day
     and never block the run. Outside a run, ``connect`` opens the published file.
+
+    Not ``dagster_duckdb.DuckDBResource``: that opens one fixed path read-write, and its
+    ``connection_config`` goes to ``duckdb.connect``, where DuckDB refuses the progress bar
+    (a session option) and the time zone (needs ICU loaded); this design needs read-only
+    connections, the run's private copy, the lock and the publish (README, Readers and writers).
     """
 
     path: str
@@ -156,9 +166,11 @@ class ConfigResource(dg.ConfigurableResource):
 
 
 class MLflowResource(dg.ConfigurableResource):
-    """The MLflow tracking store and model registry (a local SQLite store under data/ by default)."""
+    """The MLflow tracking store and model registry (a local SQLite store under data/ by default),
+    and the MLflow UI address that links in the metadata point at (SEGMENT_PIPELINE_MLFLOW_UI_URL)."""
 
     tracking_uri: str
+    ui_url: str = DEFAULT_MLFLOW_UI_URL
 
 
 class ExportResource(dg.ConfigurableResource):
@@ -199,12 +211,13 @@ def default_resources() -> dict[str, dg.ConfigurableResource]:
             max_reject_rate=settings.max_reject_rate,
         ),
         "project_config": ConfigResource(config_dir=str(settings.config_dir)),
-        "mlflow": MLflowResource(tracking_uri=settings.mlflow_tracking_uri),
+        "mlflow": MLflowResource(tracking_uri=settings.mlflow_tracking_uri, ui_url=settings.mlflow_ui_url),
         "live_config": LiveResource(
             store_path=str(settings.live_store),
-            webhook_url=settings.webhook_url,
-            # by name, so the UI shows the variable, not the secret (validated by load_settings)
-            webhook_secret=dg.EnvVar("SEGMENT_PIPELINE_WEBHOOK_SECRET") if settings.webhook_secret else None,
+            # By name, so the UI shows the variables, not the receiver's address or the secret
+            # (both validated by load_settings above).
+            webhook_url=dg.EnvVar(WEBHOOK_URL_VARIABLE) if settings.webhook_url else None,
+            webhook_secret=dg.EnvVar(WEBHOOK_SECRET_VARIABLE) if settings.webhook_secret else None,
             late_tolerance_seconds=settings.live_late_tolerance_seconds,
             tick_budget_s=settings.live_tick_budget_seconds,
         ),

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date
 
 import duckdb
@@ -12,8 +12,9 @@ from segment_pipeline.config.segments import SegmentConfig
 from segment_pipeline.goals.mlflow_store import TrackingStoreError
 from segment_pipeline.goals.model_quality import log_to_mlflow, record_realized_quality
 from segment_pipeline.goals.retrain import retrain, retrain_due
-from segment_pipeline.goals.scoring import forecast_rows, score_night
-from segment_pipeline.goals.setup import set_up_goal, stored_model
+from segment_pipeline.goals.scoring import forecast_rows, load_night, score_night
+from segment_pipeline.goals.setup import set_up_goal
+from segment_pipeline.goals.store import stored_model, write_status
 from segment_pipeline.goals.target_groups import frozen_goal
 from segment_pipeline.goals.uplift_report import BucketUplift, replace_uplift
 
@@ -50,38 +51,26 @@ class GoalDayResult:
     frozen_on: date | None = None
     buckets: dict[str, int] = field(default_factory=dict)
     audience: int = 0
-    forecast_table: str = ""
     uplift: list[BucketUplift] = field(default_factory=list)
     quality: list[dict] = field(default_factory=list)  # goal_model_quality rows added tonight
     retrain: str = ""
 
 
-def _write_status(con: duckdb.DuckDBPyConnection, result: GoalDayResult) -> None:
-    con.execute(
-        "DELETE FROM analytics.goal_status WHERE goal_name = ? AND as_of_date = ?", [result.goal_name, result.as_of]
-    )
-    con.execute(
-        "INSERT INTO analytics.goal_status VALUES (?, ?, ?, ?, ?)",
-        [result.goal_name, result.as_of, result.status, result.message, result.run_id],
-    )
-
-
-def _forecast_summary(con: duckdb.DuckDBPyConnection, goal: GoalDefinition, as_of: date) -> tuple[str, str]:
-    rows = con.execute(
-        """SELECT day, predicted_cumulative, predicted_low, predicted_high, actual_cumulative
-           FROM analytics.goal_forecasts WHERE goal_name = ? AND as_of_date = ? ORDER BY day""",
+def _forecast_standing(con: duckdb.DuckDBPyConnection, goal: GoalDefinition, as_of: date) -> str:
+    """Tonight's achievers against the creation forecast, in words ('' before the window opens)."""
+    row = con.execute(
+        """SELECT predicted_cumulative, predicted_low, predicted_high, actual_cumulative
+           FROM analytics.goal_forecasts WHERE goal_name = ? AND as_of_date = ? AND actual_cumulative IS NOT NULL
+           ORDER BY day DESC LIMIT 1""",
         [goal.name, as_of],
-    ).fetchall()
-    lines = ["| day | predicted | 90% low | 90% high | actual |", "|---|---|---|---|---|"]
-    lines += [f"| {d} | {p:.1f} | {lo:.1f} | {hi:.1f} | {'' if a is None else a} |" for d, p, lo, hi, a in rows]
-    passed = [(p, lo, hi, a) for _, p, lo, hi, a in rows if a is not None]
-    if not passed:
-        return "\n".join(lines), ""
-    p, lo, hi, a = passed[-1]
+    ).fetchone()
+    if row is None:
+        return ""
+    p, lo, hi, a = row
     position = (
         "above the forecast" if a > hi else "below the forecast" if a < lo else "within the forecast's 90% interval"
     )
-    return "\n".join(lines), f"{a:,} achieved so far vs {p:,.1f} predicted: {position}"
+    return f"{a:,} achieved so far vs {p:,.1f} predicted: {position}"
 
 
 def run_goal_day(
@@ -109,9 +98,10 @@ def run_goal_day(
         result.run_id, result.status, result.message = setup.run_id, setup.status, setup.message
         goal = frozen_goal(con, goal.name) or goal  # the definition the goal was frozen with
         if setup.status == ACTIVE:
-            forecast_rows(con, goal, as_of)
-            result.uplift = replace_uplift(con, goal, as_of)
-            result.forecast_table, standing = _forecast_summary(con, goal, as_of)
+            night = load_night(con, goal, as_of)  # read once: target group, achievers, stored model
+            forecast_rows(con, night)
+            result.uplift = replace_uplift(con, night)
+            standing = _forecast_standing(con, goal, as_of)
             overall = next((u.result.verdict for u in result.uplift if u.bucket == "all"), "")
             standing = "; ".join(part for part in (standing, f"uplift: {overall}" if overall else "") if part)
             if as_of >= goal.end_date:  # the window closes at the end of endDate
@@ -127,14 +117,15 @@ def run_goal_day(
                     # Re-read (no training): the message then tells tonight's decision, the same on a re-run.
                     setup = set_up_goal(con, goal, segments, as_of=as_of, tracking_uri=tracking_uri)
                     result.message = setup.message
-                stored = stored_model(con, goal.name)
+                    night = replace(night, stored=stored_model(con, goal.name))
+                stored = night.stored
                 champion = load_champion(tracking_uri, goal.name, stored["model_uri"] if stored else None)
                 if champion is None:
                     raise TrackingStoreError(
                         f"goal {goal.name!r} was set up with MLflow run {setup.run_id} but the store "
                         f"{tracking_uri} has no champion model for it; restore the store or set MLFLOW_TRACKING_URI"
                     )
-                outcome = score_night(con, goal, as_of, champion.model)
+                outcome = score_night(con, night, champion.model)
                 result.buckets, result.audience = outcome.buckets, outcome.audience
                 result.run_id = champion.run_id
                 if standing:
@@ -147,5 +138,5 @@ def run_goal_day(
             raise  # the run goes red; marking every goal invalid would hide it behind a green run
         # One goal's own problem is reported in its status and never stops the others.
         result.status, result.message = INVALID, f"{type(exc).__name__}: {exc}"
-    _write_status(con, result)
+    write_status(con, result.goal_name, result.as_of, result.status, result.message, result.run_id)
     return result

@@ -20,20 +20,14 @@ from segment_pipeline.config.goals import GoalDefinition
 from segment_pipeline.config.segments import SegmentConfig
 from segment_pipeline.goals import features
 from segment_pipeline.goals.buckets import bucket_report, choose_thresholds
-from segment_pipeline.goals.setup import (
-    _decision_row,
-    _finite,
-    last_decision,
-    require_stored_model,
-    stored_model,
-    train,
-)
+from segment_pipeline.goals.setup import _decision_row, _finite, train
+from segment_pipeline.goals.store import last_decision, record_decision, require_stored_model
 from segment_pipeline.storage.warehouse import transaction
 
 
 def retrain_due(con: duckdb.DuckDBPyConnection, goal: GoalDefinition, as_of: date) -> bool:
     """True on the nights ``retrainEveryDays`` after the last training, while the window is open."""
-    stored = stored_model(con, goal.name)
+    stored = require_stored_model(con, goal.name)
     if stored is None or as_of >= goal.end_date:
         return False
     decision = last_decision(con, goal.name)
@@ -68,7 +62,7 @@ def retrain(
     result = train(con, as_if_created, segments, anchors, spec=spec, xgb_params=xgb_params)
     if isinstance(result, str):
         reason = f"retrain as of {as_of} skipped, the champion stays: {result}"
-        _record(
+        record_decision(
             con,
             [
                 goal.name,
@@ -121,11 +115,6 @@ def retrain(
                     goal.name,
                 ],
             )
-        _record(con, decision)
+        record_decision(con, decision)
     verb = "became champion" if record.promoted else "was rejected"
     return f"retrained as of {as_of}: challenger {decision[2]} {verb} ({record.reason}); candidates: {result.selection}"
-
-
-def _record(con: duckdb.DuckDBPyConnection, row: list) -> None:
-    con.execute("DELETE FROM pipeline_state.goal_model_decisions WHERE goal_name = ? AND as_of_date = ?", row[:2])
-    con.execute("INSERT INTO pipeline_state.goal_model_decisions VALUES (?, ?, ?, ?, ?, ?, ?, ?)", row)

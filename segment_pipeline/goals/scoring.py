@@ -19,7 +19,8 @@ from segment_pipeline.config.goals import GoalDefinition
 from segment_pipeline.goals import features
 from segment_pipeline.goals.buckets import ACHIEVED, BucketThresholds, assign_buckets
 from segment_pipeline.goals.control_group import TEST
-from segment_pipeline.goals.setup import require_stored_model, target_group
+from segment_pipeline.goals.store import stored_model
+from segment_pipeline.goals.target_groups import target_group
 from segment_pipeline.storage.warehouse import scalar, transaction
 
 
@@ -38,12 +39,30 @@ def achieved_by(con: duckdb.DuckDBPyConnection, goal: GoalDefinition, users: pl.
     return features.achievers_by_day(con, goal, users, goal.created_on, last).select("user_id", "window_day")
 
 
-def score_night(con: duckdb.DuckDBPyConnection, goal: GoalDefinition, as_of: date, model) -> ScoringOutcome:
-    """Replace the goal's ``intent_buckets`` and ``engagement_audiences`` rows of ``as_of``."""
-    stored = require_stored_model(con, goal.name)
+@dataclass(frozen=True)
+class NightInputs:
+    """What one goal's night reads once and hands to each of its steps."""
+
+    goal: GoalDefinition  # as frozen
+    as_of: date
+    group: pl.DataFrame  # the frozen target group: user_id, group
+    achieved: pl.DataFrame  # its achievers in the window up to the end of as_of: user_id, window_day
+    stored: dict | None  # the model the goal scores with (store.stored_model)
+
+
+def load_night(con: duckdb.DuckDBPyConnection, goal: GoalDefinition, as_of: date) -> NightInputs:
+    group = target_group(con, goal.name)
+    achieved = achieved_by(con, goal, group.get_column("user_id"), as_of)
+    return NightInputs(goal, as_of, group, achieved, stored_model(con, goal.name))
+
+
+def score_night(con: duckdb.DuckDBPyConnection, night: NightInputs, model) -> ScoringOutcome:
+    """Replace the goal's ``intent_buckets`` and ``engagement_audiences`` rows of the night."""
+    goal, as_of, group, stored = night.goal, night.as_of, night.group, night.stored
+    if stored is None:
+        raise ValueError(f"goal {goal.name!r} has no stored model to score with")
     thresholds = BucketThresholds.from_dict(stored["thresholds"])
-    group = target_group(con, goal)
-    achieved = achieved_by(con, goal, group.get_column("user_id"), as_of).get_column("user_id")
+    achieved = night.achieved.get_column("user_id")
     open_users = group.filter(~pl.col("user_id").is_in(achieved.implode()))
     scoring = features.build_scoring_set(con, goal, open_users.get_column("user_id"), as_of, spec=stored["spec"])
     scored = open_users.join(scoring, on="user_id", how="left")
@@ -137,12 +156,11 @@ def _night_values(
     return pl.concat([open_rows, done.select(empty.columns)])
 
 
-def forecast_rows(con: duckdb.DuckDBPyConnection, goal: GoalDefinition, as_of: date) -> int:
-    """Replace ``goal_forecasts`` of ``as_of``: the creation forecast, with actuals for days that have passed."""
+def forecast_rows(con: duckdb.DuckDBPyConnection, night: NightInputs) -> int:
+    """Replace ``goal_forecasts`` of the night: the creation forecast, with actuals for days that have passed."""
+    goal, as_of, group = night.goal, night.as_of, night.group
     con.execute("DELETE FROM analytics.goal_forecasts WHERE goal_name = ? AND as_of_date = ?", [goal.name, as_of])
-    group = target_group(con, goal)
-    achieved = achieved_by(con, goal, group.get_column("user_id"), as_of)
-    con.register("_achieved", achieved)
+    con.register("_achieved", night.achieved)
     con.execute(
         """INSERT INTO analytics.goal_forecasts (goal_name, as_of_date, day, predicted_cumulative, predicted_low,
                                                  predicted_high, actual_cumulative)

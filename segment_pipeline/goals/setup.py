@@ -35,6 +35,7 @@ from segment_pipeline.goals.target_groups import (
     freeze_target_group,
     frozen_goal,
     record_model_keys,
+    target_group,
 )
 from segment_pipeline.goals.training import InsufficientTrainingData, TrainedGoalModel
 from segment_pipeline.storage.warehouse import transaction
@@ -64,52 +65,6 @@ class Training:
     candidates: list[TrainedGoalModel]
     best: TrainedGoalModel
     selection: str
-
-
-def target_group(con: duckdb.DuckDBPyConnection, goal: GoalDefinition) -> pl.DataFrame:
-    return con.execute(
-        'SELECT user_id, "group" FROM analytics.target_groups WHERE goal_name = ? ORDER BY user_id', [goal.name]
-    ).pl()
-
-
-def stored_model(con: duckdb.DuckDBPyConnection, goal_name: str) -> dict | None:
-    row = con.execute(
-        """SELECT run_id, model_uri, version, thresholds_json, spec_json, metrics_json, trained_as_of
-           FROM pipeline_state.goal_models WHERE goal_name = ?""",
-        [goal_name],
-    ).fetchone()
-    if row is None:
-        return None
-    run_id, model_uri, version, thresholds, spec, metrics, trained_as_of = row
-    return {
-        "run_id": run_id,
-        "model_uri": model_uri,
-        "version": version,
-        "trained_as_of": trained_as_of,
-        "thresholds": json.loads(thresholds),
-        "spec": FeatureSpec.from_json(spec),
-        "metrics": json.loads(metrics),
-    }
-
-
-def require_stored_model(con: duckdb.DuckDBPyConnection, goal_name: str) -> dict:
-    """``stored_model`` for a step that runs only after the goal's first training."""
-    stored = stored_model(con, goal_name)
-    if stored is None:
-        raise LookupError(f"goal '{goal_name}' has no trained model in pipeline_state.goal_models yet")
-    return stored
-
-
-def last_decision(con: duckdb.DuckDBPyConnection, goal_name: str) -> dict | None:
-    """The latest training's decision (``pipeline_state.goal_model_decisions``)."""
-    row = con.execute(
-        """SELECT as_of_date, model_kind, promoted, reason, champion_kind FROM pipeline_state.goal_model_decisions
-           WHERE goal_name = ? ORDER BY as_of_date DESC LIMIT 1""",
-        [goal_name],
-    ).fetchone()
-    if row is None:
-        return None
-    return dict(zip(("as_of_date", "model_kind", "promoted", "reason", "champion_kind"), row, strict=True))
 
 
 def effective_goal(
@@ -164,12 +119,12 @@ def set_up_goal(
     """Freeze, train and forecast once; afterwards, report what was stored."""
     store.ensure_tables(con)
     freeze = freeze_target_group(con, goal, segments, as_of=as_of)
-    existing = stored_model(con, goal.name)
+    existing = store.stored_model(con, goal.name)
     configured = goal
     goal, applied, refused = effective_goal(con, goal, segments, has_model=existing is not None)
     if existing is not None:
         message = _active_message(
-            freeze, existing["metrics"], last_decision(con, goal.name), freeze.definition_change, as_of
+            freeze, existing["metrics"], store.last_decision(con, goal.name), freeze.definition_change, as_of
         )
         return SetupOutcome(freeze, "active", message, existing["run_id"], False, existing["metrics"])
 
@@ -227,7 +182,7 @@ def set_up_goal(
         )
         metrics = {**metrics, **record.champion_metrics}
 
-    group = target_group(con, goal)
+    group = target_group(con, goal.name)
     scoring = features.build_scoring_set(con, goal, group.get_column("user_id"), trained_on, spec=training.spec)
     scored = group.join(scoring.select("user_id", *training.feature_columns), on="user_id", how="left")
     probabilities = np.asarray(model.predict_proba(scored.select(training.feature_columns)), dtype=float)
@@ -262,7 +217,7 @@ def set_up_goal(
                 json.dumps(_finite(metrics)),
             ],
         )
-        con.execute("INSERT INTO pipeline_state.goal_model_decisions VALUES (?, ?, ?, ?, ?, ?, ?, ?)", decision)
+        store.record_decision(con, decision)
         if applied:  # the model was trained with them: from now on they are part of the frozen definition
             record_model_keys(con, goal.name, {k: getattr(goal, f) for k, f in MODEL_KEYS.items()})
         con.executemany(
@@ -288,7 +243,7 @@ def set_up_goal(
 
         log_value_metrics(tracking_uri, run_id, value)
     change = definition_changed(con, configured, segments)
-    message = _active_message(freeze, metrics, last_decision(con, goal.name), change, as_of)
+    message = _active_message(freeze, metrics, store.last_decision(con, goal.name), change, as_of)
     if applied:
         message += "; applied before the first model: " + ", ".join(applied)
     if value is not None:

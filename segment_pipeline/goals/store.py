@@ -1,9 +1,16 @@
-"""Goal output tables (contract section 7) and the state the pipeline keeps between nights."""
+"""Goal output tables (contract section 7) and the state the pipeline keeps between nights:
+their DDL (the output tables' from ``storage/tables.py``), the stored model and the decisions
+of its trainings, and each night's status."""
 
 from __future__ import annotations
 
+import json
+from datetime import date
+
 import duckdb
 
+from segment_pipeline.goals.feature_spec import FeatureSpec
+from segment_pipeline.storage.tables import column_ddl
 from segment_pipeline.storage.warehouse import ANALYTICS, STATE, quote_ident, table_ref
 
 GOAL_STATUS = (ANALYTICS, "goal_status")
@@ -19,18 +26,7 @@ VALUE_MODELS = (STATE, "goal_value_models")
 CREATION_VALUE_FORECASTS = (STATE, "goal_creation_value_forecasts")
 
 DDL = {
-    GOAL_STATUS: """goal_name VARCHAR NOT NULL, as_of_date DATE NOT NULL, status VARCHAR NOT NULL,
-                    message VARCHAR, model_run_id VARCHAR""",
-    GOAL_FORECASTS: """goal_name VARCHAR NOT NULL, as_of_date DATE NOT NULL, day DATE NOT NULL,
-                       predicted_cumulative DOUBLE, predicted_low DOUBLE, predicted_high DOUBLE,
-                       actual_cumulative BIGINT""",
-    INTENT_BUCKETS: """goal_name VARCHAR NOT NULL, as_of_date DATE NOT NULL, user_id VARCHAR NOT NULL,
-                       "group" VARCHAR NOT NULL, score DOUBLE, bucket VARCHAR NOT NULL""",
-    AUDIENCES: "goal_name VARCHAR NOT NULL, as_of_date DATE NOT NULL, bucket VARCHAR NOT NULL, user_id VARCHAR NOT NULL",
-    MODEL_QUALITY: """goal_name VARCHAR NOT NULL, prediction_date DATE NOT NULL, model_run_id VARCHAR,
-                      horizon_end DATE NOT NULL, users BIGINT NOT NULL, achievers BIGINT NOT NULL,
-                      predicted_achievers DOUBLE NOT NULL, auc DOUBLE, auc_ci_low DOUBLE, auc_ci_high DOUBLE,
-                      brier DOUBLE, top_bucket_lift DOUBLE""",
+    **{key: column_ddl(key[1]) for key in (GOAL_STATUS, GOAL_FORECASTS, INTENT_BUCKETS, AUDIENCES, MODEL_QUALITY)},
     # Every training of a goal (creation and each retrain): which kind won and whether it became champion.
     MODEL_DECISIONS: """goal_name VARCHAR NOT NULL, as_of_date DATE NOT NULL, model_kind VARCHAR NOT NULL,
                         promoted BOOLEAN NOT NULL, reason VARCHAR NOT NULL, run_id VARCHAR,
@@ -75,3 +71,57 @@ def ensure_tables(con: duckdb.DuckDBPyConnection) -> None:
 def add_columns(con: duckdb.DuckDBPyConnection, key: tuple[str, str], columns: dict[str, str]) -> None:
     for name, kind in columns.items():
         con.execute(f"ALTER TABLE {table_ref(*key)} ADD COLUMN IF NOT EXISTS {quote_ident(name)} {kind}")
+
+
+def stored_model(con: duckdb.DuckDBPyConnection, goal_name: str) -> dict | None:
+    row = con.execute(
+        """SELECT run_id, model_uri, version, thresholds_json, spec_json, metrics_json, trained_as_of
+           FROM pipeline_state.goal_models WHERE goal_name = ?""",
+        [goal_name],
+    ).fetchone()
+    if row is None:
+        return None
+    run_id, model_uri, version, thresholds, spec, metrics, trained_as_of = row
+    return {
+        "run_id": run_id,
+        "model_uri": model_uri,
+        "version": version,
+        "trained_as_of": trained_as_of,
+        "thresholds": json.loads(thresholds),
+        "spec": FeatureSpec.from_json(spec),
+        "metrics": json.loads(metrics),
+    }
+
+
+def require_stored_model(con: duckdb.DuckDBPyConnection, goal_name: str) -> dict:
+    """``stored_model`` for a step that runs only after the goal's first training."""
+    stored = stored_model(con, goal_name)
+    if stored is None:
+        raise LookupError(f"goal '{goal_name}' has no trained model in pipeline_state.goal_models yet")
+    return stored
+
+
+def last_decision(con: duckdb.DuckDBPyConnection, goal_name: str) -> dict | None:
+    """The latest training's decision (``pipeline_state.goal_model_decisions``)."""
+    row = con.execute(
+        """SELECT as_of_date, model_kind, promoted, reason, champion_kind FROM pipeline_state.goal_model_decisions
+           WHERE goal_name = ? ORDER BY as_of_date DESC LIMIT 1""",
+        [goal_name],
+    ).fetchone()
+    if row is None:
+        return None
+    return dict(zip(("as_of_date", "model_kind", "promoted", "reason", "champion_kind"), row, strict=True))
+
+
+def record_decision(con: duckdb.DuckDBPyConnection, row: list) -> None:
+    """One training's decision (``goal_model_decisions``), replacing that day's earlier one."""
+    con.execute("DELETE FROM pipeline_state.goal_model_decisions WHERE goal_name = ? AND as_of_date = ?", row[:2])
+    con.execute("INSERT INTO pipeline_state.goal_model_decisions VALUES (?, ?, ?, ?, ?, ?, ?, ?)", row)
+
+
+def write_status(
+    con: duckdb.DuckDBPyConnection, goal_name: str, as_of: date, status: str, message: str, run_id: str | None
+) -> None:
+    """The goal's ``goal_status`` row of ``as_of``, replacing an earlier run's."""
+    con.execute("DELETE FROM analytics.goal_status WHERE goal_name = ? AND as_of_date = ?", [goal_name, as_of])
+    con.execute("INSERT INTO analytics.goal_status VALUES (?, ?, ?, ?, ?)", [goal_name, as_of, status, message, run_id])

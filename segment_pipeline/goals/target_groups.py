@@ -19,6 +19,7 @@ from datetime import date
 from typing import Any
 
 import duckdb
+import polars as pl
 from scipy.stats import binom
 
 from segment_pipeline.config.goals import GoalDefinition
@@ -26,13 +27,14 @@ from segment_pipeline.config.segments import ALL_USERS, SegmentConfig
 from segment_pipeline.goals.control_group import CONTROL, TEST
 from segment_pipeline.rules.compiler import compile_past_segments, read_profile_columns
 from segment_pipeline.rules.dialect import DUCKDB, DuckDBDialect
+from segment_pipeline.storage.tables import column_ddl
 from segment_pipeline.storage.warehouse import ANALYTICS, STATE, one_row, table_ref, transaction
 
 TARGET_GROUPS = (ANALYTICS, "target_groups")
 FREEZES = (STATE, "goal_freezes")
 
 DDL = {
-    TARGET_GROUPS: 'goal_name VARCHAR NOT NULL, user_id VARCHAR NOT NULL, "group" VARCHAR NOT NULL, frozen_on DATE NOT NULL',
+    TARGET_GROUPS: column_ddl("target_groups"),
     FREEZES: """goal_name VARCHAR PRIMARY KEY, frozen_on DATE NOT NULL, definition_json VARCHAR NOT NULL,
                 definition_hash VARCHAR NOT NULL, members BIGINT NOT NULL, control BIGINT NOT NULL""",
 }
@@ -165,6 +167,13 @@ def _existing(con: duckdb.DuckDBPyConnection, goal_name: str) -> tuple[date, int
         [goal_name],
     )
     return (row[0], row[1], row[2], None) if row[1] else None
+
+
+def target_group(con: duckdb.DuckDBPyConnection, goal_name: str) -> pl.DataFrame:
+    """The frozen group: ``user_id, group``, by user_id."""
+    return con.execute(
+        f'SELECT user_id, "group" FROM {table_ref(*TARGET_GROUPS)} WHERE goal_name = ? ORDER BY user_id', [goal_name]
+    ).pl()
 
 
 def record_model_keys(con: duckdb.DuckDBPyConnection, goal_name: str, values: dict[str, Any]) -> None:

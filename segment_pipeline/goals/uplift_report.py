@@ -15,18 +15,13 @@ import duckdb
 import polars as pl
 
 from segment_pipeline.config.goals import GoalDefinition
-from segment_pipeline.goals.scoring import achieved_by
-from segment_pipeline.goals.setup import target_group
+from segment_pipeline.goals.scoring import NightInputs
 from segment_pipeline.stats.uplift import TABLE_COLUMNS, UpliftResult, two_arm_uplift
 from segment_pipeline.stats.value import VALUE_COLUMNS, ValueUplift, value_uplift
+from segment_pipeline.storage.tables import column_ddl
 
 ALL = "all"
-GOAL_UPLIFT_DDL = (
-    "goal_name VARCHAR NOT NULL, as_of_date DATE NOT NULL, bucket VARCHAR NOT NULL, "
-    "test_users BIGINT, test_achievers BIGINT, control_users BIGINT, control_achievers BIGINT, "
-    "test_rate DOUBLE, control_rate DOUBLE, abs_uplift DOUBLE, rel_uplift DOUBLE, "
-    "ci_low DOUBLE, ci_high DOUBLE, p_value DOUBLE, srm_p_value DOUBLE"
-)
+GOAL_UPLIFT_DDL = column_ddl("goal_uplift")
 
 
 @dataclass(frozen=True)
@@ -36,13 +31,13 @@ class BucketUplift:
     value: ValueUplift | None = None  # value goals only
 
 
-def replace_uplift(con: duckdb.DuckDBPyConnection, goal: GoalDefinition, as_of: date) -> list[BucketUplift]:
-    """Compute and store ``goal_uplift`` rows of ``as_of`` for the goal."""
+def replace_uplift(con: duckdb.DuckDBPyConnection, night: NightInputs) -> list[BucketUplift]:
+    """Compute and store the goal's ``goal_uplift`` rows of the night."""
     con.execute(f"CREATE TABLE IF NOT EXISTS analytics.goal_uplift ({GOAL_UPLIFT_DDL})")
     for column in VALUE_COLUMNS:  # value goals' columns, added to warehouses made before them
         con.execute(f'ALTER TABLE analytics.goal_uplift ADD COLUMN IF NOT EXISTS "{column}" DOUBLE')
-    group = target_group(con, goal)
-    achieved = achieved_by(con, goal, group.get_column("user_id"), as_of).select("user_id")
+    goal, as_of, group = night.goal, night.as_of, night.group
+    achieved = night.achieved.select("user_id")
     con.register("_uplift_achieved", achieved)
     counts = con.execute(
         """WITH users AS (

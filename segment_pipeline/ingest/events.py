@@ -17,59 +17,32 @@ from datetime import date, datetime, time, timedelta
 import duckdb
 
 from segment_pipeline.ingest import state
+from segment_pipeline.ingest.normalize import classify_sql
 from segment_pipeline.ingest.sources import SourceFile
 from segment_pipeline.ingest.staging import STAGED_TABLE_DDL, UnreadableFile, stage_file
-from segment_pipeline.storage.schema import ensure_tables
-from segment_pipeline.storage.warehouse import ANALYTICS, STATE, one_row, transaction
+from segment_pipeline.storage.tables import column_ddl
+from segment_pipeline.storage.warehouse import ANALYTICS, STATE, one_row, table_ref, transaction
 
 SNAPSHOT = (ANALYTICS, "event_snapshots")
 REJECTED = (ANALYTICS, "rejected_events")
 SOURCE_FILES = (STATE, "source_files")
 
+TABLE_DDL: dict[tuple[str, str], str] = {
+    SNAPSHOT: column_ddl("event_snapshots"),
+    REJECTED: column_ddl("rejected_events"),
+    # Which source files were read, so a nightly run skips files it already took in whole.
+    SOURCE_FILES: """path VARCHAR PRIMARY KEY, size_bytes BIGINT NOT NULL, modified_ns BIGINT NOT NULL,
+                     max_ts TIMESTAMP, loaded_through TIMESTAMP NOT NULL""",
+}
 
-# One statement decides every row's fate, whatever format it came from.
-_CLASSIFY = """
-CREATE OR REPLACE TEMP TABLE _classified AS
-WITH typed AS (
-    SELECT file_idx, row_no, source, raw_json,
-           -- Blank (whitespace only, tabs included) counts as empty.
-           CASE WHEN regexp_matches(event_id_raw, '[^[:space:]]') THEN trim(event_id_raw) END AS given_id,
-           CASE WHEN regexp_matches(user_id_raw, '[^[:space:]]') THEN trim(user_id_raw) END AS user_id,
-           CASE WHEN regexp_matches(event_name_raw, '[^[:space:]]') THEN trim(event_name_raw) END AS event_name,
-           timezone('UTC', ts_value) AS ts,
-           CASE WHEN props_text IS NULL THEN '{}'
-                WHEN json_valid(props_text) THEN
-                    CASE WHEN json_type(CAST(props_text AS JSON)) = 'OBJECT'
-                         THEN CAST(json(props_text) AS VARCHAR) END
-           END AS properties,
-           ts_present, malformed
-    FROM _staged
-), reasoned AS (
-    SELECT *,
-           CASE WHEN malformed IS NOT NULL THEN malformed
-                WHEN user_id IS NULL THEN 'empty user_id'
-                WHEN event_name IS NULL THEN 'empty event_name'
-                WHEN NOT ts_present THEN 'missing ts'
-                WHEN ts IS NULL THEN 'unparseable ts'
-                WHEN properties IS NULL THEN 'properties is not a JSON object'
-           END AS reason
-    FROM typed
-)
-SELECT *,
-       -- Rows without an event_id get one from their content; identical rows stay
-       -- distinct by their order of appearance, so a re-read derives the same ids.
-       coalesce(given_id, 'derived-' || md5(concat_ws(chr(31), user_id, event_name,
-                strftime(ts, '%Y-%m-%dT%H:%M:%S.%f'), properties))
-                || CASE WHEN occurrence > 1 THEN '-' || CAST(occurrence AS VARCHAR) ELSE '' END
-       ) AS event_id
-FROM (
-    SELECT *, 1 AS occurrence FROM reasoned WHERE given_id IS NOT NULL
-    UNION ALL
-    SELECT *, row_number() OVER (
-        PARTITION BY user_id, event_name, ts, properties ORDER BY file_idx, row_no) AS occurrence
-    FROM reasoned WHERE given_id IS NULL
-)
-"""
+
+def ensure_tables(con: duckdb.DuckDBPyConnection, *tables: tuple[str, str]) -> None:
+    """Create the load's tables (all three when none are named); a fresh warehouse needs no migration."""
+    for key in tables or tuple(TABLE_DDL):
+        con.execute(f"CREATE TABLE IF NOT EXISTS {table_ref(*key)} ({TABLE_DDL[key]})")
+
+
+_CLASSIFY = f"CREATE OR REPLACE TEMP TABLE _classified AS {classify_sql('_staged')}"
 
 CONFLICTING_DUPLICATE = "duplicate event_id with different content"
 

@@ -13,9 +13,9 @@ from datetime import date
 
 import duckdb
 
+from segment_pipeline.ingest.events import REJECTED, ensure_tables
 from segment_pipeline.ingest.sources import SourceError, SourceFile, literal_path
 from segment_pipeline.ingest.staging import FILE_ERRORS, MAX_LINE_BYTES, unreadable_reason
-from segment_pipeline.storage.schema import ensure_tables
 from segment_pipeline.storage.warehouse import ANALYTICS, quote_ident, scalar, transaction
 
 PROFILES = (ANALYTICS, "profiles")
@@ -70,7 +70,7 @@ def _read_all(con: duckdb.DuckDBPyConnection, files: list[SourceFile]) -> None:
 
 def load_profiles(con: duckdb.DuckDBPyConnection, files: list[SourceFile], *, snapshot_date: date) -> ProfileReport:
     """Replace ``analytics.profiles`` with what the profile files hold now, in one transaction."""
-    ensure_tables(con, (ANALYTICS, "rejected_events"))
+    ensure_tables(con, REJECTED)
     with transaction(con):
         if not files:
             con.execute("CREATE OR REPLACE TABLE analytics.profiles (user_id VARCHAR NOT NULL)")

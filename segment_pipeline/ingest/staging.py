@@ -133,21 +133,27 @@ def _props(column: str | None, sql_type: str | None) -> str:
     return f"CASE WHEN {ref} IS NULL THEN NULL ELSE CAST(to_json({ref}) AS VARCHAR) END"
 
 
-def _parquet_select(con: duckdb.DuckDBPyConnection, source: SourceFile, read_path: str) -> tuple[str, list]:
-    described = con.execute("DESCRIBE SELECT * FROM read_parquet(?)", [read_path]).fetchall()
-    types = {name: sql_type for name, sql_type, *_ in described}
-    _require_columns(source, list(types))
+def typed_fields(types: dict[str, str]) -> str:
+    """The staged fields (``event_id_raw`` .. ``props_text``) of a typed relation with these
+    column types: a Parquet file, or the live engine's frames and tables."""
     col = {c: (c if c in types else None) for c in EVENT_COLUMNS}
-    sql = f"""
-        SELECT ? || ':' || CAST(file_row_number + 1 AS VARCHAR) AS source,
-               file_row_number + 1 AS row_no,
-               CAST(to_json(struct_pack({", ".join(f"{quote_ident(n)} := {quote_ident(n)}" for n in types)})) AS VARCHAR) AS raw_json,
-               {_text(col["event_id"], types.get("event_id"))} AS event_id_raw,
+    return f"""{_text(col["event_id"], types.get("event_id"))} AS event_id_raw,
                {_text(col["user_id"], types.get("user_id"))} AS user_id_raw,
                {_text(col["event_name"], types.get("event_name"))} AS event_name_raw,
                {quote_ident("ts")} IS NOT NULL AS ts_present,
                {_ts(col["ts"], types.get("ts"))} AS ts_value,
-               {_props(col["properties"], types.get("properties"))} AS props_text,
+               {_props(col["properties"], types.get("properties"))} AS props_text"""
+
+
+def _parquet_select(con: duckdb.DuckDBPyConnection, source: SourceFile, read_path: str) -> tuple[str, list]:
+    described = con.execute("DESCRIBE SELECT * FROM read_parquet(?)", [read_path]).fetchall()
+    types = {name: sql_type for name, sql_type, *_ in described}
+    _require_columns(source, list(types))
+    sql = f"""
+        SELECT ? || ':' || CAST(file_row_number + 1 AS VARCHAR) AS source,
+               file_row_number + 1 AS row_no,
+               CAST(to_json(struct_pack({", ".join(f"{quote_ident(n)} := {quote_ident(n)}" for n in types)})) AS VARCHAR) AS raw_json,
+               {typed_fields(types)},
                NULL::VARCHAR AS malformed,
                getvariable('sp_file_idx') AS file_idx
         FROM read_parquet(?, file_row_number = true)

@@ -53,9 +53,9 @@ import duckdb
 import polars as pl
 
 from segment_pipeline.config.segments import EventStep, SegmentDefinition
-from segment_pipeline.ingest.events import _CLASSIFY
+from segment_pipeline.ingest.normalize import classify_sql
 from segment_pipeline.ingest.sources import SourceError, SourceFile
-from segment_pipeline.ingest.staging import STAGED_TABLE_DDL, stage_file
+from segment_pipeline.ingest.staging import STAGED_TABLE_DDL, stage_file, typed_fields
 from segment_pipeline.live import outbox
 from segment_pipeline.live.outbox import Entry, enqueue, utc_naive
 from segment_pipeline.live.tags import apply_live_tags
@@ -156,48 +156,17 @@ def _live(segments: list[SegmentDefinition]) -> list[SegmentDefinition]:
 
 
 def _source_sql(con: duckdb.DuckDBPyConnection, ref: str) -> str:
-    """The events of ``ref`` in the snapshot's shape (trimmed text, naive UTC ts, normalized
-    JSON-object properties), with ``event_id`` derived exactly as the event load derives it
-    for rows without one, so the same event read here or from the snapshot has one id."""
+    """The valid events of ``ref`` in the snapshot's shape, typed, checked and given their
+    ``event_id`` by the event load's own rules (``ingest/normalize.py``), so the same event
+    read here or from the snapshot has one id."""
     types = {row[0]: row[1] for row in con.execute(f"DESCRIBE SELECT * FROM {ref}").fetchall()}
     missing = [c for c in ("user_id", "event_name", "ts") if c not in types]
     if missing:
         raise ValueError(f"live events from {ref}: missing column(s) {', '.join(missing)}")
-    if "properties" not in types:
-        props = "NULL::VARCHAR"
-    elif types["properties"] in ("VARCHAR", "JSON"):
-        props = "CAST(properties AS VARCHAR)"
-    else:
-        props = "CAST(to_json(properties) AS VARCHAR)"
-    given = "CAST(event_id AS VARCHAR)" if "event_id" in types else "NULL::VARCHAR"
-
-    def text(expr: str) -> str:
-        return f"CASE WHEN regexp_matches({expr}, '[^[:space:]]') THEN trim({expr}) END"
-
-    return f"""
-        WITH typed AS (
-            SELECT {text(given)} AS given_id, {text("CAST(user_id AS VARCHAR)")} AS user_id,
-                   {text("CAST(event_name AS VARCHAR)")} AS event_name,
-                   CAST(try_cast(ts AS TIMESTAMPTZ) AT TIME ZONE 'UTC' AS TIMESTAMP) AS ts,
-                   CASE WHEN {props} IS NULL THEN '{{}}'
-                        WHEN json_valid({props}) AND json_type(CAST({props} AS JSON)) = 'OBJECT'
-                        THEN CAST(json({props}) AS VARCHAR) END AS properties,
-                   row_number() OVER () AS row_no
-            FROM {ref}
-        ), valid AS (
-            SELECT * FROM typed
-            WHERE user_id IS NOT NULL AND event_name IS NOT NULL AND ts IS NOT NULL AND properties IS NOT NULL
-        )
-        SELECT coalesce(given_id, 'derived-' || md5(concat_ws(chr(31), user_id, event_name,
-                        strftime(ts, '%Y-%m-%dT%H:%M:%S.%f'), properties))
-                        || CASE WHEN occurrence > 1 THEN '-' || CAST(occurrence AS VARCHAR) ELSE '' END) AS event_id,
-               user_id, event_name, ts, properties
-        FROM (
-            SELECT *, row_number() OVER (
-                PARTITION BY given_id IS NULL, user_id, event_name, ts, properties ORDER BY row_no) AS occurrence
-            FROM valid
-        )
-    """
+    staged = f"""(SELECT NULL::VARCHAR AS source, row_number() OVER () AS row_no, NULL::VARCHAR AS raw_json,
+                         {typed_fields(types)}, NULL::VARCHAR AS malformed, 0 AS file_idx
+                  FROM {ref})"""
+    return f"SELECT event_id, user_id, event_name, ts, properties FROM ({classify_sql(staged)}) WHERE reason IS NULL"
 
 
 def _step_condition(step: EventStep, params: SqlParams) -> str:
@@ -317,7 +286,7 @@ def _stage(con: duckdb.DuckDBPyConnection, files: list[SourceFile]) -> list[tupl
             continue
         con.execute("INSERT INTO _staged SELECT * FROM _staged_one")
     con.execute("DROP TABLE IF EXISTS _staged_one")
-    con.execute(_CLASSIFY)
+    con.execute(f"CREATE OR REPLACE TEMP TABLE _classified AS {classify_sql('_staged')}")
     con.execute(
         "CREATE OR REPLACE TEMP VIEW _live_files AS "
         "SELECT event_id, user_id, event_name, ts, properties FROM _classified WHERE reason IS NULL"

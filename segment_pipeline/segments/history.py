@@ -13,17 +13,14 @@ from datetime import date
 
 import duckdb
 
+from segment_pipeline.storage.tables import column_ddl
 from segment_pipeline.storage.warehouse import ANALYTICS, scalar
 
 MEMBERSHIPS = (ANALYTICS, "segment_memberships")
 TAGS = (ANALYTICS, "segment_tags")
 OVERLAPS = (ANALYTICS, "segment_overlaps")
 
-DDL = {
-    MEMBERSHIPS: "as_of_date DATE NOT NULL, segment_name VARCHAR NOT NULL, user_id VARCHAR NOT NULL",
-    TAGS: "user_id VARCHAR NOT NULL, segment_name VARCHAR NOT NULL, created_at TIMESTAMP NOT NULL, removed_at TIMESTAMP",
-    OVERLAPS: "as_of_date DATE NOT NULL, segment_a VARCHAR NOT NULL, segment_b VARCHAR NOT NULL, users BIGINT NOT NULL",
-}
+DDL = {key: column_ddl(key[1]) for key in (MEMBERSHIPS, TAGS, OVERLAPS)}
 
 _PAST_SEGMENTS = "SELECT DISTINCT segment_name FROM pipeline_state.segment_evaluations"
 

@@ -15,11 +15,10 @@ import duckdb
 
 from segment_pipeline.config.scores import ScoreDefinition
 from segment_pipeline.config.segments import ALL_USERS
+from segment_pipeline.storage.tables import column_ddl
 from segment_pipeline.storage.warehouse import scalar
 
-USER_SCORES_DDL = (
-    "as_of_date DATE NOT NULL, score_name VARCHAR NOT NULL, user_id VARCHAR NOT NULL, label VARCHAR NOT NULL"
-)
+USER_SCORES_DDL = column_ddl("user_scores")
 _BIWEEKLY_EPOCH = date(2024, 1, 1)  # a Monday
 
 

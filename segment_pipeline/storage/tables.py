@@ -1,8 +1,9 @@
 """The reference of every ``analytics`` table: grain, keys, and what each column means.
 
-The README's table reference is rendered from here (``render_markdown``) and a test
-checks both that the README holds exactly that text and that the warehouse a full
-run writes has exactly these columns, so code, docs and warehouse cannot drift.
+The README's table reference is rendered from here (``render_markdown``), the tables are
+created from here (``create_sql``), and so are their Dagster column schemas and unique-key
+checks (``defs/``); a test checks that the README holds exactly that text and that the
+warehouse a full run writes has exactly these columns, so code, docs and warehouse cannot drift.
 """
 
 from __future__ import annotations
@@ -17,10 +18,21 @@ class Table:
     keys: tuple[str, ...]
     columns: tuple[tuple[str, str, str], ...]  # name, DuckDB type, meaning
     dynamic_columns: bool = False  # profiles: one column per profile property after user_id
+    required: tuple[str, ...] = ()  # NOT NULL besides the key columns
+
+    def not_null(self, column: str) -> bool:
+        return column in self.keys or column in self.required
 
 
-def _t(name: str, grain: str, keys: tuple[str, ...], *columns: tuple[str, str, str], dynamic: bool = False) -> Table:
-    return Table(name, grain, keys, columns, dynamic)
+def _t(
+    name: str,
+    grain: str,
+    keys: tuple[str, ...],
+    *columns: tuple[str, str, str],
+    dynamic: bool = False,
+    required: tuple[str, ...] = (),
+) -> Table:
+    return Table(name, grain, keys, columns, dynamic, required)
 
 
 TABLES: tuple[Table, ...] = (
@@ -38,6 +50,7 @@ TABLES: tuple[Table, ...] = (
         ("ts", "TIMESTAMP", "when it happened, UTC"),
         ("properties", "JSON", "the event's properties, a JSON object (`{}` when none)"),
         ("snapshot_date", "DATE", "the day of the run that loaded the row"),
+        required=("user_id", "event_name", "ts", "properties", "snapshot_date"),
     ),
     _t(
         "rejected_events",
@@ -52,6 +65,7 @@ TABLES: tuple[Table, ...] = (
         ),
         ("reason", "VARCHAR", "why it was not loaded, e.g. `unparseable ts`, `unreadable file: ...`"),
         ("raw", "VARCHAR", "the row as read, as JSON (an excerpt for a too-long line; empty for an unreadable file)"),
+        required=("snapshot_date", "reason"),
     ),
     _t(
         "profiles",
@@ -85,6 +99,7 @@ TABLES: tuple[Table, ...] = (
         ("segment_a", "VARCHAR", "a segment"),
         ("segment_b", "VARCHAR", "a segment (equal to segment_a on the diagonal)"),
         ("users", "BIGINT", "users in both; the segment's size when a = b; 0 kept"),
+        required=("users",),
     ),
     _t(
         "user_scores",
@@ -94,6 +109,7 @@ TABLES: tuple[Table, ...] = (
         ("score_name", "VARCHAR", "a tree of scores.yaml"),
         ("user_id", "VARCHAR", "the user"),
         ("label", "VARCHAR", "the label of the first path whose segments all hold (the default path otherwise)"),
+        required=("label",),
     ),
     _t(
         "goal_status",
@@ -108,6 +124,7 @@ TABLES: tuple[Table, ...] = (
             "what a person should know: forecast vs actual, the model, a reported config change, the error",
         ),
         ("model_run_id", "VARCHAR", "the MLflow run of the model that scores the goal"),
+        required=("status",),
     ),
     _t(
         "target_groups",
@@ -117,6 +134,7 @@ TABLES: tuple[Table, ...] = (
         ("user_id", "VARCHAR", "a member of the goal's segment as of the day before createdOn"),
         ("group", "VARCHAR", "`test` or `control`, by the public hash"),
         ("frozen_on", "DATE", "the day the group was taken as of (the day before createdOn)"),
+        required=("group", "frozen_on"),
     ),
     _t(
         "goal_forecasts",
@@ -165,6 +183,7 @@ TABLES: tuple[Table, ...] = (
             "value goals: `high`, `medium`, `low` (top 20%, next 30%, rest of tonight's open users by predicted_value, "
             "ties by a stable hash of user_id); NULL for achieved users and other goals",
         ),
+        required=("group", "bucket"),
     ),
     _t(
         "goal_uplift",
@@ -216,6 +235,7 @@ TABLES: tuple[Table, ...] = (
         ("auc_ci_high", "DOUBLE", "... high"),
         ("brier", "DOUBLE", "mean squared error of the scores against the 0/1 outcome"),
         ("top_bucket_lift", "DOUBLE", "conversion of that night's most_likely bucket over all open users' conversion"),
+        required=("horizon_end", "users", "achievers", "predicted_achievers"),
     ),
     _t(
         "engagement_audiences",
@@ -225,12 +245,27 @@ TABLES: tuple[Table, ...] = (
         ("as_of_date", "DATE", "the night's day"),
         ("bucket", "VARCHAR", "`most_likely`, `moderately_likely` or `least_likely`"),
         ("user_id", "VARCHAR", "a test-group user who has not achieved yet (never a control user)"),
+        required=("bucket",),
     ),
 )
 
 BY_NAME = {t.name: t for t in TABLES}
 README_BEGIN = "<!-- table reference: generated from segment_pipeline/storage/tables.py -->"
 README_END = "<!-- end of table reference -->"
+
+
+def column_ddl(name: str) -> str:
+    """The column list of ``analytics.<name>`` for CREATE TABLE: types from the reference,
+    NOT NULL on the key and the required columns."""
+    table = BY_NAME[name]
+    return ", ".join(
+        f'"{column}" {kind}' + (" NOT NULL" if table.not_null(column) else "") for column, kind, _ in table.columns
+    )
+
+
+def create_sql(name: str) -> str:
+    """CREATE TABLE IF NOT EXISTS for ``analytics.<name>``, from the reference."""
+    return f'CREATE TABLE IF NOT EXISTS analytics."{name}" ({column_ddl(name)})'
 
 
 def render_markdown() -> str:

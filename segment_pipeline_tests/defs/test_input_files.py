@@ -11,11 +11,13 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from segment_pipeline.definitions import defs
+from segment_pipeline.definitions import defs as load_definitions
 from segment_pipeline.settings import load_settings
 from segment_pipeline.storage.connections import open_duckdb
 from segment_pipeline_tests.conftest import make_events, write_events
 from segment_pipeline_tests.defs.conftest import small_demo_resources
+
+defs = load_definitions()
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 DG = Path(sys.executable).parent / "dg"

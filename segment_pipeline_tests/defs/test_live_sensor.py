@@ -39,7 +39,7 @@ def write(path, rows: list[dict]) -> None:
 
 def tick(resources: dict) -> str:
     with dg.build_sensor_context(resources=resources, instance=dg.DagsterInstance.ephemeral()) as context:
-        result = live_segments_sensor(context)
+        result = live_segments_sensor(tick_seconds=30)(context)
     return result.skip_message if isinstance(result, dg.SkipReason) else str(result)
 
 

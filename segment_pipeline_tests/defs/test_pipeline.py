@@ -8,13 +8,16 @@ import dagster as dg
 import pytest
 
 from segment_pipeline.config.project import validation_count
-from segment_pipeline.definitions import defs
+from segment_pipeline.definitions import defs as load_definitions
 from segment_pipeline.storage.connections import open_duckdb
 from segment_pipeline_tests.conftest import make_events, write_events
 from segment_pipeline_tests.defs.conftest import SMALL_DEMO_DAY, small_demo_resources
 
+defs = load_definitions()
+
 ASSETS = list(defs.assets or [])
-CHECKS = list(defs.asset_checks or [])
+# As the nightly job runs them: freshness is judged by its sensor, against the clock.
+CHECKS = [c for c in defs.asset_checks or [] if all(k.name != "freshness_check" for k in c.check_keys)]
 
 
 def table_dump(path) -> dict[str, list]:

@@ -10,7 +10,7 @@ import polars as pl
 
 from segment_pipeline.config.goals import GoalDefinition, load_goals_text
 from segment_pipeline.config.segments import SegmentConfig, load_segments_text
-from segment_pipeline.storage.schema import ensure_tables
+from segment_pipeline.ingest.events import ensure_tables
 from segment_pipeline.storage.warehouse import ANALYTICS
 
 

@@ -30,9 +30,9 @@ from segment_pipeline.goals.features import (
     historical_timing_curve,
     history_problem,
 )
+from segment_pipeline.ingest.events import ensure_tables
 from segment_pipeline.rules.compiler import evaluate_past_segments
 from segment_pipeline.storage import warehouse
-from segment_pipeline.storage.schema import ensure_tables
 from segment_pipeline_tests.goals.goal_world import Events, make_goal, segments_yaml
 
 

@@ -169,7 +169,7 @@ def test_only_http_urls_are_accepted_at_start_up(url, tmp_path):
 def test_loading_the_definitions_with_a_file_url_fails_with_one_clear_line():
     env = {**os.environ, "SEGMENT_PIPELINE_WEBHOOK_URL": "file:///etc/passwd"}
     loaded = subprocess.run(
-        [sys.executable, "-c", "import segment_pipeline.definitions"],
+        [sys.executable, "-c", "from segment_pipeline.definitions import defs; defs()"],
         capture_output=True,
         text=True,
         env=env,

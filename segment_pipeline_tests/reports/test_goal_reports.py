@@ -8,13 +8,15 @@ from datetime import date
 import dagster as dg
 import pytest
 
-from segment_pipeline.definitions import defs
+from segment_pipeline.definitions import defs as load_definitions
 from segment_pipeline.reports.build import goal_slug, write_night_reports
 from segment_pipeline.settings import BUNDLED_CONFIG_DIR
 from segment_pipeline.storage import warehouse
 from segment_pipeline.storage.connections import open_duckdb
 from segment_pipeline_tests.defs.conftest import small_demo_resources
 from segment_pipeline_tests.reports.browser import browser_page
+
+defs = load_definitions()
 
 DAY = "2026-02-20"
 GOAL = "carts in late february"

@@ -4,35 +4,16 @@ from pathlib import Path
 
 import dagster as dg
 
-from segment_pipeline.defs.constants import EXPORTS_GROUP
-from segment_pipeline.defs.partitions import DAILY
+from segment_pipeline.defs.constants import EXPORTS_GROUP, KEY_PREFIX
+from segment_pipeline.defs.partitions import daily
 from segment_pipeline.defs.resources import ExportResource, WarehouseResource
 from segment_pipeline.storage.export import export_tables
+from segment_pipeline.storage.tables import TABLES
+
+# Every table of the reference: the export runs after all of them are written.
+EXPORTED = [dg.AssetKey([KEY_PREFIX, table.name]) for table in TABLES]
 
 
-@dg.asset(
-    deps=[
-        dg.AssetKey(["analytics", name])
-        for name in (
-            "event_snapshots",
-            "rejected_events",
-            "profiles",
-            "segment_memberships",
-            "segment_tags",
-            "segment_overlaps",
-            "user_scores",
-            "target_groups",
-            "goal_status",
-            "goal_forecasts",
-            "intent_buckets",
-            "engagement_audiences",
-            "goal_uplift",
-        )
-    ],
-    group_name=EXPORTS_GROUP,
-    kinds={"duckdb", "parquet"},
-    **DAILY,
-)
 def bi_exports(warehouse: WarehouseResource, exports: ExportResource) -> dg.MaterializeResult:
     """Parquet copies of every analytics table in SEGMENT_PIPELINE_EXPORT_DIR, refreshed after
     each run for BI tools that read files; nothing is written when the variable is unset."""
@@ -46,4 +27,11 @@ def bi_exports(warehouse: WarehouseResource, exports: ExportResource) -> dg.Mate
             "rows": dg.MetadataValue.json(written),
             "dagster/row_count": sum(written.values()),
         }
+    )
+
+
+@dg.definitions
+def defs() -> dg.Definitions:
+    return dg.Definitions(
+        assets=[dg.asset(deps=EXPORTED, group_name=EXPORTS_GROUP, kinds={"duckdb", "parquet"}, **daily())(bi_exports)]
     )

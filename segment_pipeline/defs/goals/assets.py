@@ -5,7 +5,7 @@ import dagster as dg
 from segment_pipeline.defs.constants import GOALS_GROUP, KEY_PREFIX
 from segment_pipeline.defs.failures import input_errors_as_failures
 from segment_pipeline.defs.goals.metadata import goal_asset_metadata
-from segment_pipeline.defs.partitions import DAILY, run_days
+from segment_pipeline.defs.partitions import daily, run_days
 from segment_pipeline.defs.resources import ConfigResource, MLflowResource, WarehouseResource
 from segment_pipeline.defs.segments.assets import SEGMENT_MEMBERSHIPS
 from segment_pipeline.goals import goal_day
@@ -34,59 +34,57 @@ def _spec(key: dg.AssetKey, description: str, deps: list, kinds: set[str] | None
     return dg.AssetSpec(key, deps=deps, description=description, group_name=GOALS_GROUP, kinds=kinds or {"duckdb"})
 
 
-@dg.multi_asset(
-    specs=[
-        _spec(
-            TARGET_GROUPS,
-            "Each goal's target group: its segment's members as of the day before createdOn, "
-            "frozen once, with the contract's public 5% control hash (group test or control).",
-            [SEGMENT_MEMBERSHIPS],
-        ),
-        _spec(
-            GOAL_STATUS,
-            "One row per goal per day: active, insufficient_history, ended or invalid, with a "
-            "message and the MLflow run of the model that scores the goal.",
-            [SEGMENT_MEMBERSHIPS],
-            {"duckdb", "xgboost", "mlflow"},
-        ),
-        _spec(
-            GOAL_FORECASTS,
-            "The forecast made at creation of how many of the target group achieve the goal "
-            "by each day of its window (90% interval), with the actual count for the days that have passed.",
-            [SEGMENT_MEMBERSHIPS],
-        ),
-        _spec(
-            INTENT_BUCKETS,
-            "Every target-group user each night: a calibrated probability of achieving the goal "
-            "in what is left of its window and a bucket (most, moderately, least likely), or achieved.",
-            [SEGMENT_MEMBERSHIPS],
-            {"duckdb", "xgboost"},
-        ),
-        _spec(
-            ENGAGEMENT_AUDIENCES,
-            "Campaign audiences per goal and bucket: test-group users who have not "
-            "achieved yet. Never a control user, so the control stays clean.",
-            [SEGMENT_MEMBERSHIPS],
-        ),
-        _spec(
-            GOAL_UPLIFT,
-            "Test vs control each night, overall and per bucket frozen at creation: rates, "
-            "absolute and relative uplift with a 95% Newcombe interval, a two-sided p-value and a "
-            "sample-ratio-mismatch test against the declared split.",
-            [SEGMENT_MEMBERSHIPS],
-        ),
-        _spec(
-            GOAL_MODEL_QUALITY,
-            "How good each night's predictions turned out: once a goal's window has "
-            "ended, one row per scored night with realized AUC (95% Hanley-McNeil interval), Brier score, "
-            "predicted vs actual achievers and the most-likely bucket's lift.",
-            [SEGMENT_MEMBERSHIPS],
-            {"duckdb", "mlflow"},
-        ),
-    ],
-    **DAILY,
-    can_subset=False,
-)
+GOAL_SPECS = [
+    _spec(
+        TARGET_GROUPS,
+        "Each goal's target group: its segment's members as of the day before createdOn, "
+        "frozen once, with the contract's public 5% control hash (group test or control).",
+        [SEGMENT_MEMBERSHIPS],
+    ),
+    _spec(
+        GOAL_STATUS,
+        "One row per goal per day: active, insufficient_history, ended or invalid, with a "
+        "message and the MLflow run of the model that scores the goal.",
+        [SEGMENT_MEMBERSHIPS],
+        {"duckdb", "xgboost", "mlflow"},
+    ),
+    _spec(
+        GOAL_FORECASTS,
+        "The forecast made at creation of how many of the target group achieve the goal "
+        "by each day of its window (90% interval), with the actual count for the days that have passed.",
+        [SEGMENT_MEMBERSHIPS],
+    ),
+    _spec(
+        INTENT_BUCKETS,
+        "Every target-group user each night: a calibrated probability of achieving the goal "
+        "in what is left of its window and a bucket (most, moderately, least likely), or achieved.",
+        [SEGMENT_MEMBERSHIPS],
+        {"duckdb", "xgboost"},
+    ),
+    _spec(
+        ENGAGEMENT_AUDIENCES,
+        "Campaign audiences per goal and bucket: test-group users who have not "
+        "achieved yet. Never a control user, so the control stays clean.",
+        [SEGMENT_MEMBERSHIPS],
+    ),
+    _spec(
+        GOAL_UPLIFT,
+        "Test vs control each night, overall and per bucket frozen at creation: rates, "
+        "absolute and relative uplift with a 95% Newcombe interval, a two-sided p-value and a "
+        "sample-ratio-mismatch test against the declared split.",
+        [SEGMENT_MEMBERSHIPS],
+    ),
+    _spec(
+        GOAL_MODEL_QUALITY,
+        "How good each night's predictions turned out: once a goal's window has "
+        "ended, one row per scored night with realized AUC (95% Hanley-McNeil interval), Brier score, "
+        "predicted vs actual achievers and the most-likely bucket's lift.",
+        [SEGMENT_MEMBERSHIPS],
+        {"duckdb", "mlflow"},
+    ),
+]
+
+
 def goals(
     context: dg.AssetExecutionContext,
     warehouse: WarehouseResource,
@@ -108,7 +106,7 @@ def goals(
     last = run_days(context)[-1]
     latest = [r for r in rows if r.as_of == last]
     with warehouse.connect(read_only=True) as con:
-        shown = goal_asset_metadata(con, latest, mlflow.tracking_uri)
+        shown = goal_asset_metadata(con, latest, mlflow.tracking_uri, mlflow.ui_url)
     yield dg.MaterializeResult(asset_key=GOAL_STATUS, metadata=shown["goal_status"])
     yield dg.MaterializeResult(asset_key=TARGET_GROUPS, metadata=shown["target_groups"])
     yield dg.MaterializeResult(asset_key=GOAL_FORECASTS, metadata=shown["goal_forecasts"])
@@ -140,3 +138,8 @@ def _quality_metadata(rows: list[goal_day.GoalDayResult]) -> dict:
         if aucs:
             metadata[f"{result.goal_name}: mean realized auc"] = dg.MetadataValue.float(sum(aucs) / len(aucs))
     return metadata
+
+
+@dg.definitions
+def defs() -> dg.Definitions:
+    return dg.Definitions(assets=[dg.multi_asset(specs=GOAL_SPECS, can_subset=False, **daily())(goals)])

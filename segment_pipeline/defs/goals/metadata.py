@@ -12,10 +12,9 @@ import dagster as dg
 import duckdb
 
 from segment_pipeline.goals.goal_day import GoalDayResult
-from segment_pipeline.goals.setup import stored_model
+from segment_pipeline.goals.store import stored_model
 from segment_pipeline.reports.figures import GoalNight, goal_night
 from segment_pipeline.reports.mlflow_links import experiment_runs_url, mlflow_ui_command, run_page_url
-from segment_pipeline.settings import load_settings
 
 FORECAST_FIGURES = ("achievers", "forecast", "forecast_low", "forecast_high")
 UPLIFT_FIGURES = ("test_rate", "control_rate", "uplift", "uplift_ci_low", "uplift_ci_high")
@@ -34,11 +33,10 @@ def table(columns: list[tuple[str, str, str]], rows: list[list]) -> dg.TableMeta
 
 
 def goal_asset_metadata(
-    con: duckdb.DuckDBPyConnection, results: list[GoalDayResult], tracking_uri: str
+    con: duckdb.DuckDBPyConnection, results: list[GoalDayResult], tracking_uri: str, ui_url: str
 ) -> dict[str, dict[str, Any]]:
     """Metadata per goal asset name (goal_status, goal_forecasts, goal_uplift, intent_buckets, target_groups)."""
     nights = {r.goal_name: goal_night(con, r.goal_name, r.as_of) for r in results}
-    ui_url = load_settings().mlflow_ui_url
     status: dict[str, Any] = {
         "goals": table(
             [

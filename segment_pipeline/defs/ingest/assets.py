@@ -4,7 +4,7 @@ import dagster as dg
 
 from segment_pipeline.defs.constants import INGEST_GROUP, KEY_PREFIX
 from segment_pipeline.defs.failures import input_errors_as_failures
-from segment_pipeline.defs.partitions import DAILY, run_days
+from segment_pipeline.defs.partitions import daily, run_days
 from segment_pipeline.defs.previews import table_preview
 from segment_pipeline.defs.resources import ConfigResource, EventSourcesResource, WarehouseResource
 from segment_pipeline.ingest.events import load_events
@@ -17,34 +17,32 @@ REJECTED_EVENTS = dg.AssetKey([KEY_PREFIX, "rejected_events"])
 PROFILES = dg.AssetKey([KEY_PREFIX, "profiles"])
 
 
-@dg.multi_asset(
-    specs=[
-        dg.AssetSpec(
-            EVENT_SNAPSHOTS,
-            description=(
-                "Every valid event with ts before the end of the partition's day, loaded once "
-                "(by event_id) from SEGMENT_PIPELINE_EVENTS or the demo generator. "
-                "snapshot_date is the day of the run that loaded the row."
-            ),
-            group_name=INGEST_GROUP,
-            kinds={"duckdb"},
+EVENT_SPECS = [
+    dg.AssetSpec(
+        EVENT_SNAPSHOTS,
+        description=(
+            "Every valid event with ts before the end of the partition's day, loaded once "
+            "(by event_id) from SEGMENT_PIPELINE_EVENTS or the demo generator. "
+            "snapshot_date is the day of the run that loaded the row."
         ),
-        dg.AssetSpec(
-            REJECTED_EVENTS,
-            description=(
-                "Source rows that broke the input contract (empty user_id or event_name, "
-                "missing or unparseable ts, properties not a JSON object, malformed, too long or "
-                "non-UTF-8 lines, an event_id repeated with different content), each with its "
-                "file:row and reason, and files that could not be read at all (source = the path). "
-                "Never silently dropped."
-            ),
-            group_name=INGEST_GROUP,
-            kinds={"duckdb"},
+        group_name=INGEST_GROUP,
+        kinds={"duckdb"},
+    ),
+    dg.AssetSpec(
+        REJECTED_EVENTS,
+        description=(
+            "Source rows that broke the input contract (empty user_id or event_name, "
+            "missing or unparseable ts, properties not a JSON object, malformed, too long or "
+            "non-UTF-8 lines, an event_id repeated with different content), each with its "
+            "file:row and reason, and files that could not be read at all (source = the path). "
+            "Never silently dropped."
         ),
-    ],
-    **DAILY,
-    can_subset=False,
-)
+        group_name=INGEST_GROUP,
+        kinds={"duckdb"},
+    ),
+]
+
+
 def event_snapshots(
     context: dg.AssetExecutionContext,
     warehouse: WarehouseResource,
@@ -102,12 +100,6 @@ def event_snapshots(
     )
 
 
-@dg.asset(
-    key=PROFILES,
-    group_name=INGEST_GROUP,
-    kinds={"duckdb"},
-    **DAILY,
-)
 def profiles(
     context: dg.AssetExecutionContext,
     warehouse: WarehouseResource,
@@ -132,4 +124,14 @@ def profiles(
             "files": dg.MetadataValue.json([str(f.path) for f in files]),
             "preview": dg.MetadataValue.md(preview),
         }
+    )
+
+
+@dg.definitions
+def defs() -> dg.Definitions:
+    return dg.Definitions(
+        assets=[
+            dg.multi_asset(specs=EVENT_SPECS, can_subset=False, **daily())(event_snapshots),
+            dg.asset(key=PROFILES, group_name=INGEST_GROUP, kinds={"duckdb"}, **daily())(profiles),
+        ]
     )

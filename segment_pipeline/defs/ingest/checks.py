@@ -4,6 +4,7 @@ from datetime import date, timedelta
 
 import dagster as dg
 
+from segment_pipeline.defs.findings import unique_key_results, unique_key_specs
 from segment_pipeline.defs.ingest.assets import EVENT_SNAPSHOTS
 from segment_pipeline.defs.partitions import daily_partitions, run_days
 from segment_pipeline.defs.resources import WarehouseResource
@@ -18,6 +19,7 @@ UNIQUE_IDS_CHECK = "event_ids_unique"
 DAILY_VOLUME_CHECK = "daily_volume_normal"
 
 VOLUME_TRAILING_DAYS = 7
+KEYED_TABLES = ["profiles", "rejected_events"]
 
 _DAILY_COUNTS_SQL = """
 SELECT CAST(ts AS DATE) AS day, count(*) FROM analytics.event_snapshots
@@ -56,38 +58,44 @@ def _per_day(
     )
 
 
-@dg.multi_asset_check(
-    specs=[
+def _specs(partitions: dg.DailyPartitionsDefinition) -> list[dg.AssetCheckSpec]:
+    return [
         dg.AssetCheckSpec(
             REQUIRED_COLUMNS_CHECK,
             asset=EVENT_SNAPSHOTS,
-            partitions_def=daily_partitions,
+            partitions_def=partitions,
             blocking=True,
             description="Every loaded event has an id, a non-blank user and event name, a time and properties.",
         ),
         dg.AssetCheckSpec(
             TIMESTAMP_RANGE_CHECK,
             asset=EVENT_SNAPSHOTS,
-            partitions_def=daily_partitions,
+            partitions_def=partitions,
             blocking=True,
             description="Every loaded event is before the end of the run's day and from 1970-01-01 on.",
         ),
         dg.AssetCheckSpec(
             UNIQUE_IDS_CHECK,
             asset=EVENT_SNAPSHOTS,
-            partitions_def=daily_partitions,
+            partitions_def=partitions,
             blocking=True,
             description="Every event_id is in the snapshot once.",
         ),
         dg.AssetCheckSpec(
             DAILY_VOLUME_CHECK,
             asset=EVENT_SNAPSHOTS,
-            partitions_def=daily_partitions,
+            partitions_def=partitions,
             blocking=False,
             description="The day's event count is within 50% of the trailing 7 days' mean.",
         ),
-    ],
-)
+        # event_snapshots' key is event_ids_unique above, with the load's own examples.
+        *unique_key_specs(["profiles"], partitions),
+        # A warning only: a source file rewritten in place can be rejected again at the same
+        # path:N with other content, and the record of bad input must not stop the night.
+        *unique_key_specs(["rejected_events"], partitions, blocking=False),
+    ]
+
+
 def event_snapshot_quality(context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource):
     """The rows this run loaded, counted in the warehouse; a few offending rows go through the GX suites."""
     days = run_days(context)
@@ -100,6 +108,7 @@ def event_snapshot_quality(context: dg.AssetCheckExecutionContext, warehouse: Wa
             con.execute(_DAILY_COUNTS_SQL, [first - timedelta(days=VOLUME_TRAILING_DAYS), day_cutoff(last)]).fetchall()
         )
         first_day = scalar(con, "SELECT CAST(min(ts) AS DATE) FROM analytics.event_snapshots")
+        keys = unique_key_results(con, KEYED_TABLES, days)
 
     outcomes = {REQUIRED_COLUMNS_CHECK: required, TIMESTAMP_RANGE_CHECK: timestamps, UNIQUE_IDS_CHECK: unique}
 
@@ -113,6 +122,7 @@ def event_snapshot_quality(context: dg.AssetCheckExecutionContext, warehouse: Wa
         ]
         return check_daily_volume(counts.get(day, 0), trailing)
 
+    yield from keys
     if len(days) == 1:
         for name, outcome in outcomes.items():
             yield _result(name, outcome)
@@ -126,4 +136,15 @@ def event_snapshot_quality(context: dg.AssetCheckExecutionContext, warehouse: Wa
         yield _per_day(DAILY_VOLUME_CHECK, day, volume_on(day), dg.AssetCheckSeverity.WARN, blocking=False)
     for name in (*outcomes, DAILY_VOLUME_CHECK):
         key = dg.AssetCheckKey(EVENT_SNAPSHOTS, name)
-        yield dg.Output(None, output_name=event_snapshot_quality.get_output_name_for_asset_check_key(key))
+        output_name = context.op_execution_context.assets_def.get_output_name_for_asset_check_key(key)
+        yield dg.Output(None, output_name=output_name)
+
+
+@dg.definitions
+def defs() -> dg.Definitions:
+    partitions = daily_partitions()
+    return dg.Definitions(
+        asset_checks=[
+            dg.multi_asset_check(specs=_specs(partitions))(event_snapshot_quality),
+        ]
+    )

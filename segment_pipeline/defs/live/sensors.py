@@ -26,19 +26,16 @@ live_segment_entries = dg.AssetSpec(
 )
 
 
-@dg.sensor(
-    name="live_segments",
-    minimum_interval_seconds=load_settings().live_tick_seconds,
-    default_status=dg.DefaultSensorStatus.STOPPED,
-    description=(
-        "Each tick: read event files that are new or changed under SEGMENT_PIPELINE_EVENTS, enter users "
-        "in live segments (subtype 1 on the action; subtype 2 when the inaction deadline passes), and "
-        "deliver due entries to the webhook with retries over a day. Keeps its state in the live store, never "
-        "in the warehouse. Its first tick takes the files already there as history. Needs your own event "
-        "files: the demo has no stream."
-    ),
+SENSOR_DESCRIPTION = (
+    "Each tick: read event files that are new or changed under SEGMENT_PIPELINE_EVENTS, enter users "
+    "in live segments (subtype 1 on the action; subtype 2 when the inaction deadline passes), and "
+    "deliver due entries to the webhook with retries over a day. Keeps its state in the live store, never "
+    "in the warehouse. Its first tick takes the files already there as history. Needs your own event "
+    "files: the demo has no stream."
 )
-def live_segments_sensor(
+
+
+def live_segments_tick(
     context: dg.SensorEvaluationContext,
     sources: EventSourcesResource,
     project_config: ConfigResource,
@@ -95,6 +92,17 @@ def live_segments_sensor(
     return dg.SkipReason(summary)
 
 
+def live_segments_sensor(tick_seconds: int) -> dg.SensorDefinition:
+    """The sensor, evaluated every ``tick_seconds`` (SEGMENT_PIPELINE_LIVE_TICK_SECONDS)."""
+    return dg.sensor(
+        name="live_segments",
+        minimum_interval_seconds=tick_seconds,
+        default_status=dg.DefaultSensorStatus.STOPPED,
+        description=SENSOR_DESCRIPTION,
+    )(live_segments_tick)
+
+
 @dg.definitions
 def defs() -> dg.Definitions:
-    return dg.Definitions(assets=[live_segment_entries], sensors=[live_segments_sensor])
+    sensor = live_segments_sensor(load_settings().live_tick_seconds)
+    return dg.Definitions(assets=[live_segment_entries], sensors=[sensor])

@@ -6,7 +6,7 @@ import dagster as dg
 
 from segment_pipeline.defs.constants import REPORTS_GROUP
 from segment_pipeline.defs.goals.assets import GOAL_FORECASTS, GOAL_STATUS, GOAL_UPLIFT, INTENT_BUCKETS
-from segment_pipeline.defs.partitions import DAILY, run_days
+from segment_pipeline.defs.partitions import daily, run_days
 from segment_pipeline.defs.reports.resources import ReportsResource
 from segment_pipeline.defs.resources import MLflowResource, WarehouseResource
 from segment_pipeline.defs.segments.assets import SEGMENT_MEMBERSHIPS, SEGMENT_OVERLAPS
@@ -17,13 +17,10 @@ from segment_pipeline.reports.summary import night_summary
 BI_EXPORTS = dg.AssetKey("bi_exports")  # a key, not the asset: defs/ loading would see it twice
 
 
-@dg.asset(
-    # After the exports too, so its summary is the run's closing message.
-    deps=[GOAL_STATUS, GOAL_FORECASTS, GOAL_UPLIFT, INTENT_BUCKETS, SEGMENT_MEMBERSHIPS, SEGMENT_OVERLAPS, BI_EXPORTS],
-    group_name=REPORTS_GROUP,
-    kinds={"html", "vega"},
-    **DAILY,
-)
+# After the exports too, so its summary is the run's closing message.
+REPORTED = [GOAL_STATUS, GOAL_FORECASTS, GOAL_UPLIFT, INTENT_BUCKETS, SEGMENT_MEMBERSHIPS, SEGMENT_OVERLAPS, BI_EXPORTS]
+
+
 def goal_reports(
     context: dg.AssetExecutionContext, warehouse: WarehouseResource, reports: ReportsResource, mlflow: MLflowResource
 ) -> dg.MaterializeResult:
@@ -33,7 +30,7 @@ def goal_reports(
     folder = Path(reports.reports_dir)
 
     def run_url(run_id: str) -> str | None:
-        return run_page_url(reports.mlflow_ui_url, mlflow.tracking_uri, run_id)
+        return run_page_url(mlflow.ui_url, mlflow.tracking_uri, run_id)
 
     with warehouse.connect(read_only=True) as con:
         nights = [write_night_reports(con, folder, day, run_url=run_url) for day in run_days(context)]
@@ -49,3 +46,10 @@ def goal_reports(
     for name, page in last.goals.items():
         metadata[f"{name}/report"] = dg.MetadataValue.url(page.as_uri())
     return dg.MaterializeResult(metadata=metadata)
+
+
+@dg.definitions
+def defs() -> dg.Definitions:
+    return dg.Definitions(
+        assets=[dg.asset(deps=REPORTED, group_name=REPORTS_GROUP, kinds={"html", "vega"}, **daily())(goal_reports)]
+    )

@@ -5,7 +5,7 @@ import dagster as dg
 from segment_pipeline.defs.constants import KEY_PREFIX, SEGMENTS_GROUP
 from segment_pipeline.defs.engines.resources import EngineResource
 from segment_pipeline.defs.ingest.assets import EVENT_SNAPSHOTS, PROFILES
-from segment_pipeline.defs.partitions import DAILY, run_days
+from segment_pipeline.defs.partitions import daily, run_days
 from segment_pipeline.defs.previews import rows_table, table_preview
 from segment_pipeline.defs.resources import ConfigResource, WarehouseResource
 from segment_pipeline.rules.vocabulary import read_vocabulary, vocabulary_warnings
@@ -19,44 +19,42 @@ SEGMENT_OVERLAPS = dg.AssetKey([KEY_PREFIX, "segment_overlaps"])
 USER_SCORES = dg.AssetKey([KEY_PREFIX, "user_scores"])
 
 
-@dg.multi_asset(
-    specs=[
-        dg.AssetSpec(
-            SEGMENT_MEMBERSHIPS,
-            deps=[EVENT_SNAPSHOTS, PROFILES],
-            description=(
-                "Who is in each past segment of segments.yaml (and the built-in All Users) as of "
-                "the day: ordered actions, minCount, an inaction, event and profile properties, "
-                "evaluated exactly over the segment's time frame ending at the day's end."
-            ),
-            group_name=SEGMENTS_GROUP,
-            kinds={"duckdb"},
+SEGMENT_SPECS = [
+    dg.AssetSpec(
+        SEGMENT_MEMBERSHIPS,
+        deps=[EVENT_SNAPSHOTS, PROFILES],
+        description=(
+            "Who is in each past segment of segments.yaml (and the built-in All Users) as of "
+            "the day: ordered actions, minCount, an inaction, event and profile properties, "
+            "evaluated exactly over the segment's time frame ending at the day's end."
         ),
-        dg.AssetSpec(
-            SEGMENT_TAGS,
-            deps=[EVENT_SNAPSHOTS, PROFILES],
-            description=(
-                "Segment tags as history: a row opens (created_at) on the first evaluated day a user "
-                "is in a segment and closes (removed_at) on the first day the user is out; re-entry "
-                "opens a new row. removed_at is NULL while the tag is current."
-            ),
-            group_name=SEGMENTS_GROUP,
-            kinds={"duckdb"},
+        group_name=SEGMENTS_GROUP,
+        kinds={"duckdb"},
+    ),
+    dg.AssetSpec(
+        SEGMENT_TAGS,
+        deps=[EVENT_SNAPSHOTS, PROFILES],
+        description=(
+            "Segment tags as history: a row opens (created_at) on the first evaluated day a user "
+            "is in a segment and closes (removed_at) on the first day the user is out; re-entry "
+            "opens a new row. removed_at is NULL while the tag is current."
         ),
-        dg.AssetSpec(
-            SEGMENT_OVERLAPS,
-            deps=[EVENT_SNAPSHOTS, PROFILES],
-            description=(
-                "Users in both segments, for every ordered pair of the day's segments: sizes on the "
-                "diagonal (a = b), overlaps and conflicts off it, zeros kept."
-            ),
-            group_name=SEGMENTS_GROUP,
-            kinds={"duckdb"},
+        group_name=SEGMENTS_GROUP,
+        kinds={"duckdb"},
+    ),
+    dg.AssetSpec(
+        SEGMENT_OVERLAPS,
+        deps=[EVENT_SNAPSHOTS, PROFILES],
+        description=(
+            "Users in both segments, for every ordered pair of the day's segments: sizes on the "
+            "diagonal (a = b), overlaps and conflicts off it, zeros kept."
         ),
-    ],
-    **DAILY,
-    can_subset=False,
-)
+        group_name=SEGMENTS_GROUP,
+        kinds={"duckdb"},
+    ),
+]
+
+
 def segment_memberships(
     context: dg.AssetExecutionContext,
     warehouse: WarehouseResource,
@@ -121,13 +119,6 @@ def _trend_table(trend: list[tuple]) -> str:
     return table + note
 
 
-@dg.asset(
-    key=USER_SCORES,
-    deps=[SEGMENT_MEMBERSHIPS],
-    group_name=SEGMENTS_GROUP,
-    kinds={"duckdb"},
-    **DAILY,
-)
 def user_scores(context: dg.AssetExecutionContext, warehouse: WarehouseResource, project_config: ConfigResource):
     """Score-tree labels (e.g. S1..S4) per user: the first path of scores.yaml whose segments all
     hold; the default path catches everyone else. Recomputed on each tree's refresh day and
@@ -145,4 +136,16 @@ def user_scores(context: dg.AssetExecutionContext, warehouse: WarehouseResource,
             ),
             "dagster/row_count": sum(sum(r.labels.values()) for r in runs),
         }
+    )
+
+
+@dg.definitions
+def defs() -> dg.Definitions:
+    return dg.Definitions(
+        assets=[
+            dg.multi_asset(specs=SEGMENT_SPECS, can_subset=False, **daily())(segment_memberships),
+            dg.asset(
+                key=USER_SCORES, deps=[SEGMENT_MEMBERSHIPS], group_name=SEGMENTS_GROUP, kinds={"duckdb"}, **daily()
+            )(user_scores),
+        ]
     )
