@@ -273,7 +273,7 @@ def test_nightly_memberships_asset_on_spark_gives_the_duckdb_tables(spark, tmp_p
     same small demo: every analytics table identical."""
     import dagster as dg
 
-    from segment_pipeline.definitions import defs
+    from segment_pipeline.definitions import defs as load_definitions
     from segment_pipeline.defs.engines.resources import EngineResource
     from segment_pipeline.defs.segments.assets import SEGMENT_MEMBERSHIPS
     from segment_pipeline_tests.defs.conftest import SMALL_DEMO_DAY, small_demo_resources
@@ -284,7 +284,7 @@ def test_nightly_memberships_asset_on_spark_gives_the_duckdb_tables(spark, tmp_p
         folder = tmp_path / kind
         resources = small_demo_resources(folder) | {"engine": EngineResource(kind=kind)}
         result = dg.materialize(
-            list(defs.assets or []),
+            list(load_definitions().assets or []),
             selection=dg.AssetSelection.assets(SEGMENT_MEMBERSHIPS).upstream().required_multi_asset_neighbors(),
             resources=resources,
             partition_key=SMALL_DEMO_DAY,
