@@ -25,7 +25,9 @@ from segment_pipeline.config.goals import GoalEvent
 from segment_pipeline.config.segments import ALL_USERS, SegmentDefinition
 from segment_pipeline.goals.feature_spec import FeatureSpec
 from segment_pipeline.goals.matching import SqlParams, event_types_condition, goal_event_condition
-from segment_pipeline.rules.compiler import compile_past_segment_chunks, compile_past_segments
+from segment_pipeline.ingest import state
+from segment_pipeline.rules.compiler import compile_past_segment_chunks, compile_past_segments, window_end
+from segment_pipeline.segments import history
 from segment_pipeline.storage.warehouse import quote_ident
 
 EVENTS = "analytics.event_snapshots"
@@ -81,14 +83,36 @@ def load_population(
     profile_columns: dict[str, str] | None,
 ) -> None:
     """``_gf_members`` rows named ``POPULATION``: the goal segment's members (``segment``, or
-    All Users when it is None) as of each anchor's eve."""
+    All Users when it is None) as of each anchor's eve.
+
+    A day whose memberships of the same definition are stored is read from them; All Users
+    comes from ``pipeline_state.users`` when it covers the snapshot; the rest is evaluated."""
     _create_members(con)
     if segment is None and segment_name != ALL_USERS:
         return
-    for anchor in anchors:
+    eves = {anchor: anchor - timedelta(days=1) for anchor in anchors}
+    stored = {} if segment is None else history.stored_memberships(con, list(eves.values()), [segment])
+    all_users_from_state = segment is None and state.is_current(con)
+    for anchor, eve in eves.items():
+        if eve in stored:
+            con.execute(
+                """INSERT INTO _gf_members SELECT CAST(? AS DATE), ?, user_id FROM analytics.segment_memberships
+                   WHERE as_of_date = ? AND segment_name = ?""",
+                [anchor, POPULATION, eve, segment.name],
+            )
+            continue
+        if all_users_from_state:
+            users = f"SELECT user_id FROM {state.USERS} WHERE first_ts < ?"
+            if profile_columns is not None:
+                users += f" UNION SELECT user_id FROM {PROFILES}"
+            con.execute(
+                f"INSERT INTO _gf_members SELECT CAST(? AS DATE), ?, user_id FROM ({users})",
+                [anchor, POPULATION, window_end(eve)],
+            )
+            continue
         query = compile_past_segments(
             [] if segment is None else [segment.model_copy(update={"name": POPULATION})],
-            as_of=anchor - timedelta(days=1),
+            as_of=eve,
             profile_columns=profile_columns,
             include_all_users=segment is None,
         )
@@ -105,19 +129,35 @@ def load_flags(
     profile_columns: dict[str, str] | None,
 ) -> None:
     """``_gf_members`` rows of every past segment in ``segments`` as of each anchor's eve,
-    for the users of ``_gf_pop`` only: a user's membership depends on their own events and
-    profile, so the compiler reads just those (``_gf_pop_events``), one scan per anchor and chunk."""
+    for the users of ``_gf_pop`` only.
+
+    Memberships the segments step stored for that day with the same definition are read
+    (tonight's, when scoring); other segments are evaluated for the population's users only:
+    a user's membership depends on their own events and profile, so the compiler reads just
+    those (``_gf_pop_events``), one scan per anchor and chunk."""
     _create_members(con, replace=False)
     if not segments:
         return
+    eves = {anchor: anchor - timedelta(days=1) for anchor in anchors}
+    stored = history.stored_memberships(con, list(eves.values()), segments)
     con.execute(
         f"""CREATE OR REPLACE TEMP VIEW _gf_pop_events AS
             SELECT * FROM {EVENTS} WHERE user_id IN (SELECT user_id FROM _gf_uids)"""
     )
-    for anchor in anchors:
-        queries = compile_past_segment_chunks(
-            list(segments), as_of=anchor - timedelta(days=1), profile_columns=profile_columns, events="_gf_pop_events"
-        )
+    for anchor, eve in eves.items():
+        read = stored.get(eve, [])
+        if read:
+            con.execute(
+                """INSERT INTO _gf_members SELECT CAST(? AS DATE), segment_name, user_id
+                   FROM analytics.segment_memberships
+                   WHERE as_of_date = ? AND segment_name IN (SELECT unnest(CAST(? AS VARCHAR[])))
+                     AND user_id IN (SELECT user_id FROM _gf_uids)""",
+                [anchor, eve, read],
+            )
+        rest = [s for s in segments if s.name not in set(read)]
+        if not rest:
+            continue
+        queries = compile_past_segment_chunks(rest, as_of=eve, profile_columns=profile_columns, events="_gf_pop_events")
         for query in queries:
             con.execute(
                 f"INSERT INTO _gf_members SELECT CAST($gf_anchor AS DATE), segment_name, user_id FROM ({query.sql})",

@@ -9,10 +9,14 @@ days (00:00 UTC), so a tag joins back to ``segment_memberships.as_of_date``.
 
 from __future__ import annotations
 
+import hashlib
+import json
+from collections.abc import Sequence
 from datetime import date
 
 import duckdb
 
+from segment_pipeline.config.segments import SegmentDefinition
 from segment_pipeline.storage.warehouse import ANALYTICS
 
 MEMBERSHIPS = (ANALYTICS, "segment_memberships")
@@ -58,12 +62,70 @@ def ensure_tables(con: duckdb.DuckDBPyConnection) -> None:
     con.execute(
         "CREATE TABLE IF NOT EXISTS pipeline_state.segment_evaluations (as_of_date DATE NOT NULL, segment_name VARCHAR NOT NULL)"
     )
+    # The definition each day's memberships were computed with, so a reader (a goal's segment
+    # flags) can take them instead of evaluating the segment again.
+    con.execute(f"CREATE TABLE IF NOT EXISTS {DEFINITIONS} ({_DEFINITIONS_DDL})")
+
+
+DEFINITIONS = "pipeline_state.segment_definitions"
+_DEFINITIONS_DDL = "as_of_date DATE NOT NULL, segment_name VARCHAR NOT NULL, definition_hash VARCHAR NOT NULL"
+
+
+def definition_hash(segment: SegmentDefinition) -> str:
+    """Equal for definitions that select the same members from the same data."""
+    text = json.dumps(segment.model_dump(mode="json", by_alias=True), sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def record_definitions(con: duckdb.DuckDBPyConnection, as_of: date, segments: Sequence[SegmentDefinition]) -> None:
+    """Which definitions the day's memberships of ``segments`` come from (replacing an earlier run of the day)."""
+    con.execute(f"DELETE FROM {DEFINITIONS} WHERE as_of_date = ?", [as_of])
+    if segments:
+        con.execute(
+            f"INSERT INTO {DEFINITIONS} SELECT ?, unnest(?), unnest(?)",
+            [as_of, [s.name for s in segments], [definition_hash(s) for s in segments]],
+        )
+
+
+def stored_memberships(
+    con: duckdb.DuckDBPyConnection, days: Sequence[date], segments: Sequence[SegmentDefinition]
+) -> dict[date, list[str]]:
+    """Per day, the names of ``segments`` whose memberships of that day are stored and were
+    computed with the same definition (so reading them equals evaluating the segment again
+    with the profiles of that day's run)."""
+    if not days or not segments or not _definitions_exist(con):
+        return {}
+    rows = con.execute(
+        f"""SELECT d.as_of_date, d.segment_name FROM {DEFINITIONS} d
+            JOIN (SELECT unnest(CAST(? AS VARCHAR[])) AS segment_name, unnest(CAST(? AS VARCHAR[])) AS definition_hash) s
+              USING (segment_name, definition_hash)
+            JOIN pipeline_state.segment_evaluations e USING (as_of_date, segment_name)
+            WHERE d.as_of_date IN (SELECT unnest(CAST(? AS DATE[])))""",
+        [[s.name for s in segments], [definition_hash(s) for s in segments], list(days)],
+    ).fetchall()
+    found: dict[date, list[str]] = {}
+    for day, name in rows:
+        found.setdefault(day, []).append(name)
+    return {day: sorted(names) for day, names in found.items()}
+
+
+def _definitions_exist(con: duckdb.DuckDBPyConnection) -> bool:
+    return bool(
+        con.execute(
+            """SELECT count(*) FROM duckdb_tables() WHERE database_name = current_database()
+               AND schema_name = 'pipeline_state' AND table_name IN ('segment_definitions', 'segment_evaluations')"""
+        ).fetchone()[0]
+        == 2
+    )
 
 
 def replace_day(con: duckdb.DuckDBPyConnection, as_of: date, members_table: str, segment_names: list[str]) -> None:
     """Store the day's memberships (from a ``(segment_name, user_id)`` table), replacing a previous run of that day."""
     con.execute("DELETE FROM analytics.segment_memberships WHERE as_of_date = ?", [as_of])
     con.execute("DELETE FROM pipeline_state.segment_evaluations WHERE as_of_date = ?", [as_of])
+    # Until ``record_definitions`` says otherwise, the day's memberships match no stored definition.
+    con.execute(f"CREATE TABLE IF NOT EXISTS {DEFINITIONS} ({_DEFINITIONS_DDL})")
+    con.execute(f"DELETE FROM {DEFINITIONS} WHERE as_of_date = ?", [as_of])
     con.execute(
         f"INSERT INTO analytics.segment_memberships SELECT DISTINCT ?, segment_name, user_id FROM {members_table} ORDER BY 2, 3",
         [as_of],
