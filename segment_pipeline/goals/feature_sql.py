@@ -23,6 +23,7 @@ import polars as pl
 
 from segment_pipeline.config.goals import GoalEvent
 from segment_pipeline.config.segments import ALL_USERS, SegmentDefinition
+from segment_pipeline.goals import goal_rollups
 from segment_pipeline.goals.feature_spec import FeatureSpec
 from segment_pipeline.goals.matching import SqlParams, event_types_condition, goal_event_condition
 from segment_pipeline.ingest import state
@@ -62,8 +63,7 @@ def temp_tables(con: duckdb.DuckDBPyConnection) -> Iterator[duckdb.DuckDBPyConne
 
 def first_event_day(con: duckdb.DuckDBPyConnection) -> date | None:
     """The day of the snapshot's first event: where history starts."""
-    row = con.execute(f"SELECT CAST(min(ts) AS DATE) FROM {EVENTS}").fetchone()
-    return row[0] if row else None
+    return state.first_event_day(con)
 
 
 def midnight(day: date) -> datetime:
@@ -203,7 +203,14 @@ def load_daily(
     """``_gf_utd`` (per uid, day, event type: events, goal events, last times) over the union
     of the lookback windows; ``_gf_ud`` (per uid and day, with the previous active day);
     ``_gf_first`` (each user's first event before the last anchor, for tenure) from
-    ``_gf_life`` (``load_lifetime``)."""
+    ``_gf_life`` (``load_lifetime``).
+
+    When the load's summaries cover the snapshot, everything comes from the daily rollups
+    (``pipeline_state.daily_rollups`` and the goal's ``goal_rollups``), not the events: the
+    same values, since anchors fall at 00:00 and every window is a range of whole days."""
+    if state.is_current(con):
+        _load_daily_from_rollups(con, goal_events, anchors, lookback_days, value_properties)
+        return
     params = SqlParams()
     is_goal = goal_event_condition(goal_events, params)
     earliest = params.bind(midnight(min(anchors)) - timedelta(days=lookback_days), "TIMESTAMP")
@@ -228,6 +235,50 @@ def load_daily(
                  FROM _gf_utd GROUP BY uid, day)"""
     )
     load_lifetime(con, goal_events, anchors, value_properties)
+    con.execute(
+        "CREATE OR REPLACE TEMP TABLE _gf_first AS SELECT uid, min(first_ts) AS first_ts FROM _gf_life GROUP BY uid"
+    )
+
+
+def _load_daily_from_rollups(
+    con: duckdb.DuckDBPyConnection,
+    goal_events: Sequence[GoalEvent],
+    anchors: Sequence[date],
+    lookback_days: int,
+    value_properties: Sequence[str],
+) -> None:
+    goal_days = goal_rollups.ensure(con, goal_events, value_properties)
+    earliest, latest = min(anchors) - timedelta(days=lookback_days), max(anchors)
+    con.execute(
+        f"""CREATE OR REPLACE TEMP TABLE _gf_utd AS
+            SELECT u.uid, r.day, r.event_name, r.events AS n, r.last_ts
+            FROM {state.ROLLUPS} r JOIN _gf_uids u ON u.user_id = r.user_id
+            WHERE r.day >= ? AND r.day < ?""",
+        [earliest, latest],
+    )
+    con.execute(
+        f"""CREATE OR REPLACE TEMP TABLE _gf_ud AS
+            SELECT d.uid, d.day, d.n, coalesce(g.n_goal, 0) AS n_goal, d.last_ts, g.last_goal_ts,
+                   lag(d.day) OVER (PARTITION BY d.uid ORDER BY d.day) AS prev_day
+            FROM (SELECT uid, day, sum(n) AS n, max(last_ts) AS last_ts FROM _gf_utd GROUP BY uid, day) d
+            LEFT JOIN (SELECT u.uid, g.day, g.n_goal, g.last_goal_ts FROM {goal_days} g
+                       JOIN _gf_uids u ON u.user_id = g.user_id WHERE g.day >= ? AND g.day < ?) g
+              ON g.uid = d.uid AND g.day = d.day""",
+        [earliest, latest],
+    )
+    values = "".join(
+        f", g.vs{i}, coalesce(g.vc{i}, 0) AS vc{i}, g.vl{i}, g.vt{i}" for i in range(len(value_properties))
+    )
+    con.execute(
+        f"""CREATE OR REPLACE TEMP TABLE _gf_life AS
+            SELECT d.uid, d.day, d.n, coalesce(g.n_goal, 0) AS n_goal, d.first_ts, d.last_ts, g.last_goal_ts{values}
+            FROM (SELECT u.uid, r.user_id, r.day, sum(r.events) AS n, min(r.first_ts) AS first_ts,
+                         max(r.last_ts) AS last_ts
+                  FROM {state.ROLLUPS} r JOIN _gf_uids u ON u.user_id = r.user_id
+                  WHERE r.day < ? GROUP BY ALL) d
+            LEFT JOIN {goal_days} g ON g.user_id = d.user_id AND g.day = d.day""",
+        [latest],
+    )
     con.execute(
         "CREATE OR REPLACE TEMP TABLE _gf_first AS SELECT uid, min(first_ts) AS first_ts FROM _gf_life GROUP BY uid"
     )
