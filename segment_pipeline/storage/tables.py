@@ -79,12 +79,16 @@ TABLES: tuple[Table, ...] = (
     ),
     _t(
         "segment_overlaps",
-        "one row per (day, ordered pair of segments)",
+        "one row per (day, ordered pair of segments sharing a user), and per (day, segment) on the diagonal",
         ("as_of_date", "segment_a", "segment_b"),
         ("as_of_date", "DATE", "the evaluation day"),
         ("segment_a", "VARCHAR", "a segment"),
         ("segment_b", "VARCHAR", "a segment (equal to segment_a on the diagonal)"),
-        ("users", "BIGINT", "users in both; the segment's size when a = b; 0 kept"),
+        (
+            "users",
+            "BIGINT",
+            "users in both; the segment's size when a = b (0 kept there); pairs sharing no user have no row",
+        ),
     ),
     _t(
         "user_scores",

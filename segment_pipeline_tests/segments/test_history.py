@@ -55,12 +55,13 @@ def test_rerunning_the_newest_day_is_idempotent_and_an_older_day_rebuilds(con):
     assert tags(con) == [("u1", "a", datetime(2026, 3, 1), None)]
 
 
-def test_overlaps_are_a_full_matrix_with_sizes_on_the_diagonal(con):
+def test_overlaps_hold_sizes_on_the_diagonal_and_only_pairs_that_share_users(con):
     history.ensure_tables(con)
-    evaluate(con, D[0], {"a": {"u1", "u2"}, "b": {"u2", "u3"}, "empty": set()})
+    evaluate(con, D[0], {"a": {"u1", "u2"}, "b": {"u2", "u3"}, "c": {"u4"}, "empty": set()})
     got = {(a, b): n for _, a, b, n in con.execute("SELECT * FROM analytics.segment_overlaps").fetchall()}
     assert got[("a", "a")] == 2 and got[("a", "b")] == got[("b", "a")] == 1
-    assert got[("empty", "a")] == 0 and len(got) == 9
+    assert got[("empty", "empty")] == 0 and got[("c", "c")] == 1
+    assert ("empty", "a") not in got and ("a", "c") not in got and len(got) == 6
 
 
 @settings(max_examples=25, deadline=None)
