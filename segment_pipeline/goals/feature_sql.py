@@ -46,6 +46,8 @@ TEMP_TABLES = (
     "_gf_users",
     "_gf_typemap",
     "_gf_anchors",
+    "_gf_sampled",
+    "_gf_kept",
 )
 DAY_US = 86_400_000_000
 
@@ -359,6 +361,20 @@ def load_labels(
 ) -> None:
     """``_gf_labels(row_id, achieved_day)``: the 0-based day of the window
     ``[anchor, anchor + length_days)`` with the user's first goal event (achievers only)."""
+    if state.is_current(con):
+        # Windows start at 00:00: the first goal event at or after the anchor is in the goal
+        # rollup's first row on or after the anchor's day.
+        con.execute(
+            f"""CREATE OR REPLACE TEMP TABLE _gf_labels AS
+                SELECT p.row_id,
+                       CAST(floor({days_between_sql("p.anchor_ts", "min(g.first_goal_ts)")}) AS INTEGER) AS achieved_day
+                FROM {goal_rollups.ensure(con, goal_events)} g
+                JOIN _gf_pop p ON g.user_id = p.user_id AND g.day >= p.anchor AND g.day < p.anchor + {int(length_days)}
+                WHERE g.day >= ? AND g.day < ?
+                GROUP BY p.row_id, p.anchor_ts""",
+            [min(anchors), max(anchors) + timedelta(days=length_days)],
+        )
+        return
     params = SqlParams()
     types, is_goal = event_types_condition(goal_events, params), goal_event_condition(goal_events, params)
     first = params.bind(midnight(min(anchors)), "TIMESTAMP")
@@ -372,6 +388,80 @@ def load_labels(
             GROUP BY p.row_id, p.anchor_ts""",
         params.values,
     )
+
+
+def anchor_stats(con: duckdb.DuckDBPyConnection, anchors: Sequence[date], length_days: int) -> pl.DataFrame:
+    """Per anchor, the population of ``_gf_pop`` and its full-length achievers (``_gf_labels``);
+    anchors without members count 0."""
+    counted = con.execute(
+        f"""SELECT p.anchor, count(*) AS population,
+                   count(*) FILTER (WHERE l.achieved_day < {int(length_days)}) AS achievers
+            FROM _gf_pop p LEFT JOIN _gf_labels l ON l.row_id = p.row_id GROUP BY p.anchor"""
+    ).pl()
+    base = pl.DataFrame({"anchor": list(anchors)}, schema={"anchor": pl.Date})
+    return (
+        base.join(counted.with_columns(pl.col("anchor").cast(pl.Date)), on="anchor", how="left")
+        .with_columns(pl.col("population").fill_null(0).cast(pl.Int64), pl.col("achievers").fill_null(0).cast(pl.Int64))
+        .sort("anchor")
+    )
+
+
+def sample_population(con: duckdb.DuckDBPyConnection, length_days: int, cap: int) -> dict[str, dict[str, int]]:
+    """Keep at most ``cap`` users per anchor in ``_gf_pop`` (after ``load_labels``), by a stable hash.
+
+    Training anchors keep every achiever (a goal event in the full-length window) up to half
+    the cap and fill the rest with non-achievers: the rare class carries the signal. The
+    latest anchor (the hold-out: calibration, thresholds, metrics) is sampled uniformly, so
+    its base rate, which calibration learns, stays the population's. Returns, per sampled
+    anchor, its population, achievers and kept users; ``_gf_pop`` and ``_gf_labels`` are rebuilt."""
+    achiever = f"(l.achieved_day IS NOT NULL AND l.achieved_day < {int(length_days)})"
+    key = "CAST('0x' || substr(sha256(p.user_id || '|sample|' || CAST(p.anchor AS VARCHAR)), 1, 8) AS UBIGINT)"
+    half = cap // 2
+    con.execute(
+        f"""CREATE OR REPLACE TEMP TABLE _gf_sampled AS
+            WITH keyed AS (
+                SELECT p.row_id, p.anchor, p.user_id, {achiever} AS achiever, {key} AS h,
+                       p.anchor = (SELECT max(anchor) FROM _gf_pop) AS holdout
+                FROM _gf_pop p LEFT JOIN _gf_labels l ON l.row_id = p.row_id
+            ), ranked AS (
+                SELECT *, count(*) OVER (PARTITION BY anchor) AS population,
+                       count(*) FILTER (WHERE achiever) OVER (PARTITION BY anchor) AS achievers,
+                       row_number() OVER (PARTITION BY anchor ORDER BY h, user_id) AS k_any,
+                       row_number() OVER (PARTITION BY anchor, achiever ORDER BY h, user_id) AS k_class
+                FROM keyed
+            )
+            SELECT *, population <= {int(cap)}
+                      OR (holdout AND k_any <= {int(cap)})
+                      OR (NOT holdout AND achiever AND k_class <= {half})
+                      OR (NOT holdout AND NOT achiever AND k_class <= {int(cap)} - least(achievers, {half})) AS kept
+            FROM ranked"""
+    )
+    summary = {
+        str(anchor): {"population": population, "achievers": achievers, "kept": kept}
+        for anchor, population, achievers, kept in con.execute(
+            """SELECT anchor, any_value(population), any_value(achievers), count(*) FILTER (WHERE kept)
+               FROM _gf_sampled GROUP BY anchor HAVING any_value(population) > ? ORDER BY anchor""",
+            [cap],
+        ).fetchall()
+    }
+    if summary:
+        con.execute("CREATE OR REPLACE TEMP TABLE _gf_kept AS SELECT row_id FROM _gf_sampled WHERE kept")
+        con.execute(
+            """CREATE OR REPLACE TEMP TABLE _gf_labels AS
+               SELECT n.row_id, l.achieved_day
+               FROM _gf_labels l JOIN _gf_pop o ON o.row_id = l.row_id
+               JOIN (SELECT anchor, user_id, CAST(row_number() OVER (ORDER BY anchor, user_id) - 1 AS BIGINT) AS row_id
+                     FROM _gf_pop WHERE row_id IN (SELECT row_id FROM _gf_kept)) n
+                 ON n.anchor = o.anchor AND n.user_id = o.user_id"""
+        )
+        con.execute(
+            """CREATE OR REPLACE TEMP TABLE _gf_pop AS
+               SELECT * EXCLUDE (row_id), CAST(row_number() OVER (ORDER BY anchor, user_id) - 1 AS BIGINT) AS row_id
+               FROM _gf_pop WHERE row_id IN (SELECT row_id FROM _gf_kept) ORDER BY row_id"""
+        )
+        con.execute("CREATE OR REPLACE TEMP TABLE _gf_uids AS SELECT DISTINCT user_id, uid FROM _gf_pop")
+    con.execute("DROP TABLE IF EXISTS _gf_sampled; DROP TABLE IF EXISTS _gf_kept")
+    return summary
 
 
 def top_event_types(con: duckdb.DuckDBPyConnection, limit: int) -> list[str]:

@@ -133,3 +133,38 @@ def test_features_and_achievers_from_rollups_equal_those_from_the_events(tmp_pat
         assert_frame_equal(scored_rollups, scored_direct)
         assert_frame_equal(achieved_rollups, achievers_by_day(con, goal, None, date(2026, 1, 10), date(2026, 2, 9)))
         assert first_day == feature_sql.first_event_day(con)
+
+
+def test_a_large_anchor_is_sampled_keeping_achievers_and_the_holdout_uniform(con):
+    from segment_pipeline_tests.goals.goal_world import Events
+
+    events = Events(con)
+    segments = segments_yaml(timeframe=40)
+    goal = make_goal(segments, segment="All Users", createdOn="2026-02-05", endDate="2026-02-09", lookbackDays=10)
+    anchors = [date(2026, 1, 20), date(2026, 1, 31)]
+    rows = []
+    for u in range(80):
+        rows.append({"user_id": f"u{u}", "event_name": "app_launch", "ts": START, "properties": {}})
+        if u % 8 == 0:  # 10 achievers at each anchor
+            for anchor in anchors:
+                ts = datetime.combine(anchor, datetime.min.time()) + timedelta(days=1, hours=u % 5)
+                rows.append(
+                    {"user_id": f"u{u}", "event_name": "charged", "ts": ts, "properties": {"category": "concert"}}
+                )
+    events.add_many(rows)
+    full = build_training_set(con, goal, segments, anchors, horizons=[5])
+    sampled = build_training_set(con, goal, segments, anchors, horizons=[5], max_users_per_anchor=30)
+    assert_frame_equal(full.anchor_stats, sampled.anchor_stats)  # the whole population, sampled or not
+    assert full.anchor_stats["population"].to_list() == [80, 80]
+    assert full.anchor_stats["achievers"].to_list() == [10, 10]
+    by_anchor = {a: f for (a,), f in sampled.frame.partition_by("anchor", as_dict=True).items()}
+    train, holdout = by_anchor[anchors[0]], by_anchor[anchors[1]]
+    assert train.height == holdout.height == 30
+    assert train["label"].sum() == 10  # every achiever kept at a training anchor
+    assert set(holdout["user_id"]) <= set(full.frame["user_id"])
+    # Kept rows carry the features they have in the full set.
+    assert_frame_equal(
+        sampled.frame.sort("anchor", "user_id"),
+        full.frame.join(sampled.frame.select("anchor", "user_id"), on=["anchor", "user_id"]).sort("anchor", "user_id"),
+    )
+    assert sampled.metadata["sampled_anchors"][str(anchors[0])] == {"population": 80, "achievers": 10, "kept": 30}
