@@ -28,6 +28,10 @@ from pathlib import Path
 
 import duckdb
 
+# As the pipeline does (goals/training.py): OpenMP threads that spin while waiting make
+# XGBoost 10-30x slower whenever another process shares the cores, which would inflate the bound.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 LAST_DAY = date(2026, 6, 20)  # the demo goals' window (created 2026-05-10..06-05)
