@@ -1,10 +1,17 @@
-"""Segment memberships per day, and segment tags as their history.
+"""Segment tags as the history of memberships, and ``segment_memberships`` answered from them.
 
-``segment_memberships`` holds who was in each segment as of each evaluated day.
-``segment_tags`` turns that into intervals: a tag opens (``created_at``) on the first
-evaluated day a user is in a segment and closes (``removed_at``) on the first
-evaluated day the user is out again; re-entry opens a new row. Times are the as-of
-days (00:00 UTC), so a tag joins back to ``segment_memberships.as_of_date``.
+``segment_tags`` holds intervals: a tag opens (``created_at``) on the first evaluated day a
+user is in a segment and closes (``removed_at``) on the first evaluated day the user is out
+again; re-entry opens a new row. Times are the as-of days (00:00 UTC).
+
+``segment_memberships`` (who was in each segment as of each evaluated day) is a view over
+the tags and ``pipeline_state.segment_evaluations``: a user is a member on an evaluated day
+when one of their tags covers it. Storage grows with changes of membership, not with days
+times members (1M users x 20 segments x 365 days would be 7 billion rows a year).
+
+A night's update is incremental: the newest day's members close and open tags. Re-running
+an older day rebuilds the past segments' tags from every day's memberships (the view's,
+with that day replaced), since it can split or join intervals after it.
 """
 
 from __future__ import annotations
@@ -24,24 +31,33 @@ TAGS = (ANALYTICS, "segment_tags")
 OVERLAPS = (ANALYTICS, "segment_overlaps")
 
 DDL = {
-    MEMBERSHIPS: "as_of_date DATE NOT NULL, segment_name VARCHAR NOT NULL, user_id VARCHAR NOT NULL",
     TAGS: "user_id VARCHAR NOT NULL, segment_name VARCHAR NOT NULL, created_at TIMESTAMP NOT NULL, removed_at TIMESTAMP",
     OVERLAPS: "as_of_date DATE NOT NULL, segment_a VARCHAR NOT NULL, segment_b VARCHAR NOT NULL, users BIGINT NOT NULL",
 }
+_EVALUATIONS_DDL = """CREATE TABLE IF NOT EXISTS pipeline_state.segment_evaluations
+    (as_of_date DATE NOT NULL, segment_name VARCHAR NOT NULL)"""
+# The contract's columns, one row per (day, segment, member): tags that cover an evaluated day.
+_MEMBERSHIPS_VIEW = """CREATE OR REPLACE VIEW analytics.segment_memberships AS
+SELECT e.as_of_date, t.segment_name, t.user_id
+FROM pipeline_state.segment_evaluations e
+JOIN analytics.segment_tags t
+  ON t.segment_name = e.segment_name
+ AND t.created_at <= CAST(e.as_of_date AS TIMESTAMP)
+ AND (t.removed_at IS NULL OR t.removed_at > CAST(e.as_of_date AS TIMESTAMP))"""
 
 _PAST_SEGMENTS = "SELECT DISTINCT segment_name FROM pipeline_state.segment_evaluations"
 
-# Tags rebuilt from the whole membership history: islands of consecutive evaluated days.
+# Tags rebuilt from every day's memberships (``_all_members``): islands of consecutive evaluated days.
 _REBUILD_TAGS = """
 CREATE OR REPLACE TEMP TABLE _rebuilt_tags AS
 WITH days AS (
     SELECT segment_name, as_of_date, row_number() OVER (PARTITION BY segment_name ORDER BY as_of_date) AS day_idx
-    FROM (SELECT DISTINCT segment_name, as_of_date FROM analytics.segment_memberships
+    FROM (SELECT DISTINCT segment_name, as_of_date FROM _all_members
           UNION SELECT DISTINCT segment_name, as_of_date FROM pipeline_state.segment_evaluations)
 ), member_days AS (
     SELECT m.segment_name, m.user_id, d.day_idx,
            d.day_idx - row_number() OVER (PARTITION BY m.segment_name, m.user_id ORDER BY d.day_idx) AS island
-    FROM analytics.segment_memberships m JOIN days d USING (segment_name, as_of_date)
+    FROM _all_members m JOIN days d USING (segment_name, as_of_date)
 ), islands AS (
     SELECT segment_name, user_id, min(day_idx) AS first_idx, max(day_idx) AS last_idx
     FROM member_days GROUP BY segment_name, user_id, island
@@ -59,12 +75,33 @@ def ensure_tables(con: duckdb.DuckDBPyConnection) -> None:
     for (schema, name), columns in DDL.items():
         con.execute(f'CREATE TABLE IF NOT EXISTS "{schema}"."{name}" ({columns})')
     # Which segments were evaluated on which day, even when a segment had no members.
-    con.execute(
-        "CREATE TABLE IF NOT EXISTS pipeline_state.segment_evaluations (as_of_date DATE NOT NULL, segment_name VARCHAR NOT NULL)"
-    )
+    con.execute(_EVALUATIONS_DDL)
     # The definition each day's memberships were computed with, so a reader (a goal's segment
     # flags) can take them instead of evaluating the segment again.
     con.execute(f"CREATE TABLE IF NOT EXISTS {DEFINITIONS} ({_DEFINITIONS_DDL})")
+    kind = con.execute(
+        """SELECT table_type FROM information_schema.tables
+           WHERE table_schema = 'analytics' AND table_name = 'segment_memberships'"""
+    ).fetchone()
+    if kind and kind[0] == "BASE TABLE":
+        # A warehouse from before the view: its tags are rebuilt from the stored days once.
+        con.execute("CREATE OR REPLACE TEMP TABLE _all_members AS SELECT * FROM analytics.segment_memberships")
+        _replace_past_tags(con)
+        con.execute("DROP TABLE analytics.segment_memberships")
+        kind = None
+    if not kind:
+        con.execute(_MEMBERSHIPS_VIEW)
+
+
+def _replace_past_tags(con: duckdb.DuckDBPyConnection) -> None:
+    """The past segments' tags from ``_all_members`` (every day's memberships), which it drops."""
+    con.execute(_REBUILD_TAGS)
+    # Only past segments' tags come from memberships; live-segment tags are the sensor's.
+    con.execute(f"DELETE FROM analytics.segment_tags WHERE segment_name IN ({_PAST_SEGMENTS})")
+    con.execute(
+        "INSERT INTO analytics.segment_tags SELECT * FROM _rebuilt_tags ORDER BY segment_name, user_id, created_at"
+    )
+    con.execute("DROP TABLE _rebuilt_tags; DROP TABLE _all_members")
 
 
 DEFINITIONS = "pipeline_state.segment_definitions"
@@ -119,39 +156,65 @@ def _definitions_exist(con: duckdb.DuckDBPyConnection) -> bool:
     )
 
 
-def replace_day(con: duckdb.DuckDBPyConnection, as_of: date, members_table: str, segment_names: list[str]) -> None:
-    """Store the day's memberships (from a ``(segment_name, user_id)`` table), replacing a previous run of that day."""
-    con.execute("DELETE FROM analytics.segment_memberships WHERE as_of_date = ?", [as_of])
+def replace_day(con: duckdb.DuckDBPyConnection, as_of: date, members_table: str, segment_names: list[str]) -> str:
+    """Store the day's memberships (from a ``(segment_name, user_id)`` table), replacing a previous
+    run of that day: the tags take them in (``update_tags``), so the view answers for the day.
+    Returns ``incremental`` or ``rebuilt``."""
+    ensure_tables(con)
+    con.execute(
+        f"CREATE OR REPLACE TEMP TABLE _day_members AS SELECT DISTINCT segment_name, user_id FROM {members_table}"
+    )
     con.execute("DELETE FROM pipeline_state.segment_evaluations WHERE as_of_date = ?", [as_of])
     # Until ``record_definitions`` says otherwise, the day's memberships match no stored definition.
-    con.execute(f"CREATE TABLE IF NOT EXISTS {DEFINITIONS} ({_DEFINITIONS_DDL})")
     con.execute(f"DELETE FROM {DEFINITIONS} WHERE as_of_date = ?", [as_of])
-    con.execute(
-        f"INSERT INTO analytics.segment_memberships SELECT DISTINCT ?, segment_name, user_id FROM {members_table} ORDER BY 2, 3",
-        [as_of],
-    )
-    con.execute("INSERT INTO pipeline_state.segment_evaluations SELECT ?, unnest(?)", [as_of, segment_names])
-
-
-def update_tags(con: duckdb.DuckDBPyConnection, as_of: date) -> str:
-    """Bring ``segment_tags`` in line with the memberships after day ``as_of`` was (re)written.
-
-    The nightly case (the newest day) is an incremental update; re-running an older
-    day rebuilds the history, since it can split or join intervals after it.
-    Returns ``incremental`` or ``rebuilt``.
-    """
     newer = con.execute(
         "SELECT count(*) FROM pipeline_state.segment_evaluations WHERE as_of_date > ?", [as_of]
     ).fetchone()[0]
     if newer:
-        con.execute(_REBUILD_TAGS)
-        # Only past segments' tags come from memberships; live-segment tags are the sensor's.
-        con.execute(f"DELETE FROM analytics.segment_tags WHERE segment_name IN ({_PAST_SEGMENTS})")
+        # Every other day as the view has it now, before the day's evaluations change.
         con.execute(
-            "INSERT INTO analytics.segment_tags SELECT * FROM _rebuilt_tags ORDER BY segment_name, user_id, created_at"
+            """CREATE OR REPLACE TEMP TABLE _all_members AS
+               SELECT * FROM analytics.segment_memberships WHERE as_of_date <> ?
+               UNION ALL SELECT ?, segment_name, user_id FROM _day_members""",
+            [as_of, as_of],
         )
-        con.execute("DROP TABLE _rebuilt_tags")
-        return "rebuilt"
+    con.execute("INSERT INTO pipeline_state.segment_evaluations SELECT ?, unnest(?)", [as_of, segment_names])
+    if newer:
+        _replace_past_tags(con)
+        mode = "rebuilt"
+    else:
+        _update_newest_day(con, as_of)
+        mode = "incremental"
+    con.execute(
+        "CREATE OR REPLACE TEMP TABLE _day_tags_update AS SELECT CAST(? AS DATE) AS as_of_date, ? AS mode",
+        [as_of, mode],
+    )
+    con.execute("DROP TABLE _day_members")
+    return mode
+
+
+def update_tags(con: duckdb.DuckDBPyConnection, as_of: date) -> str:
+    """How ``replace_day`` brought ``segment_tags`` in line with day ``as_of``: ``incremental``
+    (the newest day) or ``rebuilt`` (an older day, which can split or join intervals after it).
+    The tags are the memberships' storage, so ``replace_day`` updates them itself."""
+    done = None
+    if _has_temp(con, "_day_tags_update"):
+        done = con.execute("SELECT mode FROM temp._day_tags_update WHERE as_of_date = ?", [as_of]).fetchone()
+    if done is None:
+        raise ValueError(f"day {as_of} was not replaced on this connection: call replace_day first")
+    return done[0]
+
+
+def _has_temp(con: duckdb.DuckDBPyConnection, name: str) -> bool:
+    return bool(
+        con.execute(
+            "SELECT count(*) FROM duckdb_tables() WHERE database_name = 'temp' AND table_name = ?", [name]
+        ).fetchone()[0]
+    )
+
+
+def _update_newest_day(con: duckdb.DuckDBPyConnection, as_of: date) -> None:
+    """Close and open tags for the newest day from ``_day_members``."""
     at = [as_of]
     # Undo what an earlier run of this same day did, then apply today's changes.
     con.execute(
@@ -167,21 +230,19 @@ def update_tags(con: duckdb.DuckDBPyConnection, as_of: date) -> str:
         """UPDATE analytics.segment_tags t SET removed_at = CAST(? AS TIMESTAMP)
            WHERE removed_at IS NULL
              AND segment_name IN (SELECT segment_name FROM pipeline_state.segment_evaluations WHERE as_of_date = ?)
-             AND NOT EXISTS (SELECT 1 FROM analytics.segment_memberships m
-                             WHERE m.as_of_date = ? AND m.segment_name = t.segment_name AND m.user_id = t.user_id)""",
-        [as_of, as_of, as_of],
+             AND NOT EXISTS (SELECT 1 FROM _day_members m
+                             WHERE m.segment_name = t.segment_name AND m.user_id = t.user_id)""",
+        [as_of, as_of],
     )
     con.execute(
         """INSERT INTO analytics.segment_tags
            SELECT m.user_id, m.segment_name, CAST(? AS TIMESTAMP), NULL
-           FROM analytics.segment_memberships m
-           WHERE m.as_of_date = ?
-             AND NOT EXISTS (SELECT 1 FROM analytics.segment_tags t
+           FROM _day_members m
+           WHERE NOT EXISTS (SELECT 1 FROM analytics.segment_tags t
                              WHERE t.removed_at IS NULL AND t.segment_name = m.segment_name AND t.user_id = m.user_id)
            ORDER BY m.segment_name, m.user_id""",
-        [as_of, as_of],
+        [as_of],
     )
-    return "incremental"
 
 
 def replace_overlaps(con: duckdb.DuckDBPyConnection, as_of: date) -> None:

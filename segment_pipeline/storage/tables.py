@@ -62,7 +62,8 @@ TABLES: tuple[Table, ...] = (
     ),
     _t(
         "segment_memberships",
-        "one row per (day, segment, member)",
+        "one row per (day, segment, member); a view over `segment_tags` and the evaluated days, so storage grows "
+        "with changes of membership, not days x members",
         ("as_of_date", "segment_name", "user_id"),
         ("as_of_date", "DATE", "the day the segment was evaluated as of (events before the next midnight)"),
         ("segment_name", "VARCHAR", "a past segment of segments.yaml, or `All Users`"),
