@@ -145,8 +145,9 @@ def tree_rss_bytes(root_pid: int) -> int:
     return total
 
 
-def launch(env: dict[str, str], day: date, log: Path) -> tuple[float, int, int]:
-    """(seconds, peak RSS of the process tree, return code) of one `dg launch`."""
+def launch(env: dict[str, str], day: date, log: Path) -> tuple[float, int, int, float]:
+    """(seconds, peak RSS of the process tree, return code, wall-clock start) of one `dg launch`."""
+    wall_start = time.time()
     started = time.perf_counter()
     with open(log, "w") as out:
         proc = subprocess.Popen(
@@ -167,7 +168,7 @@ def launch(env: dict[str, str], day: date, log: Path) -> tuple[float, int, int]:
         poller.start()
         code = proc.wait()
         poller.join()
-    return time.perf_counter() - started, peak[0], code
+    return time.perf_counter() - started, peak[0], code, wall_start
 
 
 def step_times(home: Path) -> dict[str, float]:
@@ -189,6 +190,8 @@ def step_times(home: Path) -> dict[str, float]:
                 times[event.step_key] = record.timestamp - starts.get(event.step_key, record.timestamp)
         stats = instance.get_run_stats(run.run_id)
         times["(steps: first start to last end)"] = (stats.end_time or 0) - min(starts.values(), default=0)
+        times["(run start)"] = stats.start_time or 0.0
+        times["(first step start)"] = min(starts.values(), default=0.0)
         return times
 
 
@@ -269,13 +272,15 @@ def main() -> None:
             write_day(con, work, LAST_DAY, 10**12, args.events // args.days, args.users, names)
             con.close()
         home = dagster_home(work, f"dagster_home_{day}")
-        seconds, peak, code = launch({**env, "DAGSTER_HOME": str(home)}, day, work / f"launch_{day}.log")
+        seconds, peak, code, wall_start = launch({**env, "DAGSTER_HOME": str(home)}, day, work / f"launch_{day}.log")
         steps = step_times(home)
+        run_start, first_step = steps.pop("(run start)"), steps.pop("(first step start)")
         results.append((label, day, seconds, peak, code, steps))
         print(
             f"{label} ({day}): {seconds:.0f} s, peak RSS {peak / 2**30:.1f} GiB, exit {code}; "
-            f"outside the steps (dg start-up, run set-up): "
-            f"{seconds - steps['(steps: first start to last end)']:.0f} s",
+            f"outside the steps: {seconds - steps['(steps: first start to last end)']:.0f} s, of which "
+            f"{run_start - wall_start:.0f} s from `dg launch` to the run's start and "
+            f"{first_step - run_start:.0f} s from there to the first step",
             flush=True,
         )
         for step, s in sorted(steps.items(), key=lambda kv: -kv[1]):
