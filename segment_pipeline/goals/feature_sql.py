@@ -210,7 +210,7 @@ def load_daily(
     When the load's summaries cover the snapshot, everything comes from the daily rollups
     (``pipeline_state.daily_rollups`` and the goal's ``goal_rollups``), not the events: the
     same values, since anchors fall at 00:00 and every window is a range of whole days."""
-    if state.is_current(con):
+    if goal_rollups.available(con):
         _load_daily_from_rollups(con, goal_events, anchors, lookback_days, value_properties)
         return
     params = SqlParams()
@@ -361,7 +361,7 @@ def load_labels(
 ) -> None:
     """``_gf_labels(row_id, achieved_day)``: the 0-based day of the window
     ``[anchor, anchor + length_days)`` with the user's first goal event (achievers only)."""
-    if state.is_current(con):
+    if goal_rollups.available(con):
         # Windows start at 00:00: the first goal event at or after the anchor is in the goal
         # rollup's first row on or after the anchor's day.
         con.execute(

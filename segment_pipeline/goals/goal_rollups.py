@@ -29,6 +29,17 @@ MARKS = "pipeline_state.goal_rollup_marks"
 _MARKS_DDL = "signature VARCHAR PRIMARY KEY, next_rowid BIGINT NOT NULL, snapshot_rows BIGINT NOT NULL"
 
 
+def available(con: duckdb.DuckDBPyConnection) -> bool:
+    """Rollups can answer exactly: the load's summaries cover the snapshot, and the connection
+    may write (a read-only reader takes the events instead of building a rollup)."""
+    from segment_pipeline.ingest import state
+
+    readonly = con.execute(
+        "SELECT readonly FROM duckdb_databases() WHERE database_name = current_database()"
+    ).fetchone()
+    return not (readonly and readonly[0]) and state.is_current(con)
+
+
 def signature(goal_events: Sequence[GoalEvent], value_properties: Sequence[str]) -> str:
     text = json.dumps(
         [[e.model_dump(mode="json", by_alias=True) for e in goal_events], list(value_properties)], sort_keys=True

@@ -19,7 +19,6 @@ from segment_pipeline.goals import goal_rollups
 from segment_pipeline.goals.feature_spec import ID_COLUMNS, TrainingSet
 from segment_pipeline.goals.feature_sql import first_event_day
 from segment_pipeline.goals.matching import SqlParams, event_types_condition, goal_event_condition
-from segment_pipeline.ingest import state
 from segment_pipeline.rules.compiler import read_profile_columns
 
 MIN_OUTCOMES = 20  # achievers and non-achievers a model needs (full-length windows, all anchors)
@@ -39,7 +38,7 @@ def achievers_by_day(con, goal: GoalDefinition, users: Users | None, start: date
     with sql.temp_tables(con):
         restricted = sql.register_users(con, users)
         only = "AND user_id IN (SELECT user_id FROM _gf_users)" if restricted else ""
-        if state.is_current(con):
+        if goal_rollups.available(con):
             # The goal's daily rollup: its first event of each day, so no scan of the window's events.
             frame = con.execute(
                 f"""SELECT user_id, min(first_goal_ts) AS achieved_at FROM {goal_rollups.ensure(con, goal.events)}

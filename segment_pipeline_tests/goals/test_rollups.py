@@ -168,3 +168,20 @@ def test_a_large_anchor_is_sampled_keeping_achievers_and_the_holdout_uniform(con
         full.frame.join(sampled.frame.select("anchor", "user_id"), on=["anchor", "user_id"]).sort("anchor", "user_id"),
     )
     assert sampled.metadata["sampled_anchors"][str(anchors[0])] == {"population": 80, "achievers": 10, "kept": 30}
+
+
+def test_a_read_only_reader_takes_the_events_and_gets_the_same_achievers(tmp_path):
+    segments = segments_yaml()
+    goal = make_goal(segments)
+    batch = [
+        {"user": u, "name": "charged", "minute": 60 * 24 * d + u, "category": "concert", "spend": 5}
+        for u in range(4)
+        for d in (3, 9)
+    ]
+    with warehouse.connect(tmp_path / "w.duckdb") as con:
+        list(_load_nights(tmp_path, con, [batch]))
+        written = achievers_by_day(con, goal, None, date(2026, 1, 1), date(2026, 1, 31))
+        assert goal_rollups.available(con) and written.height == 4
+    with warehouse.connect(tmp_path / "w.duckdb", read_only=True) as con:
+        assert not goal_rollups.available(con)
+        assert_frame_equal(achievers_by_day(con, goal, None, date(2026, 1, 1), date(2026, 1, 31)), written)
