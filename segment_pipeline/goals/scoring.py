@@ -38,8 +38,12 @@ def achieved_by(con: duckdb.DuckDBPyConnection, goal: GoalDefinition, users: pl.
     return features.achievers_by_day(con, goal, users, goal.created_on, last).select("user_id", "window_day")
 
 
-def score_night(con: duckdb.DuckDBPyConnection, goal: GoalDefinition, as_of: date, model) -> ScoringOutcome:
-    """Replace the goal's ``intent_buckets`` and ``engagement_audiences`` rows of ``as_of``."""
+def score_night(
+    con: duckdb.DuckDBPyConnection, goal: GoalDefinition, as_of: date, model, *, batch_users: int | None = None
+) -> ScoringOutcome:
+    """Replace the goal's ``intent_buckets`` and ``engagement_audiences`` rows of ``as_of``,
+    scoring ``batch_users`` open users at a time (default ``SCORING_BATCH_USERS``)."""
+    batch = batch_users or SCORING_BATCH_USERS
     stored = stored_model(con, goal.name)
     thresholds = BucketThresholds.from_dict(stored["thresholds"])
     group = target_group(con, goal)
@@ -48,10 +52,10 @@ def score_night(con: duckdb.DuckDBPyConnection, goal: GoalDefinition, as_of: dat
     value_model = _value_model(con, goal)
     parts, value_parts = [], []
     # In batches of users: one batch's feature matrix is in memory at a time, whatever the group's size.
-    for start in range(0, max(open_users.height, 1), SCORING_BATCH_USERS):
-        batch = open_users.slice(start, SCORING_BATCH_USERS)
-        scoring = features.build_scoring_set(con, goal, batch.get_column("user_id"), as_of, spec=stored["spec"])
-        scored_batch = batch.join(scoring, on="user_id", how="left")
+    for start in range(0, max(open_users.height, 1), batch):
+        users = open_users.slice(start, batch)
+        scoring = features.build_scoring_set(con, goal, users.get_column("user_id"), as_of, spec=stored["spec"])
+        scored_batch = users.join(scoring, on="user_id", how="left")
         parts.append(np.asarray(model.predict_proba(scored_batch.select(stored["spec"].feature_columns)), dtype=float))
         if value_model is not None:
             value_parts.append(np.asarray(value_model.predict_value(scored_batch, parts[-1]), dtype=np.float64))
