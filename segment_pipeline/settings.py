@@ -204,6 +204,22 @@ def memory_limit(environ: dict[str, str] | None = None) -> str:
     )
 
 
+DEFAULT_TRAINING_USERS_PER_ANCHOR = 250_000
+
+
+def training_users_per_anchor(environ: dict[str, str] | None = None) -> int:
+    """SEGMENT_PIPELINE_TRAINING_USERS_PER_ANCHOR: above this many users at a training anchor,
+    a goal model learns on a sample of them (every achiever up to half of it, then non-achievers)."""
+    env = dict(os.environ if environ is None else environ)
+    raw = _env("SEGMENT_PIPELINE_TRAINING_USERS_PER_ANCHOR", env) or str(DEFAULT_TRAINING_USERS_PER_ANCHOR)
+    if not raw.isdigit() or int(raw) < 1000:
+        raise SettingsError(
+            f"SEGMENT_PIPELINE_TRAINING_USERS_PER_ANCHOR={raw!r} must be a whole number of users, at least 1000 "
+            f"(e.g. {DEFAULT_TRAINING_USERS_PER_ANCHOR})"
+        )
+    return int(raw)
+
+
 def _physical_memory_bytes() -> int:
     return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
 

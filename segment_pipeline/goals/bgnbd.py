@@ -22,8 +22,6 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 
 import numpy as np
-from scipy.optimize import minimize
-from scipy.special import betaln, gammaln, hyp2f1
 
 # Published estimates for the CDNOW sample, time in weeks (FHL 2005, section 5).
 CDNOW_PARAMS = {"r": 0.243, "alpha": 4.414, "a": 0.793, "b": 2.426}
@@ -51,6 +49,8 @@ def _arrays(x, t_x, T) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 def log_likelihood(params: BgNbdParams, x, t_x, T) -> np.ndarray:
     """Each customer's log-likelihood, FHL 2005 equation (6)."""
+    from scipy.special import betaln, gammaln
+
     r, alpha, a, b = params.r, params.alpha, params.a, params.b
     x, t_x, T = _arrays(x, t_x, T)
     head = gammaln(r + x) - gammaln(r) + r * np.log(alpha) + betaln(a, b + x) - betaln(a, b)
@@ -66,6 +66,8 @@ def log_likelihood(params: BgNbdParams, x, t_x, T) -> np.ndarray:
 def fit(x, t_x, T, *, weights=None, start: BgNbdParams | None = None) -> BgNbdParams:
     """Maximum-likelihood parameters (L-BFGS-B on their logs). ``weights`` count customers
     sharing one ``(x, t_x, T)``."""
+    from scipy.optimize import minimize
+
     x, t_x, T = _arrays(x, t_x, T)
     if len(x) == 0:
         raise ValueError("BG/NBD needs at least one customer to fit")
@@ -89,6 +91,8 @@ def fit(x, t_x, T, *, weights=None, start: BgNbdParams | None = None) -> BgNbdPa
 
 def expected_transactions(params: BgNbdParams, t) -> np.ndarray:
     """E[X(t)] for a customer just acquired, FHL 2005 equation (7)."""
+    from scipy.special import hyp2f1
+
     r, alpha, a, b = params.r, params.alpha, params.a, params.b
     t = np.asarray(t, dtype=np.float64)
     z = t / (alpha + t)
@@ -97,6 +101,8 @@ def expected_transactions(params: BgNbdParams, t) -> np.ndarray:
 
 def conditional_expected(params: BgNbdParams, t, x, t_x, T) -> np.ndarray:
     """E[Y(t) | x, t_x, T]: expected purchases in (T, T + t], FHL 2005 equation (10)."""
+    from scipy.special import hyp2f1
+
     r, alpha, a, b = params.r, params.alpha, params.a, params.b
     x, t_x, T = _arrays(x, t_x, T)
     t = np.asarray(t, dtype=np.float64)
@@ -111,6 +117,8 @@ def conditional_expected(params: BgNbdParams, t, x, t_x, T) -> np.ndarray:
 
 def p_purchase(params: BgNbdParams, t, x, t_x, T) -> np.ndarray:
     """P(at least one purchase in (T, T + t] | x, t_x, T); see the module docstring."""
+    from scipy.special import betaln
+
     r, alpha, a, b = params.r, params.alpha, params.a, params.b
     x, t_x, T = _arrays(x, t_x, T)
     t = np.asarray(t, dtype=np.float64)

@@ -23,10 +23,13 @@ import polars as pl
 
 from segment_pipeline.config.goals import GoalEvent
 from segment_pipeline.config.segments import ALL_USERS, SegmentDefinition
+from segment_pipeline.goals import goal_rollups
 from segment_pipeline.goals.feature_spec import FeatureSpec
 from segment_pipeline.goals.matching import SqlParams, event_types_condition, goal_event_condition
-from segment_pipeline.rules.compiler import compile_past_segment_chunks, compile_past_segments
+from segment_pipeline.ingest import state
+from segment_pipeline.rules.compiler import compile_past_segment_chunks, compile_past_segments, window_end
 from segment_pipeline.rules.dialect import DUCKDB, DuckDBDialect
+from segment_pipeline.segments import history
 from segment_pipeline.storage.warehouse import quote_ident, scalar
 
 EVENTS = "analytics.event_snapshots"
@@ -44,6 +47,8 @@ TEMP_TABLES = (
     "_gf_users",
     "_gf_typemap",
     "_gf_anchors",
+    "_gf_sampled",
+    "_gf_kept",
 )
 DAY_US = 86_400_000_000
 
@@ -61,8 +66,7 @@ def temp_tables(con: duckdb.DuckDBPyConnection) -> Iterator[duckdb.DuckDBPyConne
 
 def first_event_day(con: duckdb.DuckDBPyConnection) -> date | None:
     """The day of the snapshot's first event: where history starts."""
-    row = con.execute(f"SELECT CAST(min(ts) AS DATE) FROM {EVENTS}").fetchone()
-    return row[0] if row else None
+    return state.first_event_day(con)
 
 
 def midnight(day: date) -> datetime:
@@ -82,14 +86,36 @@ def load_population(
     profile_columns: dict[str, str] | None,
 ) -> None:
     """``_gf_members`` rows named ``POPULATION``: the goal segment's members (``segment``, or
-    All Users when it is None) as of each anchor's eve."""
+    All Users when it is None) as of each anchor's eve.
+
+    A day whose memberships of the same definition are stored is read from them; All Users
+    comes from ``pipeline_state.users`` when it covers the snapshot; the rest is evaluated."""
     _create_members(con)
     if segment is None and segment_name != ALL_USERS:
         return
-    for anchor in anchors:
+    eves = {anchor: anchor - timedelta(days=1) for anchor in anchors}
+    stored = {} if segment is None else history.stored_memberships(con, list(eves.values()), [segment])
+    all_users_from_state = segment is None and state.is_current(con)
+    for anchor, eve in eves.items():
+        if eve in stored:
+            con.execute(
+                """INSERT INTO _gf_members SELECT CAST(? AS DATE), ?, user_id FROM analytics.segment_memberships
+                   WHERE as_of_date = ? AND segment_name = ?""",
+                [anchor, POPULATION, eve, segment_name],
+            )
+            continue
+        if all_users_from_state:
+            users = f"SELECT user_id FROM {state.USERS} WHERE first_ts < ?"
+            if profile_columns is not None:
+                users += f" UNION SELECT user_id FROM {PROFILES}"
+            con.execute(
+                f"INSERT INTO _gf_members SELECT CAST(? AS DATE), ?, user_id FROM ({users})",
+                [anchor, POPULATION, window_end(eve)],
+            )
+            continue
         query = compile_past_segments(
             [] if segment is None else [segment.model_copy(update={"name": POPULATION})],
-            as_of=anchor - timedelta(days=1),
+            as_of=eve,
             profile_columns=profile_columns,
             include_all_users=segment is None,
         )
@@ -106,19 +132,35 @@ def load_flags(
     profile_columns: dict[str, str] | None,
 ) -> None:
     """``_gf_members`` rows of every past segment in ``segments`` as of each anchor's eve,
-    for the users of ``_gf_pop`` only: a user's membership depends on their own events and
-    profile, so the compiler reads just those (``_gf_pop_events``), one scan per anchor and chunk."""
+    for the users of ``_gf_pop`` only.
+
+    Memberships the segments step stored for that day with the same definition are read
+    (tonight's, when scoring); other segments are evaluated for the population's users only:
+    a user's membership depends on their own events and profile, so the compiler reads just
+    those (``_gf_pop_events``), one scan per anchor and chunk."""
     _create_members(con, replace=False)
     if not segments:
         return
+    eves = {anchor: anchor - timedelta(days=1) for anchor in anchors}
+    stored = history.stored_memberships(con, list(eves.values()), segments)
     con.execute(
         f"""CREATE OR REPLACE TEMP VIEW _gf_pop_events AS
             SELECT * FROM {EVENTS} WHERE user_id IN (SELECT user_id FROM _gf_uids)"""
     )
-    for anchor in anchors:
-        queries = compile_past_segment_chunks(
-            list(segments), as_of=anchor - timedelta(days=1), profile_columns=profile_columns, events="_gf_pop_events"
-        )
+    for anchor, eve in eves.items():
+        read = stored.get(eve, [])
+        if read:
+            con.execute(
+                """INSERT INTO _gf_members SELECT CAST(? AS DATE), segment_name, user_id
+                   FROM analytics.segment_memberships
+                   WHERE as_of_date = ? AND segment_name IN (SELECT unnest(CAST(? AS VARCHAR[])))
+                     AND user_id IN (SELECT user_id FROM _gf_uids)""",
+                [anchor, eve, read],
+            )
+        rest = [s for s in segments if s.name not in set(read)]
+        if not rest:
+            continue
+        queries = compile_past_segment_chunks(rest, as_of=eve, profile_columns=profile_columns, events="_gf_pop_events")
         for query in queries:
             con.execute(
                 f"INSERT INTO _gf_members SELECT CAST($gf_anchor AS DATE), segment_name, user_id FROM ({query.sql})",
@@ -169,7 +211,14 @@ def load_daily(
     """``_gf_utd`` (per uid, day, event type: events, goal events, last times) over the union
     of the lookback windows; ``_gf_ud`` (per uid and day, with the previous active day);
     ``_gf_first`` (each user's first event before the last anchor, for tenure) from
-    ``_gf_life`` (``load_lifetime``)."""
+    ``_gf_life`` (``load_lifetime``).
+
+    When the load's summaries cover the snapshot, everything comes from the daily rollups
+    (``pipeline_state.daily_rollups`` and the goal's ``goal_rollups``), not the events: the
+    same values, since anchors fall at 00:00 and every window is a range of whole days."""
+    if goal_rollups.available(con):
+        _load_daily_from_rollups(con, goal_events, anchors, lookback_days, value_properties)
+        return
     params = SqlParams()
     is_goal = goal_event_condition(goal_events, params)
     earliest = params.bind(midnight(min(anchors)) - timedelta(days=lookback_days), "TIMESTAMP")
@@ -194,6 +243,50 @@ def load_daily(
                  FROM _gf_utd GROUP BY uid, day)"""
     )
     load_lifetime(con, goal_events, anchors, value_properties)
+    con.execute(
+        "CREATE OR REPLACE TEMP TABLE _gf_first AS SELECT uid, min(first_ts) AS first_ts FROM _gf_life GROUP BY uid"
+    )
+
+
+def _load_daily_from_rollups(
+    con: duckdb.DuckDBPyConnection,
+    goal_events: Sequence[GoalEvent],
+    anchors: Sequence[date],
+    lookback_days: int,
+    value_properties: Sequence[str],
+) -> None:
+    goal_days = goal_rollups.ensure(con, goal_events, value_properties)
+    earliest, latest = min(anchors) - timedelta(days=lookback_days), max(anchors)
+    con.execute(
+        f"""CREATE OR REPLACE TEMP TABLE _gf_utd AS
+            SELECT u.uid, r.day, r.event_name, r.events AS n, r.last_ts
+            FROM {state.ROLLUPS} r JOIN _gf_uids u ON u.user_id = r.user_id
+            WHERE r.day >= ? AND r.day < ?""",
+        [earliest, latest],
+    )
+    con.execute(
+        f"""CREATE OR REPLACE TEMP TABLE _gf_ud AS
+            SELECT d.uid, d.day, d.n, coalesce(g.n_goal, 0) AS n_goal, d.last_ts, g.last_goal_ts,
+                   lag(d.day) OVER (PARTITION BY d.uid ORDER BY d.day) AS prev_day
+            FROM (SELECT uid, day, sum(n) AS n, max(last_ts) AS last_ts FROM _gf_utd GROUP BY uid, day) d
+            LEFT JOIN (SELECT u.uid, g.day, g.n_goal, g.last_goal_ts FROM {goal_days} g
+                       JOIN _gf_uids u ON u.user_id = g.user_id WHERE g.day >= ? AND g.day < ?) g
+              ON g.uid = d.uid AND g.day = d.day""",
+        [earliest, latest],
+    )
+    values = "".join(
+        f", g.vs{i}, coalesce(g.vc{i}, 0) AS vc{i}, g.vl{i}, g.vt{i}" for i in range(len(value_properties))
+    )
+    con.execute(
+        f"""CREATE OR REPLACE TEMP TABLE _gf_life AS
+            SELECT d.uid, d.day, d.n, coalesce(g.n_goal, 0) AS n_goal, d.first_ts, d.last_ts, g.last_goal_ts{values}
+            FROM (SELECT u.uid, r.user_id, r.day, sum(r.events) AS n, min(r.first_ts) AS first_ts,
+                         max(r.last_ts) AS last_ts
+                  FROM {state.ROLLUPS} r JOIN _gf_uids u ON u.user_id = r.user_id
+                  WHERE r.day < ? GROUP BY ALL) d
+            LEFT JOIN {goal_days} g ON g.user_id = d.user_id AND g.day = d.day""",
+        [latest],
+    )
     con.execute(
         "CREATE OR REPLACE TEMP TABLE _gf_first AS SELECT uid, min(first_ts) AS first_ts FROM _gf_life GROUP BY uid"
     )
@@ -274,6 +367,20 @@ def load_labels(
 ) -> None:
     """``_gf_labels(row_id, achieved_day)``: the 0-based day of the window
     ``[anchor, anchor + length_days)`` with the user's first goal event (achievers only)."""
+    if goal_rollups.available(con):
+        # Windows start at 00:00: the first goal event at or after the anchor is in the goal
+        # rollup's first row on or after the anchor's day.
+        con.execute(
+            f"""CREATE OR REPLACE TEMP TABLE _gf_labels AS
+                SELECT p.row_id,
+                       CAST(floor({days_between_sql("p.anchor_ts", "min(g.first_goal_ts)")}) AS INTEGER) AS achieved_day
+                FROM {goal_rollups.ensure(con, goal_events)} g
+                JOIN _gf_pop p ON g.user_id = p.user_id AND g.day >= p.anchor AND g.day < p.anchor + {int(length_days)}
+                WHERE g.day >= ? AND g.day < ?
+                GROUP BY p.row_id, p.anchor_ts""",
+            [min(anchors), max(anchors) + timedelta(days=length_days)],
+        )
+        return
     params = SqlParams()
     types, is_goal = event_types_condition(goal_events, params), goal_event_condition(goal_events, params)
     first = params.bind(midnight(min(anchors)), "TIMESTAMP")
@@ -287,6 +394,80 @@ def load_labels(
             GROUP BY p.row_id, p.anchor_ts""",
         params.values,
     )
+
+
+def anchor_stats(con: duckdb.DuckDBPyConnection, anchors: Sequence[date], length_days: int) -> pl.DataFrame:
+    """Per anchor, the population of ``_gf_pop`` and its full-length achievers (``_gf_labels``);
+    anchors without members count 0."""
+    counted = con.execute(
+        f"""SELECT p.anchor, count(*) AS population,
+                   count(*) FILTER (WHERE l.achieved_day < {int(length_days)}) AS achievers
+            FROM _gf_pop p LEFT JOIN _gf_labels l ON l.row_id = p.row_id GROUP BY p.anchor"""
+    ).pl()
+    base = pl.DataFrame({"anchor": list(anchors)}, schema={"anchor": pl.Date})
+    return (
+        base.join(counted.with_columns(pl.col("anchor").cast(pl.Date)), on="anchor", how="left")
+        .with_columns(pl.col("population").fill_null(0).cast(pl.Int64), pl.col("achievers").fill_null(0).cast(pl.Int64))
+        .sort("anchor")
+    )
+
+
+def sample_population(con: duckdb.DuckDBPyConnection, length_days: int, cap: int) -> dict[str, dict[str, int]]:
+    """Keep at most ``cap`` users per anchor in ``_gf_pop`` (after ``load_labels``), by a stable hash.
+
+    Training anchors keep every achiever (a goal event in the full-length window) up to half
+    the cap and fill the rest with non-achievers: the rare class carries the signal. The
+    latest anchor (the hold-out: calibration, thresholds, metrics) is sampled uniformly, so
+    its base rate, which calibration learns, stays the population's. Returns, per sampled
+    anchor, its population, achievers and kept users; ``_gf_pop`` and ``_gf_labels`` are rebuilt."""
+    achiever = f"(l.achieved_day IS NOT NULL AND l.achieved_day < {int(length_days)})"
+    key = "CAST('0x' || substr(sha256(p.user_id || '|sample|' || CAST(p.anchor AS VARCHAR)), 1, 8) AS UBIGINT)"
+    half = cap // 2
+    con.execute(
+        f"""CREATE OR REPLACE TEMP TABLE _gf_sampled AS
+            WITH keyed AS (
+                SELECT p.row_id, p.anchor, p.user_id, {achiever} AS achiever, {key} AS h,
+                       p.anchor = (SELECT max(anchor) FROM _gf_pop) AS holdout
+                FROM _gf_pop p LEFT JOIN _gf_labels l ON l.row_id = p.row_id
+            ), ranked AS (
+                SELECT *, count(*) OVER (PARTITION BY anchor) AS population,
+                       count(*) FILTER (WHERE achiever) OVER (PARTITION BY anchor) AS achievers,
+                       row_number() OVER (PARTITION BY anchor ORDER BY h, user_id) AS k_any,
+                       row_number() OVER (PARTITION BY anchor, achiever ORDER BY h, user_id) AS k_class
+                FROM keyed
+            )
+            SELECT *, population <= {int(cap)}
+                      OR (holdout AND k_any <= {int(cap)})
+                      OR (NOT holdout AND achiever AND k_class <= {half})
+                      OR (NOT holdout AND NOT achiever AND k_class <= {int(cap)} - least(achievers, {half})) AS kept
+            FROM ranked"""
+    )
+    summary = {
+        str(anchor): {"population": population, "achievers": achievers, "kept": kept}
+        for anchor, population, achievers, kept in con.execute(
+            """SELECT anchor, any_value(population), any_value(achievers), count(*) FILTER (WHERE kept)
+               FROM _gf_sampled GROUP BY anchor HAVING any_value(population) > ? ORDER BY anchor""",
+            [cap],
+        ).fetchall()
+    }
+    if summary:
+        con.execute("CREATE OR REPLACE TEMP TABLE _gf_kept AS SELECT row_id FROM _gf_sampled WHERE kept")
+        con.execute(
+            """CREATE OR REPLACE TEMP TABLE _gf_labels AS
+               SELECT n.row_id, l.achieved_day
+               FROM _gf_labels l JOIN _gf_pop o ON o.row_id = l.row_id
+               JOIN (SELECT anchor, user_id, CAST(row_number() OVER (ORDER BY anchor, user_id) - 1 AS BIGINT) AS row_id
+                     FROM _gf_pop WHERE row_id IN (SELECT row_id FROM _gf_kept)) n
+                 ON n.anchor = o.anchor AND n.user_id = o.user_id"""
+        )
+        con.execute(
+            """CREATE OR REPLACE TEMP TABLE _gf_pop AS
+               SELECT * EXCLUDE (row_id), CAST(row_number() OVER (ORDER BY anchor, user_id) - 1 AS BIGINT) AS row_id
+               FROM _gf_pop WHERE row_id IN (SELECT row_id FROM _gf_kept) ORDER BY row_id"""
+        )
+        con.execute("CREATE OR REPLACE TEMP TABLE _gf_uids AS SELECT DISTINCT user_id, uid FROM _gf_pop")
+    con.execute("DROP TABLE IF EXISTS _gf_sampled; DROP TABLE IF EXISTS _gf_kept")
+    return summary
 
 
 def top_event_types(con: duckdb.DuckDBPyConnection, limit: int) -> list[str]:

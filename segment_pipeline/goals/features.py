@@ -69,6 +69,7 @@ from segment_pipeline.goals.outcomes import (
     history_problem,
 )
 from segment_pipeline.rules.compiler import read_profile_columns
+from segment_pipeline.settings import training_users_per_anchor
 
 __all__ = [
     "MIN_ANCHORS",
@@ -136,6 +137,7 @@ def build_training_set(
     exclude_profile_columns: Sequence[str] = (),
     max_rows: int = MAX_ROWS,
     max_event_types: int = MAX_EVENT_TYPES,
+    max_users_per_anchor: int | None = None,
 ) -> TrainingSet:
     """Samples of the goal segment's members at each anchor (members as of A-1).
 
@@ -145,6 +147,9 @@ def build_training_set(
     horizon, chosen by a stable hash of the pair (``metadata["horizon_sampling"]``).
     Profile columns named like a goal event property, or in ``exclude_profile_columns``,
     are left out (``left_out_profile_columns``, ``metadata["profile_columns_left_out"]``).
+    Above ``max_users_per_anchor`` users (default: SEGMENT_PIPELINE_TRAINING_USERS_PER_ANCHOR)
+    an anchor is sampled (``feature_sql.sample_population``, ``metadata["sampled_anchors"]``);
+    ``anchor_stats`` always counts the whole population.
     """
     anchors = sorted(set(anchors))
     length = goal.length_days
@@ -177,6 +182,15 @@ def build_training_set(
             len(horizons),
             {"pop": sql.POPULATION},
         )
+        if anchors:
+            sql.load_labels(con, goal.events, anchors, length)
+        else:
+            sql.empty_daily(con)
+        stats = sql.anchor_stats(con, anchors, length)
+        cap = training_users_per_anchor() if max_users_per_anchor is None else max_users_per_anchor
+        sampled = sql.sample_population(con, length, cap) if anchors else {}
+        if sampled:
+            rows = con.execute("SELECT count(*) FROM _gf_pop").fetchone()[0]
         sql.load_flags(con, anchors, flag_segments, profile_columns)
         timings["population_s"] = _lap(clock_start)
         if spec is not None:
@@ -190,9 +204,6 @@ def build_training_set(
             value_properties = []
         if anchors:
             sql.load_daily(con, goal_events, anchors, lookback, value_properties)
-            sql.load_labels(con, goal.events, anchors, length)
-        else:
-            sql.empty_daily(con)
         timings["events_s"] = round(_lap(clock_start) - timings["population_s"], 3)
         spec_derived = spec is None
         if spec is None:
@@ -210,7 +221,6 @@ def build_training_set(
         (pl.col("achieved_day") < pl.col(HORIZON)).fill_null(False).cast(pl.Int8).alias(LABEL),
         pl.col(HORIZON).cast(pl.Float32),
     )
-    stats = _anchor_stats(frame, anchors, length)
     frame = frame.select(*ID_COLUMNS, LABEL, *spec.feature_columns)
     timings["total_s"] = _lap(clock_start)
     timings["features_s"] = round(timings["total_s"] - timings["population_s"] - timings["events_s"], 3)
@@ -224,6 +234,7 @@ def build_training_set(
         "positives": int(frame.get_column(LABEL).sum() or 0),
         "features": len(spec.feature_columns),
         "profile_columns_left_out": left_out if spec_derived else {},
+        "sampled_anchors": sampled,
         "timings": timings,
     }
     return TrainingSet(frame, list(spec.feature_columns), spec, anchors, horizons, stats, metadata)
@@ -309,21 +320,3 @@ def _features(
     one row per ``_gf_pop`` row, in its order."""
     wide = sql.wide_features(con, spec, set(profile_columns or {}), with_labels)
     return pl.concat([wide, sql.long_features(con, spec, rows)], how="horizontal")
-
-
-def _anchor_stats(frame: pl.DataFrame, anchors: list[date], length: int) -> pl.DataFrame:
-    """Population and full-length achievers per anchor (anchors without members count 0)."""
-    pairs = (
-        frame.unique(subset=list(ID_COLUMNS))
-        .group_by("anchor")
-        .agg(
-            pl.len().alias("population"),
-            (pl.col("achieved_day") < length).fill_null(False).sum().alias("achievers"),
-        )
-    )
-    base = pl.DataFrame({"anchor": anchors}, schema={"anchor": pl.Date})
-    return (
-        base.join(pairs, on="anchor", how="left")
-        .with_columns(pl.col("population").fill_null(0).cast(pl.Int64), pl.col("achievers").fill_null(0).cast(pl.Int64))
-        .sort("anchor")
-    )

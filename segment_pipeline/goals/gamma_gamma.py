@@ -24,8 +24,6 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 
 import numpy as np
-from scipy.optimize import minimize
-from scipy.special import gammaln
 
 # Published estimates for the CDNOW sample (FHL 2005, section 4; Fader and Hardie 2013).
 CDNOW_SPEND_PARAMS = {"p": 6.25, "q": 3.74, "gamma": 15.44}
@@ -58,6 +56,8 @@ def _arrays(x, m_x) -> tuple[np.ndarray, np.ndarray]:
 
 def log_likelihood(params: GammaGammaParams, x, m_x) -> np.ndarray:
     """Each customer's log-density of ``m_x`` given ``x``."""
+    from scipy.special import gammaln
+
     p, q, g = params.p, params.q, params.gamma
     x, m_x = _arrays(x, m_x)
     px = p * x
@@ -74,6 +74,8 @@ def log_likelihood(params: GammaGammaParams, x, m_x) -> np.ndarray:
 
 def fit(x, m_x, *, weights=None, start: GammaGammaParams | None = None) -> GammaGammaParams:
     """Maximum-likelihood parameters (L-BFGS-B on their logs) from customers with x >= 1."""
+    from scipy.optimize import minimize
+
     x, m_x = _arrays(x, m_x)
     if len(x) == 0:
         raise ValueError("Gamma-Gamma needs at least one customer with a transaction to fit")

@@ -15,6 +15,7 @@ import polars as pl
 from segment_pipeline.config.goals import GoalDefinition
 from segment_pipeline.config.segments import ALL_USERS, SegmentConfig
 from segment_pipeline.goals import feature_sql as sql
+from segment_pipeline.goals import goal_rollups
 from segment_pipeline.goals.feature_spec import ID_COLUMNS, TrainingSet
 from segment_pipeline.goals.feature_sql import first_event_day
 from segment_pipeline.goals.matching import SqlParams, event_types_condition, goal_event_condition
@@ -37,12 +38,20 @@ def achievers_by_day(con, goal: GoalDefinition, users: Users | None, start: date
     with sql.temp_tables(con):
         restricted = sql.register_users(con, users)
         only = "AND user_id IN (SELECT user_id FROM _gf_users)" if restricted else ""
-        frame = con.execute(
-            f"""SELECT user_id, min(ts) AS achieved_at FROM {sql.EVENTS}
-                WHERE {types} AND ts >= {lower} AND ts < {upper} AND {is_goal} {only}
-                GROUP BY user_id ORDER BY user_id""",
-            params.values,
-        ).pl()
+        if goal_rollups.available(con):
+            # The goal's daily rollup: its first event of each day, so no scan of the window's events.
+            frame = con.execute(
+                f"""SELECT user_id, min(first_goal_ts) AS achieved_at FROM {goal_rollups.ensure(con, goal.events)}
+                    WHERE day >= ? AND day <= ? {only} GROUP BY user_id ORDER BY user_id""",
+                [start, end],
+            ).pl()
+        else:
+            frame = con.execute(
+                f"""SELECT user_id, min(ts) AS achieved_at FROM {sql.EVENTS}
+                    WHERE {types} AND ts >= {lower} AND ts < {upper} AND {is_goal} {only}
+                    GROUP BY user_id ORDER BY user_id""",
+                params.values,
+            ).pl()
     return frame.with_columns(pl.col("achieved_at").dt.date().alias("achieved_on")).with_columns(
         ((pl.col("achieved_on") - pl.lit(start)).dt.total_days() + 1).cast(pl.Int32).alias("window_day")
     )

@@ -56,17 +56,31 @@ def load_night(con: duckdb.DuckDBPyConnection, goal: GoalDefinition, as_of: date
     return NightInputs(goal, as_of, group, achieved, stored_model(con, goal.name))
 
 
-def score_night(con: duckdb.DuckDBPyConnection, night: NightInputs, model) -> ScoringOutcome:
-    """Replace the goal's ``intent_buckets`` and ``engagement_audiences`` rows of the night."""
+def score_night(
+    con: duckdb.DuckDBPyConnection, night: NightInputs, model, *, batch_users: int | None = None
+) -> ScoringOutcome:
+    """Replace the goal's ``intent_buckets`` and ``engagement_audiences`` rows of the night,
+    scoring ``batch_users`` open users at a time (default ``SCORING_BATCH_USERS``)."""
     goal, as_of, group, stored = night.goal, night.as_of, night.group, night.stored
+    batch = batch_users or SCORING_BATCH_USERS
     if stored is None:
         raise ValueError(f"goal {goal.name!r} has no stored model to score with")
     thresholds = BucketThresholds.from_dict(stored["thresholds"])
     achieved = night.achieved.get_column("user_id")
     open_users = group.filter(~pl.col("user_id").is_in(achieved.implode()))
-    scoring = features.build_scoring_set(con, goal, open_users.get_column("user_id"), as_of, spec=stored["spec"])
-    scored = open_users.join(scoring, on="user_id", how="left")
-    probabilities = np.asarray(model.predict_proba(scored.select(stored["spec"].feature_columns)), dtype=float)
+    value_model = _value_model(con, goal)
+    parts, value_parts = [], []
+    # In batches of users: one batch's feature matrix is in memory at a time, whatever the group's size.
+    for start in range(0, max(open_users.height, 1), batch):
+        users = open_users.slice(start, batch)
+        scoring = features.build_scoring_set(con, goal, users.get_column("user_id"), as_of, spec=stored["spec"])
+        scored_batch = users.join(scoring, on="user_id", how="left")
+        parts.append(np.asarray(model.predict_proba(scored_batch.select(stored["spec"].feature_columns)), dtype=float))
+        if value_model is not None:
+            value_parts.append(np.asarray(value_model.predict_value(scored_batch, parts[-1]), dtype=np.float64))
+    probabilities = np.concatenate(parts)
+    predicted = np.concatenate(value_parts) if value_model is not None else None
+    scored = open_users
     rows = pl.concat(
         [
             scored.select("user_id", "group").with_columns(
@@ -80,7 +94,7 @@ def score_night(con: duckdb.DuckDBPyConnection, night: NightInputs, model) -> Sc
             ),
         ]
     ).with_columns(pl.lit(goal.name).alias("goal_name"), pl.lit(as_of).alias("as_of_date"))
-    rows = rows.join(_night_values(con, goal, as_of, scored, probabilities, achieved), on="user_id", how="left")
+    rows = rows.join(_night_values(con, goal, as_of, scored, predicted, achieved), on="user_id", how="left")
     rows = rows.select("goal_name", "as_of_date", "user_id", "group", "score", "bucket", *NIGHT_VALUE_COLUMNS)
     rows = rows.sort("user_id")
     with transaction(con):
@@ -112,12 +126,25 @@ def score_night(con: duckdb.DuckDBPyConnection, night: NightInputs, model) -> Sc
 NIGHT_VALUE_COLUMNS = ("predicted_value", "value_tier")
 
 
+SCORING_BATCH_USERS = 200_000
+
+
+def _value_model(con: duckdb.DuckDBPyConnection, goal: GoalDefinition):
+    """The value goal's stored value model, or None (not a value goal, or none stored)."""
+    if not goal.value_property:
+        return None
+    from segment_pipeline.goals.value_setup import load_value_model
+
+    loaded = load_value_model(con, goal.name)
+    return None if loaded is None else loaded[0]
+
+
 def _night_values(
     con: duckdb.DuckDBPyConnection,
     goal: GoalDefinition,
     as_of: date,
     scored: pl.DataFrame,
-    probabilities: np.ndarray,
+    predicted: np.ndarray | None,
     achieved: pl.Series,
 ) -> pl.DataFrame:
     """``user_id, predicted_value, value_tier``: open users get the value model's expected
@@ -125,16 +152,10 @@ def _night_values(
     get the value they realized in the window so far (a fact, like their score 1.0) and no
     tier. Empty (so NULL columns) for goals without valueProperty."""
     empty = pl.DataFrame(schema={"user_id": pl.String, "predicted_value": pl.Float64, "value_tier": pl.String})
-    if not goal.value_property:
+    if predicted is None:
         return empty
     from segment_pipeline.goals.value_model import realized_by_day, value_tiers
-    from segment_pipeline.goals.value_setup import load_value_model
 
-    loaded = load_value_model(con, goal.name)
-    if loaded is None:
-        return empty
-    model, _ = loaded
-    predicted = np.asarray(model.predict_value(scored, probabilities), dtype=np.float64)
     open_rows = pl.DataFrame(
         {
             "user_id": scored.get_column("user_id"),

@@ -20,7 +20,6 @@ from typing import Any
 
 import duckdb
 import polars as pl
-from scipy.stats import binom
 
 from segment_pipeline.config.goals import GoalDefinition
 from segment_pipeline.config.segments import ALL_USERS, SegmentConfig
@@ -257,6 +256,8 @@ def control_share_bounds(n: int, percent: float, alpha: float = 0.001) -> tuple[
     ``n`` users is Binomial(n, p); the bounds are its ``alpha/2`` and ``1 - alpha/2``
     quantiles over ``n``. A share outside them points to a broken assignment.
     """
+    from scipy.stats import binom  # imported here: scipy.stats costs seconds at every start-up
+
     if n <= 0:
         return 0.0, 1.0
     p = percent / 100

@@ -3,6 +3,8 @@
 ``pipeline_state.users``: one row per user with their first and last event time.
 ``pipeline_state.vocabulary``: per event type, how many events (``property_key`` '' and
 ``value_type`` '*') and, per property key and JSON value type, how many events carry it.
+``pipeline_state.daily_rollups``: per user, day and event type, how many events and the
+first and last time; what goal features count instead of the events themselves.
 
 Each load adds its new rows. ``pipeline_state.snapshot_marks`` records how many snapshot
 rows the summaries cover: a snapshot written some other way (an older version, a manual
@@ -19,6 +21,9 @@ from segment_pipeline.storage.warehouse import scalar, table_exists
 USERS = "pipeline_state.users"
 VOCABULARY = "pipeline_state.vocabulary"
 MARKS = "pipeline_state.snapshot_marks"
+ROLLUPS = "pipeline_state.daily_rollups"
+# The summaries a mark vouches for; a new name when the set grows, so older warehouses rebuild once.
+_MARK = "users_vocabulary_rollups"
 EVENT_ROW_KEY, EVENT_ROW_TYPE = "", "*"  # json_type never returns '*'
 
 _DDL = f"""
@@ -27,6 +32,29 @@ CREATE TABLE IF NOT EXISTS {VOCABULARY} (
     event_name VARCHAR, property_key VARCHAR, value_type VARCHAR, events BIGINT NOT NULL,
     PRIMARY KEY (event_name, property_key, value_type));
 CREATE TABLE IF NOT EXISTS {MARKS} (summary VARCHAR PRIMARY KEY, snapshot_rows BIGINT NOT NULL);
+CREATE TABLE IF NOT EXISTS {ROLLUPS} (
+    user_id VARCHAR NOT NULL, day DATE NOT NULL, event_name VARCHAR NOT NULL, events BIGINT NOT NULL,
+    first_ts TIMESTAMP NOT NULL, last_ts TIMESTAMP NOT NULL);
+"""
+
+# A load's rows mostly fall on its own day; rows of days already rolled up (late events) are
+# merged with the stored row of their (user, day, type): no index, one join on those days only.
+_MERGE_ROLLUPS = f"""
+CREATE OR REPLACE TEMP TABLE _rollup_new AS
+SELECT user_id, CAST(ts AS DATE) AS day, event_name, count(*) AS events, min(ts) AS first_ts, max(ts) AS last_ts
+FROM ({{rows}}) GROUP BY ALL;
+CREATE OR REPLACE TEMP TABLE _rollup_old AS
+SELECT r.* FROM {ROLLUPS} r
+SEMI JOIN _rollup_new n ON r.user_id = n.user_id AND r.day = n.day AND r.event_name = n.event_name
+WHERE r.day BETWEEN (SELECT min(day) FROM _rollup_new) AND (SELECT max(day) FROM _rollup_new);
+DELETE FROM {ROLLUPS} r USING _rollup_old o
+WHERE r.day BETWEEN (SELECT min(day) FROM _rollup_old) AND (SELECT max(day) FROM _rollup_old)
+  AND r.user_id = o.user_id AND r.day = o.day AND r.event_name = o.event_name;
+INSERT INTO {ROLLUPS}
+SELECT user_id, day, event_name, sum(events), min(first_ts), max(last_ts)
+FROM (SELECT * FROM _rollup_new UNION ALL SELECT * FROM _rollup_old)
+GROUP BY ALL ORDER BY day, user_id, event_name;
+DROP TABLE _rollup_new; DROP TABLE _rollup_old;
 """
 
 
@@ -42,6 +70,7 @@ def _add_sql(rows: str) -> list[str]:
             SELECT r.event_name, j.key, coalesce(j.type, 'NULL'), count(*)
             FROM ({rows}) r, json_each(CAST(r.properties AS JSON)) j GROUP BY ALL
             ON CONFLICT (event_name, property_key, value_type) DO UPDATE SET events = events + excluded.events""",
+        _MERGE_ROLLUPS.format(rows=rows),
     ]
 
 
@@ -53,7 +82,7 @@ def is_current(con: duckdb.DuckDBPyConnection) -> bool:
     """The summaries cover exactly the snapshot as it is now (a count, no scan)."""
     if not table_exists(con, "pipeline_state", "snapshot_marks"):
         return False
-    marked = con.execute(f"SELECT snapshot_rows FROM {MARKS} WHERE summary = 'users_vocabulary'").fetchone()
+    marked = con.execute(f"SELECT snapshot_rows FROM {MARKS} WHERE summary = ?", [_MARK]).fetchone()
     return marked is not None and marked[0] == _snapshot_rows(con)
 
 
@@ -62,7 +91,7 @@ def prepare(con: duckdb.DuckDBPyConnection) -> None:
     con.execute(_DDL)
     if is_current(con):
         return
-    con.execute(f"DELETE FROM {USERS}; DELETE FROM {VOCABULARY}")
+    con.execute(f"DELETE FROM {USERS}; DELETE FROM {VOCABULARY}; DELETE FROM {ROLLUPS}")
     for statement in _add_sql("SELECT user_id, event_name, ts, properties FROM analytics.event_snapshots"):
         con.execute(statement)
     _mark(con)
@@ -76,7 +105,13 @@ def add(con: duckdb.DuckDBPyConnection, rows: str) -> None:
 
 
 def _mark(con: duckdb.DuckDBPyConnection) -> None:
-    con.execute(f"INSERT OR REPLACE INTO {MARKS} VALUES ('users_vocabulary', ?)", [_snapshot_rows(con)])
+    con.execute(f"INSERT OR REPLACE INTO {MARKS} VALUES (?, ?)", [_MARK, _snapshot_rows(con)])
+
+
+def first_event_day(con: duckdb.DuckDBPyConnection):
+    """The day of the snapshot's first event (None when empty), from the users when current."""
+    source = USERS if is_current(con) else "(SELECT min(ts) AS first_ts FROM analytics.event_snapshots)"
+    return scalar(con, f"SELECT CAST(min(first_ts) AS DATE) FROM {source}")
 
 
 def user_count(con: duckdb.DuckDBPyConnection) -> int:

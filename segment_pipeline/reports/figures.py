@@ -251,8 +251,12 @@ def segments_night(con: duckdb.DuckDBPyConnection, as_of: date, *, days: int = 1
     )
     overlaps = _rows(
         con,
-        """SELECT segment_a, segment_b, users FROM analytics.segment_overlaps
-        WHERE as_of_date = ? ORDER BY segment_a, segment_b""",
+        # Pairs sharing no user have no row: the matrix is rebuilt from the diagonal with zeros.
+        """WITH o AS (SELECT * FROM analytics.segment_overlaps WHERE as_of_date = ?),
+                d AS (SELECT segment_a AS segment FROM o WHERE segment_a = segment_b)
+        SELECT a.segment AS segment_a, b.segment AS segment_b, coalesce(o.users, 0) AS users
+        FROM d a CROSS JOIN d b LEFT JOIN o ON o.segment_a = a.segment AND o.segment_b = b.segment
+        ORDER BY 1, 2""",
         [as_of],
     )
     return SegmentsNight(as_of, sizes, overlaps)

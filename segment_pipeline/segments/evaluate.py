@@ -45,6 +45,7 @@ def evaluate_day(
         if from_summary:
             _insert_all_users(con, as_of, with_profiles=profile_columns is not None)
         history.replace_day(con, as_of, "_members", names)
+        history.record_definitions(con, as_of, segments.past)
         mode = history.update_tags(con, as_of)
         history.replace_overlaps(con, as_of)
         counted = dict(con.execute("SELECT segment_name, count(*) FROM _members GROUP BY 1").fetchall())

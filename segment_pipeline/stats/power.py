@@ -21,9 +21,6 @@ from __future__ import annotations
 
 import math
 
-from scipy.optimize import brentq
-from scipy.stats import norm
-
 # The first sign change of the power equation is found on this grid, then refined.
 _GRID_POINTS = 2048
 
@@ -38,6 +35,9 @@ def minimum_detectable_effect(
     objective: str = "maximize",
 ) -> float | None:
     """Smallest absolute rate change (a fraction, not points) detectable at ``alpha``/``power``."""
+    from scipy.optimize import brentq
+    from scipy.stats import norm
+
     if objective not in ("maximize", "minimize"):
         raise ValueError(f"objective must be 'maximize' or 'minimize', not {objective!r}")
     if not (0 < alpha < 1 and 0 < power < 1):

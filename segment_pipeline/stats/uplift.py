@@ -38,8 +38,6 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass
 
-from scipy.stats import binomtest, chi2, fisher_exact, norm
-
 from segment_pipeline.stats.power import minimum_detectable_effect
 
 MAXIMIZE = "maximize"
@@ -103,6 +101,8 @@ class UpliftResult:
 
 def wilson_interval(x: int, n: int, alpha: float = 0.05) -> tuple[float, float]:
     """Wilson score interval for a single proportion x / n (Wilson 1927)."""
+    from scipy.stats import norm
+
     _check_counts(x, n)
     z = float(norm.isf(alpha / 2))
     p = x / n
@@ -125,6 +125,8 @@ def newcombe_interval(x1: int, n1: int, x2: int, n2: int, alpha: float = 0.05) -
 
 def wald_interval(x1: int, n1: int, x2: int, n2: int, alpha: float = 0.05) -> tuple[float, float]:
     """The textbook Wald interval for p1 - p2, unclipped; for comparison only."""
+    from scipy.stats import norm
+
     _check_counts(x1, n1)
     _check_counts(x2, n2)
     p1, p2 = x1 / n1, x2 / n2
@@ -134,6 +136,8 @@ def wald_interval(x1: int, n1: int, x2: int, n2: int, alpha: float = 0.05) -> tu
 
 def pooled_z_test(x1: int, n1: int, x2: int, n2: int) -> float:
     """Two-sided p-value of the pooled two-proportion z-test of p1 = p2."""
+    from scipy.stats import norm
+
     _check_counts(x1, n1)
     _check_counts(x2, n2)
     pooled = (x1 + x2) / (n1 + n2)
@@ -145,6 +149,8 @@ def pooled_z_test(x1: int, n1: int, x2: int, n2: int) -> float:
 
 def difference_p_value(x1: int, n1: int, x2: int, n2: int) -> tuple[float, str]:
     """p-value of p1 = p2 and its method: the z-test, or Fisher's when a cell is expected below 5."""
+    from scipy.stats import fisher_exact
+
     achievers, total = x1 + x2, n1 + n2
     expected = [n * share for n in (n1, n2) for share in (achievers / total, 1 - achievers / total)]
     if min(expected) < MIN_EXPECTED_COUNT:
@@ -156,6 +162,8 @@ def difference_p_value(x1: int, n1: int, x2: int, n2: int) -> tuple[float, str]:
 
 def srm_test(test_users: int, control_users: int, control_percent: float) -> tuple[float | None, str]:
     """p-value that the arm sizes follow the declared split, and the test used."""
+    from scipy.stats import binomtest, chi2
+
     if test_users < 0 or control_users < 0:
         raise ValueError("arm sizes must be non-negative")
     if not 0 <= control_percent <= 100:

@@ -18,7 +18,6 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import stats as scipy_stats
 
 VALUE_COLUMNS = ("test_value_per_user", "control_value_per_user", "value_uplift", "value_ci_low", "value_ci_high")
 
@@ -39,6 +38,8 @@ class ValueUplift:
 
 def welch_interval(test: np.ndarray, control: np.ndarray, alpha: float = 0.05) -> tuple[float, float, float]:
     """(mean(test) - mean(control), low, high) at 1 - alpha; NaN bounds with fewer than 2 per arm."""
+    from scipy import stats as scipy_stats
+
     a, b = np.asarray(test, dtype=np.float64), np.asarray(control, dtype=np.float64)
     if len(a) == 0 or len(b) == 0:
         return math.nan, math.nan, math.nan
@@ -75,6 +76,8 @@ def value_uplift(test: np.ndarray, control: np.ndarray, alpha: float = 0.05) -> 
 
 def spearman(predicted: np.ndarray, actual: np.ndarray) -> float:
     """Spearman rank correlation (average ranks for ties); NaN when either side is constant."""
+    from scipy import stats as scipy_stats
+
     x, y = np.asarray(predicted, dtype=np.float64), np.asarray(actual, dtype=np.float64)
     if len(x) < 2 or np.all(x == x[0]) or np.all(y == y[0]):
         return math.nan
@@ -86,6 +89,8 @@ def value_gini(predicted: np.ndarray, actual: np.ndarray) -> float:
     """Normalised Gini of a value ranking: how much of the actual value the ranking by
     ``predicted`` concentrates at the top, relative to the perfect ranking (1 = perfect,
     0 = random). Ties in ``predicted`` are averaged, so a constant prediction scores 0."""
+    from scipy import stats as scipy_stats
+
     p, a = np.asarray(predicted, dtype=np.float64), np.asarray(actual, dtype=np.float64)
     if len(a) < 2 or a.sum() <= 0:
         return math.nan

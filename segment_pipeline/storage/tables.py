@@ -76,7 +76,8 @@ TABLES: tuple[Table, ...] = (
     ),
     _t(
         "segment_memberships",
-        "one row per (day, segment, member)",
+        "one row per (day, segment, member); a view over `segment_tags` and the evaluated days, so storage grows "
+        "with changes of membership, not days x members",
         ("as_of_date", "segment_name", "user_id"),
         ("as_of_date", "DATE", "the day the segment was evaluated as of (events before the next midnight)"),
         ("segment_name", "VARCHAR", "a past segment of segments.yaml, or `All Users`"),
@@ -93,12 +94,16 @@ TABLES: tuple[Table, ...] = (
     ),
     _t(
         "segment_overlaps",
-        "one row per (day, ordered pair of segments)",
+        "one row per (day, ordered pair of segments sharing a user), and per (day, segment) on the diagonal",
         ("as_of_date", "segment_a", "segment_b"),
         ("as_of_date", "DATE", "the evaluation day"),
         ("segment_a", "VARCHAR", "a segment"),
         ("segment_b", "VARCHAR", "a segment (equal to segment_a on the diagonal)"),
-        ("users", "BIGINT", "users in both; the segment's size when a = b; 0 kept"),
+        (
+            "users",
+            "BIGINT",
+            "users in both; the segment's size when a = b (0 kept there); pairs sharing no user have no row",
+        ),
         required=("users",),
     ),
     _t(

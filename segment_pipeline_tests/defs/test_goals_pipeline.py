@@ -165,6 +165,30 @@ def test_goal_lifecycle_on_the_demo(tmp_path, goal_config):
     assert "NOT APPLIED" in message
 
 
+def test_scoring_in_small_batches_writes_the_same_buckets(tmp_path, goal_config):
+    from segment_pipeline.goals.scoring import load_night, score_night
+    from segment_pipeline.goals.store import require_stored_model
+    from segment_pipeline.goals.target_groups import frozen_goal
+    from segment_pipeline.goals.tracking import load_champion
+    from segment_pipeline.storage import warehouse
+
+    resources = small_demo_resources(tmp_path, config_dir=goal_config)
+    assert run(resources, "2026-02-20").success
+    night = "SELECT * FROM analytics.intent_buckets WHERE goal_name = ? AND as_of_date = '2026-02-20' ORDER BY user_id"
+    with warehouse.connect(tmp_path / "warehouse.duckdb") as con:
+        scored = [r[0] for r in con.execute("SELECT DISTINCT goal_name FROM analytics.intent_buckets").fetchall()]
+        assert scored
+        for name in scored:
+            whole = con.execute(night, [name]).fetchall()
+            goal = frozen_goal(con, name)
+            champion = load_champion(
+                resources["mlflow"].tracking_uri, name, require_stored_model(con, name)["model_uri"]
+            )
+            outcome = score_night(con, load_night(con, goal, date(2026, 2, 20)), champion.model, batch_users=37)
+            assert outcome.users == len(whole) > 37
+            assert con.execute(night, [name]).fetchall() == whole
+
+
 def test_goal_ends_after_its_end_date(tmp_path, goal_config):
     resources = small_demo_resources(tmp_path, config_dir=goal_config)
     assert run(resources, "2026-02-27").success

@@ -9,9 +9,9 @@ from segment_pipeline.defs.ingest.assets import EVENT_SNAPSHOTS
 from segment_pipeline.defs.partitions import daily_partitions, run_days
 from segment_pipeline.defs.resources import WarehouseResource
 from segment_pipeline.ingest.events import day_cutoff
+from segment_pipeline.ingest.state import first_event_day
 from segment_pipeline.quality.snapshot_sql import check_loaded_slice
 from segment_pipeline.quality.snapshot_suite import EARLIEST_EVENT_TS, SuiteOutcome, check_daily_volume
-from segment_pipeline.storage.warehouse import scalar
 
 REQUIRED_COLUMNS_CHECK = "required_columns_present"
 TIMESTAMP_RANGE_CHECK = "timestamps_inside_loaded_range"
@@ -107,7 +107,7 @@ def event_snapshot_quality(context: dg.AssetCheckExecutionContext, warehouse: Wa
         counts = dict(
             con.execute(_DAILY_COUNTS_SQL, [first - timedelta(days=VOLUME_TRAILING_DAYS), day_cutoff(last)]).fetchall()
         )
-        first_day = scalar(con, "SELECT CAST(min(ts) AS DATE) FROM analytics.event_snapshots")
+        first_day = first_event_day(con)  # from pipeline_state.users, not a scan of the history
         keys = unique_key_results(con, KEYED_TABLES, days)
 
     outcomes = {REQUIRED_COLUMNS_CHECK: required, TIMESTAMP_RANGE_CHECK: timestamps, UNIQUE_IDS_CHECK: unique}
