@@ -69,6 +69,14 @@ def midnight(day: date) -> datetime:
     return datetime.combine(day, time())
 
 
+def stable_sum(expr: str) -> str:
+    """``sum`` of a DOUBLE expression with the same bits on every run. DuckDB's parallel
+    ``sum`` adds the threads' partial sums in the order they finish, so the last bits of a
+    group's sum change from run to run, and a fitted model amplifies them; summing in the
+    order of the values (a sort per group) fixes them. Counts and integers need no such care."""
+    return f"sum({expr} ORDER BY {expr})"
+
+
 def days_between_sql(earlier: str, later: str) -> str:
     """Fractional days from one TIMESTAMP expression to another."""
     return f"(date_diff('microsecond', {earlier}, {later}) / {DAY_US}.0)"
@@ -220,8 +228,9 @@ def load_lifetime(
         path = params.bind(_json_pointer(key), "VARCHAR")
         values.append(f", TRY_CAST(json_extract_string(properties, {path}) AS DOUBLE) AS v{i}")
         aggregates.append(
-            f", sum(e.v{i}) FILTER (WHERE e.is_goal) AS vs{i}, count(e.v{i}) FILTER (WHERE e.is_goal) AS vc{i}"
-            f", arg_max(e.v{i}, e.ts) FILTER (WHERE e.is_goal AND e.v{i} IS NOT NULL) AS vl{i}"
+            f", {stable_sum(f'e.v{i}')} FILTER (WHERE e.is_goal) AS vs{i}, count(e.v{i}) FILTER (WHERE e.is_goal) AS vc{i}"
+            # (ts, value): of two goal events at the same instant the larger value is the last, every run.
+            f", arg_max(e.v{i}, (e.ts, e.v{i})) FILTER (WHERE e.is_goal AND e.v{i} IS NOT NULL) AS vl{i}"
             f", max(e.ts) FILTER (WHERE e.is_goal AND e.v{i} IS NOT NULL) AS vt{i}"
         )
     con.execute(
@@ -389,7 +398,7 @@ def _lifetime_sql(value_count: int) -> tuple[str, list[str]]:
     the population's first event day); mean gap, recency ratio and value mean/last are
     empty (NaN) when undefined."""
     value_aggs = "".join(
-        f", sum(d.vs{i}) AS vs{i}, sum(d.vc{i}) AS vc{i}, arg_max(d.vl{i}, d.vt{i}) AS vl{i}"
+        f", {stable_sum(f'd.vs{i}')} AS vs{i}, sum(d.vc{i}) AS vc{i}, arg_max(d.vl{i}, d.vt{i}) AS vl{i}"
         for i in range(value_count)
     )
     cte = f""",
