@@ -19,6 +19,7 @@ each purchase they drop out with probability ``p ~ Beta(a, b)``.
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -65,20 +66,27 @@ def log_likelihood(params: BgNbdParams, x, t_x, T) -> np.ndarray:
 
 def fit(x, t_x, T, *, weights=None, start: BgNbdParams | None = None) -> BgNbdParams:
     """Maximum-likelihood parameters (L-BFGS-B on their logs). ``weights`` count customers
-    sharing one ``(x, t_x, T)``."""
+    sharing one ``(x, t_x, T)``.
+
+    The same customers in any order give the same bits: every sum is ``math.fsum`` (exactly
+    rounded, so order-free). The likelihood is flat along ``a, b`` and the gradient is
+    taken by finite differences, so a last-bit change of the objective moves the optimum
+    by whole percents."""
     from scipy.optimize import minimize
 
     x, t_x, T = _arrays(x, t_x, T)
     if len(x) == 0:
         raise ValueError("BG/NBD needs at least one customer to fit")
     w = np.ones_like(x) if weights is None else np.asarray(weights, dtype=np.float64)
-    total = w.sum()
-    first = start or BgNbdParams(1.0, max(float(np.average(T, weights=w)), 1e-3), 1.0, 1.0)
+    total = math.fsum(w)
+    first = start or BgNbdParams(1.0, max(math.fsum(w * T) / total, 1e-3), 1.0, 1.0)
 
     def objective(log_params: np.ndarray) -> float:
         params = BgNbdParams(*np.exp(np.clip(log_params, -20, 20)))
-        value = -float(np.dot(w, log_likelihood(params, x, t_x, T))) / total
-        return value if np.isfinite(value) else 1e12
+        terms = w * log_likelihood(params, x, t_x, T)
+        if not np.all(np.isfinite(terms)):
+            return 1e12
+        return -math.fsum(terms) / total
 
     result = minimize(
         objective,

@@ -25,6 +25,7 @@ from segment_pipeline.config.goals import GoalEvent
 from segment_pipeline.config.segments import ALL_USERS, SegmentDefinition
 from segment_pipeline.goals import goal_rollups
 from segment_pipeline.goals.feature_spec import FeatureSpec
+from segment_pipeline.goals.goal_rollups import stable_sum
 from segment_pipeline.goals.matching import SqlParams, event_types_condition, goal_event_condition
 from segment_pipeline.ingest import state
 from segment_pipeline.rules.compiler import compile_past_segment_chunks, compile_past_segments, window_end
@@ -313,8 +314,9 @@ def load_lifetime(
         path = params.bind(_json_pointer(key), "VARCHAR")
         values.append(f", TRY_CAST(json_extract_string(properties, {path}) AS DOUBLE) AS v{i}")
         aggregates.append(
-            f", sum(e.v{i}) FILTER (WHERE e.is_goal) AS vs{i}, count(e.v{i}) FILTER (WHERE e.is_goal) AS vc{i}"
-            f", arg_max(e.v{i}, e.ts) FILTER (WHERE e.is_goal AND e.v{i} IS NOT NULL) AS vl{i}"
+            f", {stable_sum(f'e.v{i}')} FILTER (WHERE e.is_goal) AS vs{i}, count(e.v{i}) FILTER (WHERE e.is_goal) AS vc{i}"
+            # (ts, value): of two goal events at the same instant the larger value is the last, every run.
+            f", arg_max(e.v{i}, (e.ts, e.v{i})) FILTER (WHERE e.is_goal AND e.v{i} IS NOT NULL) AS vl{i}"
             f", max(e.ts) FILTER (WHERE e.is_goal AND e.v{i} IS NOT NULL) AS vt{i}"
         )
     con.execute(
@@ -570,7 +572,7 @@ def _lifetime_sql(value_count: int) -> tuple[str, list[str]]:
     the population's first event day); mean gap, recency ratio and value mean/last are
     empty (NaN) when undefined."""
     value_aggs = "".join(
-        f", sum(d.vs{i}) AS vs{i}, sum(d.vc{i}) AS vc{i}, arg_max(d.vl{i}, d.vt{i}) AS vl{i}"
+        f", {stable_sum(f'd.vs{i}')} AS vs{i}, sum(d.vc{i}) AS vc{i}, arg_max(d.vl{i}, (d.vt{i}, d.vl{i})) AS vl{i}"
         for i in range(value_count)
     )
     cte = f""",

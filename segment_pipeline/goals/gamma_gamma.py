@@ -21,6 +21,7 @@ baseline for the project's hurdle model, which learns spend from every feature.
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -80,14 +81,17 @@ def fit(x, m_x, *, weights=None, start: GammaGammaParams | None = None) -> Gamma
     if len(x) == 0:
         raise ValueError("Gamma-Gamma needs at least one customer with a transaction to fit")
     w = np.ones_like(x) if weights is None else np.asarray(weights, dtype=np.float64)
-    total = w.sum()
+    total = math.fsum(w)
     # Start at the population mean's scale: with p = 1 and q = 2, p gamma / (q - 1) = gamma.
-    first = start or GammaGammaParams(1.0, 2.0, max(float(np.average(m_x, weights=w)), 1e-6))
+    first = start or GammaGammaParams(1.0, 2.0, max(math.fsum(w * m_x) / total, 1e-6))
 
     def objective(log_params: np.ndarray) -> float:
+        # math.fsum: exactly rounded, so the customers' order cannot change the fit (see bgnbd.fit).
         params = GammaGammaParams(*np.exp(np.clip(log_params, -20, 20)))
-        value = -float(np.dot(w, log_likelihood(params, x, m_x))) / total
-        return value if np.isfinite(value) else 1e12
+        terms = w * log_likelihood(params, x, m_x)
+        if not np.all(np.isfinite(terms)):
+            return 1e12
+        return -math.fsum(terms) / total
 
     result = minimize(objective, np.log([first.p, first.q, first.gamma]), method="L-BFGS-B", bounds=[(-12, 12)] * 3)
     return GammaGammaParams(*(float(v) for v in np.exp(result.x)))

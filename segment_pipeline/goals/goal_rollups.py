@@ -30,6 +30,14 @@ MARKS = "pipeline_state.goal_rollup_marks"
 _MARKS_DDL = "signature VARCHAR PRIMARY KEY, next_rowid BIGINT NOT NULL, snapshot_rows BIGINT NOT NULL"
 
 
+def stable_sum(expr: str) -> str:
+    """``sum`` of a DOUBLE expression with the same bits on every run. DuckDB's parallel
+    ``sum`` adds the threads' partial sums in the order they finish, so the last bits of a
+    group's sum change from run to run, and a fitted model amplifies them; summing in the
+    order of the values (a sort per group) fixes them. Counts and integers need no such care."""
+    return f"sum({expr} ORDER BY {expr})"
+
+
 def available(con: duckdb.DuckDBPyConnection) -> bool:
     """Rollups can answer exactly: the load's summaries cover the snapshot, and the connection
     may write (a read-only reader takes the events instead of building a rollup)."""
@@ -67,8 +75,8 @@ def _aggregate_sql(
         path = params.bind(_json_pointer(key), "VARCHAR")
         values.append(f", TRY_CAST(json_extract_string(properties, {path}) AS DOUBLE) AS v{i}")
         aggregates.append(
-            f", sum(v{i}) AS vs{i}, count(v{i}) AS vc{i}"
-            f", arg_max(v{i}, ts) FILTER (WHERE v{i} IS NOT NULL) AS vl{i}"
+            f", {stable_sum(f'v{i}')} AS vs{i}, count(v{i}) AS vc{i}"
+            f", arg_max(v{i}, (ts, v{i})) FILTER (WHERE v{i} IS NOT NULL) AS vl{i}"
             f", max(ts) FILTER (WHERE v{i} IS NOT NULL) AS vt{i}"
         )
     sql = f"""SELECT user_id, CAST(ts AS DATE) AS day, count(*) AS n_goal, min(ts) AS first_goal_ts,
@@ -82,7 +90,8 @@ def _aggregate_sql(
 def _merge_sql(value_count: int) -> str:
     """Partial rows of the same (user, day) into one."""
     merged = "".join(
-        f", sum(vs{i}) AS vs{i}, sum(vc{i}) AS vc{i}, arg_max(vl{i}, vt{i}) FILTER (WHERE vt{i} IS NOT NULL) AS vl{i}"
+        f", {stable_sum(f'vs{i}')} AS vs{i}, sum(vc{i}) AS vc{i}"
+        f", arg_max(vl{i}, (vt{i}, vl{i})) FILTER (WHERE vt{i} IS NOT NULL) AS vl{i}"
         f", max(vt{i}) AS vt{i}"
         for i in range(value_count)
     )

@@ -217,7 +217,7 @@ def _value_forecast_rows(con: duckdb.DuckDBPyConnection, goal: GoalDefinition, a
                    predicted_value_cumulative = v.predicted_value_cumulative,
                    predicted_value_low = v.predicted_value_low, predicted_value_high = v.predicted_value_high,
                    actual_value_cumulative = CASE WHEN g.day <= ? THEN
-                       (SELECT coalesce(sum(r.value), 0) FROM _realized_value r
+                       (SELECT coalesce(sum(r.value ORDER BY r.value), 0) FROM _realized_value r
                         WHERE r.window_day <= datediff('day', ?, g.day) + 1) END
                FROM pipeline_state.goal_creation_value_forecasts v
                WHERE v.goal_name = g.goal_name AND v.day = g.day AND g.goal_name = ? AND g.as_of_date = ?""",

@@ -150,7 +150,7 @@ def window_values(con: duckdb.DuckDBPyConnection, goal: GoalDefinition, rows: pl
             f"""WITH e AS (SELECT user_id, ts, {value} AS v FROM {sql.EVENTS}
                            WHERE {types} AND ts >= {first} AND ts < {last} AND {is_goal}
                              AND user_id IN (SELECT user_id FROM _value_rows))
-                SELECT r._row, coalesce(sum(e.v), 0) AS v FROM _value_rows r
+                SELECT r._row, coalesce({sql.stable_sum("e.v")}, 0) AS v FROM _value_rows r
                 LEFT JOIN e ON e.user_id = r.user_id AND e.ts >= CAST(r.anchor AS TIMESTAMP)
                            AND e.ts < CAST(r.anchor AS TIMESTAMP) + to_days(r.horizon_days)
                 GROUP BY r._row ORDER BY r._row""",
@@ -175,9 +175,10 @@ def realized_by_day(
     try:
         return con.execute(
             f"""SELECT user_id, CAST(datediff('day', {params.bind(start, "DATE")}, CAST(ts AS DATE)) + 1 AS INTEGER) AS window_day,
-                       coalesce(sum({value}), 0) AS value
-                FROM {sql.EVENTS} WHERE {types} AND ts >= {lower} AND ts < {upper} AND {is_goal}
-                  AND user_id IN (SELECT user_id FROM _value_users)
+                       coalesce({sql.stable_sum("v")}, 0) AS value
+                FROM (SELECT user_id, ts, {value} AS v FROM {sql.EVENTS}
+                      WHERE {types} AND ts >= {lower} AND ts < {upper} AND {is_goal}
+                        AND user_id IN (SELECT user_id FROM _value_users))
                 GROUP BY ALL ORDER BY user_id, window_day""",
             params.values,
         ).pl()
@@ -197,8 +198,10 @@ def value_timing_curve(con: duckdb.DuckDBPyConnection, goal: GoalDefinition, anc
         upper = params.bind(sql.midnight(anchor + timedelta(days=length)), "TIMESTAMP")
         start = params.bind(anchor, "DATE")
         for day, v in con.execute(
-            f"""SELECT datediff('day', {start}, CAST(ts AS DATE)) AS d, sum({value}) FROM {sql.EVENTS}
-                WHERE {types} AND ts >= {lower} AND ts < {upper} AND {is_goal} GROUP BY 1""",
+            f"""SELECT datediff('day', {start}, CAST(ts AS DATE)) AS d, {sql.stable_sum("v")}
+                FROM (SELECT ts, {value} AS v FROM {sql.EVENTS}
+                      WHERE {types} AND ts >= {lower} AND ts < {upper} AND {is_goal})
+                GROUP BY 1""",
             params.values,
         ).fetchall():
             if v is not None and 0 <= day < length:

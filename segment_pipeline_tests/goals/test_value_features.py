@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from datetime import date, datetime, time, timedelta
 
 import numpy as np
@@ -9,7 +10,7 @@ import polars as pl
 import pytest
 
 from segment_pipeline.goals.features import build_training_set
-from segment_pipeline.goals.value_model import check_property, realized_by_day, window_values
+from segment_pipeline.goals.value_model import check_property, realized_by_day, value_timing_curve, window_values
 from segment_pipeline_tests.goals.goal_world import Events, make_goal, segments_yaml
 
 ANCHOR = date(2026, 6, 1)
@@ -85,3 +86,38 @@ def test_non_numeric_values_are_counted_and_a_missing_property_names_the_ones_th
     )
     problem = check_property(con, wrong, wrong.created_on).problem(wrong)
     assert "valueProperty 'price'" in problem and "a, b, c" in problem and "Fix:" in problem
+
+
+def test_value_sums_have_the_same_bits_on_every_run(con):
+    """DuckDB sums a DOUBLE column in parallel and adds the threads' partial sums in the order
+    they finish; the value model amplifies a last-bit change into percents. Many values per
+    user across several row groups and threads: every call must give the same bits."""
+    con.execute("SET threads = 4")
+    rng = np.random.default_rng(11)
+    n = 300_000
+    users, offsets = rng.integers(0, 3, n), rng.integers(0, 3 * 86_400, n)
+    amounts = np.round(rng.gamma(2.0, 40.0, n), 2)
+    Events(con).add_many(
+        [
+            {
+                "user_id": f"u{u}",
+                "event_name": "charged",
+                "ts": A + timedelta(seconds=int(s)),
+                "properties": {"category": "concert", "amount": float(v)},
+            }
+            for u, s, v in zip(users, offsets, amounts, strict=True)
+        ]
+    )
+    goal = make_goal(
+        segments_yaml(), segment="All Users", createdOn="2026-06-15", endDate="2026-06-28", valueProperty="amount"
+    )
+    rows = pl.DataFrame({"anchor": [ANCHOR] * 3, "user_id": ["u0", "u1", "u2"], "horizon_days": [3] * 3})
+    ids = pl.Series(["u0", "u1", "u2"])
+    first = window_values(con, goal, rows)
+    first_days = realized_by_day(con, goal, ids, ANCHOR, ANCHOR + 2 * DAY)
+    first_curve = value_timing_curve(con, goal, [ANCHOR])
+    assert first.tolist() == pytest.approx([math.fsum(amounts[users == u]) for u in range(3)], rel=1e-12)
+    for _ in range(4):
+        assert window_values(con, goal, rows).tolist() == first.tolist()
+        assert realized_by_day(con, goal, ids, ANCHOR, ANCHOR + 2 * DAY).equals(first_days)
+        assert value_timing_curve(con, goal, [ANCHOR]).tolist() == first_curve.tolist()

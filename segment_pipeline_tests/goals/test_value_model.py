@@ -5,11 +5,22 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import polars as pl
 import pytest
 from scipy import stats as scipy_stats
 
-from segment_pipeline.goals import gamma_gamma
-from segment_pipeline.goals.value_model import HIGH, LOW, MEDIUM, value_forecast, value_tiers
+from segment_pipeline.goals import bgnbd, gamma_gamma
+from segment_pipeline.goals.feature_spec import BGNBD_T, BGNBD_T_X, BGNBD_X
+from segment_pipeline.goals.value_model import (
+    BGNBD_UNIT_DAYS,
+    HIGH,
+    LOW,
+    MEDIUM,
+    fit_bgnbd_gamma_gamma,
+    value_feature_names,
+    value_forecast,
+    value_tiers,
+)
 from segment_pipeline.stats.value import value_errors, value_gini, value_uplift, welch_interval
 
 
@@ -125,3 +136,33 @@ def test_the_value_kind_with_the_lower_held_out_squared_error_is_champion():
     assert best is better and "paired SE" in why and "RMSE" in why
     assert choose_value_champion([candidate("hurdle", base), classic])[0].model.kind == "hurdle"  # a tie
     assert choose_value_champion([worse])[0] is worse  # the only kind trained
+
+
+def test_the_classic_value_model_predicts_the_same_bits_from_the_same_users_in_any_order():
+    """Two fits of BG/NBD x Gamma-Gamma on the same hold-out rows, shuffled: bit-identical
+    parameters and predictions (the nightly job's row order is not fixed)."""
+    rng = np.random.default_rng(2)
+    n = 4_000
+    T = rng.uniform(60, 200, n)
+    times, *_ = bgnbd.simulate_customers(bgnbd.BgNbdParams(**bgnbd.CDNOW_PARAMS), T / BGNBD_UNIT_DAYS, rng)
+    x = np.array([len(t) for t in times], dtype=np.int64)
+    t_x = np.array([float(t.max()) * BGNBD_UNIT_DAYS if len(t) else 0.0 for t in times]).round()
+    values, _ = gamma_gamma.simulate_spend(gamma_gamma.GammaGammaParams(**gamma_gamma.CDNOW_SPEND_PARAMS), x + 1, rng)
+    total = value_feature_names("amount")[0]
+    holdout = pl.DataFrame(
+        {
+            "user_id": [f"u{i}" for i in range(n)],
+            BGNBD_X: x,
+            BGNBD_T_X: t_x,
+            BGNBD_T: T.round(),
+            "goal_life_days": x + 1,
+            total: [float(v.sum()) for v in values],
+            "horizon_days": np.full(n, 14),
+        }
+    )
+    fitted = fit_bgnbd_gamma_gamma(holdout, "amount")
+    predicted = fitted.predict_value(holdout)
+    for seed in range(3):
+        again = fit_bgnbd_gamma_gamma(holdout.sample(fraction=1.0, shuffle=True, seed=seed), "amount")
+        assert (again.bgnbd_params, again.spend_params) == (fitted.bgnbd_params, fitted.spend_params)
+        assert again.predict_value(holdout).tolist() == predicted.tolist()
