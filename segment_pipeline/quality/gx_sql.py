@@ -9,11 +9,13 @@ validations are rendered as Data Docs in a folder the caller names.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import duckdb
+from sqlalchemy.pool import StaticPool
 
 from segment_pipeline.quality.gx_runner import (
     LOCK,
@@ -36,6 +38,7 @@ MAX_FETCHED_ROWS = 1_000
 # Offending rows GX fetches per rule: enough for MAX_EXAMPLES distinct values after repeats.
 SAMPLED_ROWS = 4 * MAX_EXAMPLES
 DOCS_SITE = "warehouse_quality"
+BATCH_TABLE = "gx_batch"
 
 
 def run_query_suites(
@@ -49,9 +52,9 @@ def run_query_suites(
 ) -> dict[str, SuiteOutcome]:
     """Validate the rows of ``query`` (run on ``con``'s database) against each suite, in SQL.
 
-    ``variables`` are set (bound, not pasted) in each session GX opens, for the query's
-    ``getvariable``. Offending rows are named by ``id_column``. With ``docs_dir``, GX writes its Data Docs
-    site there (``index.html``), one page per suite of this call.
+    ``variables`` are set (bound, not pasted) in the session for the query's ``getvariable``.
+    Offending rows are named by ``id_column``. With ``docs_dir``, GX writes its Data Docs site
+    there (``index.html``), one page per suite of this call.
     """
     gx = quiet_gx()
     result_format = {
@@ -59,17 +62,22 @@ def run_query_suites(
         "partial_unexpected_count": SAMPLED_ROWS,
         "unexpected_index_column_names": [id_column],
     }
-    with LOCK:
+    with LOCK, _session(con, variables or {}) as session:
+        # The rows are computed once, into a temp table of GX's one session (in DuckDB, under its
+        # memory limit): GX issues ~30 queries, and the query asset would recompute them for each.
+        session.execute(f"CREATE TEMP TABLE {BATCH_TABLE} AS {query}")
         context = fresh_context()
         if docs_dir is not None:
             context.add_data_docs_site(DOCS_SITE, _docs_site(docs_dir))
         source = context.data_sources.add_sql(
             "warehouse",
-            # The URL only picks the dialect; every connection is a cursor of ``con``.
+            # The URL only picks the dialect; the one connection is ``session``.
             connection_string="duckdb:///:memory:",
-            kwargs={"creator": lambda: _cursor_connection(con, variables or {})},
+            kwargs={"creator": lambda: _BufferedConnection(session), "poolclass": StaticPool},
         )
-        batch = source.add_query_asset("slice", query=query).add_batch_definition_whole_table("slice")
+        batch = source.add_query_asset("slice", query=f"SELECT * FROM {BATCH_TABLE}").add_batch_definition_whole_table(
+            "slice"
+        )
         outcomes = {}
         for name, expectations in suites.items():
             suite = context.suites.add(gx.ExpectationSuite(name=name))
@@ -130,12 +138,17 @@ def _docs_site(docs_dir: Path) -> Any:
     }
 
 
-def _cursor_connection(con: duckdb.DuckDBPyConnection, variables: Mapping[str, Any]) -> Any:
+@contextmanager
+def _session(con: duckdb.DuckDBPyConnection, variables: Mapping[str, Any]) -> Iterator[duckdb.DuckDBPyConnection]:
+    """A session of ``con``'s database (same file, no second open), closed with its temp table."""
     cursor = con.cursor()
-    cursor.execute("SET enable_progress_bar = false")
-    for name, value in variables.items():
-        cursor.execute(f"SET VARIABLE {quote_ident(name)} = ?", [value])
-    return _BufferedConnection(cursor)
+    try:
+        cursor.execute("SET enable_progress_bar = false")
+        for name, value in variables.items():
+            cursor.execute(f"SET VARIABLE {quote_ident(name)} = ?", [value])
+        yield cursor
+    finally:
+        cursor.close()
 
 
 def _duckdb_engine() -> Any:
