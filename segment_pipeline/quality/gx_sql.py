@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import duckdb
-from sqlalchemy.pool import StaticPool
 
 from segment_pipeline.quality.gx_runner import (
     LOCK,
@@ -66,6 +65,8 @@ def run_query_suites(
         # The rows are computed once, into a temp table of GX's one session (in DuckDB, under its
         # memory limit): GX issues ~30 queries, and the query asset would recompute them for each.
         session.execute(f"CREATE TEMP TABLE {BATCH_TABLE} AS {query}")
+        from sqlalchemy.pool import StaticPool  # imported here: the definitions load without SQLAlchemy
+
         context = fresh_context()
         if docs_dir is not None:
             context.add_data_docs_site(DOCS_SITE, _docs_site(docs_dir))
