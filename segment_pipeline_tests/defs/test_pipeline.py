@@ -146,6 +146,9 @@ def test_a_corrupted_snapshot_fails_the_blocking_checks_with_examples(tmp_path):
     checks = check_results(result)
     assert not checks["event_ids_unique"].passed
     assert dup_id in checks["event_ids_unique"].description
+    rules = {r.data["rule"]: r.data for r in checks["event_ids_unique"].metadata["rules"].value.records}
+    assert rules["expect_column_values_to_be_unique(event_id)"]["unexpected_rows"] == 2
+    assert dup_id in rules["expect_column_values_to_be_unique(event_id)"]["finding"]
     assert not checks["timestamps_inside_loaded_range"].passed
     assert "2026-03-05" in checks["timestamps_inside_loaded_range"].description
     assert checks["required_columns_present"].passed

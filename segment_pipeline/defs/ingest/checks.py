@@ -33,9 +33,38 @@ WHERE ts >= ? AND ts < ? GROUP BY 1
 def _metadata(outcome: SuiteOutcome, docs: Path | None) -> dict[str, Any]:
     """The suite's rules with their unexpected counts and example rows, and where GX's Data Docs are."""
     metadata: dict[str, Any] = dict(outcome.as_metadata())
+    metadata["rules"] = _rules_table(outcome)
     if docs is not None:
         metadata["data_docs"] = dg.MetadataValue.path(str(docs / "index.html"))
     return metadata
+
+
+_RULE_COLUMNS = dg.TableSchema(
+    columns=[
+        dg.TableColumn("rule", "string"),
+        dg.TableColumn("passed", "bool"),
+        dg.TableColumn("unexpected_rows", "int", description="-1 for a rule on the whole table"),
+        dg.TableColumn("finding", "string", description="what was found, with up to 5 offending rows"),
+        dg.TableColumn("protects", "string"),
+    ]
+)
+
+
+def _rules_table(outcome: SuiteOutcome) -> dg.TableMetadataValue:
+    """One row per GX expectation, as the UI shows tables."""
+    records = [
+        dg.TableRecord(
+            {
+                "rule": o.expectation,
+                "passed": o.success,
+                "unexpected_rows": -1 if o.unexpected_count is None else int(o.unexpected_count),
+                "finding": o.finding(outcome.evaluated_rows),
+                "protects": o.description,
+            }
+        )
+        for o in outcome.outcomes
+    ]
+    return dg.MetadataValue.table(records=records, schema=_RULE_COLUMNS)
 
 
 def _result(
