@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -109,14 +110,9 @@ def _outcome(result: Any, id_column: str) -> ExpectationOutcome:
         rows = (details.get("details") or {}).get("unexpected_rows") or []
         count = details.get("observed_value")
         outcome = outcome_of(result, label=f"{meta['rule']}({column})", examples=_examples(rows, column, id_column))
-        return ExpectationOutcome(
-            expectation=outcome.expectation,
-            success=outcome.success,
-            unexpected_count=None if count is None else int(count),
-            unexpected_examples=outcome.unexpected_examples,
-            observed=outcome.observed if outcome.observed and outcome.observed.startswith("error") else None,
-            description=outcome.description,
-        )
+        # Its observed value is the offending rows' count, which a map rule reports as unexpected.
+        error = outcome.observed if outcome.observed and outcome.observed.startswith("error") else None
+        return replace(outcome, unexpected_count=None if count is None else int(count), observed=error)
     column = config.kwargs.get("column")
     rows = details.get("partial_unexpected_index_list") or []
     return outcome_of(result, examples=_examples(rows, column, id_column) if column else [])
