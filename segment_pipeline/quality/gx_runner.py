@@ -24,8 +24,8 @@ if TYPE_CHECKING:
 MAX_EXAMPLES = 5
 _DATASOURCE = "segment_pipeline_quality"
 _BATCH_DEFINITION = "whole_frame"
-# One GX context per process; neither it nor its datasource registry is thread-safe.
-_LOCK = threading.RLock()
+# GX's current context is process-wide; a validation holds it from building its suite to the end.
+LOCK = threading.RLock()
 
 
 @dataclass(frozen=True)
@@ -90,7 +90,7 @@ class SuiteOutcome:
 
 def gx_expectations() -> Any:
     """The `great_expectations.expectations` module, importing GX (quietly) on first use."""
-    return _gx().expectations
+    return quiet_gx().expectations
 
 
 def run_suite(
@@ -110,13 +110,13 @@ def run_suite(
     frame = df.reset_index(drop=True)
     # A few more than we show, so repeats of one bad value leave room for others.
     result_format = {"result_format": "SUMMARY", "partial_unexpected_count": 4 * MAX_EXAMPLES}
-    with _LOCK:
-        _context()  # a suite resolves GX's current context as it is built
-        suite = _gx().ExpectationSuite(name=name)
+    with LOCK:
+        context = fresh_context()  # a suite binds to GX's current context as it is built
+        suite = quiet_gx().ExpectationSuite(name=name)
         for position, expectation in enumerate(expectations):
             expectation.meta = {**(expectation.meta or {}), "position": position}  # GX reorders results
             suite.add_expectation(expectation)
-        batch = _batch_definition(name).get_batch(batch_parameters={"dataframe": frame})
+        batch = _batch_definition(context, name).get_batch(batch_parameters={"dataframe": frame})
         result = batch.validate(suite, result_format=result_format)
     results = sorted(result.results, key=lambda r: (r.expectation_config.meta or {}).get("position", 0))
     return SuiteOutcome(
@@ -128,20 +128,26 @@ def run_suite(
 
 
 def _outcome(result: Any, frame: pd.DataFrame, id_column: str | None) -> ExpectationOutcome:
+    column = result.expectation_config.kwargs.get("column")
+    return outcome_of(result, examples=_examples(result.result or {}, frame, column, id_column))
+
+
+def outcome_of(result: Any, *, examples: list[str], label: str | None = None) -> ExpectationOutcome:
+    """An ExpectationOutcome from one GX validation result, its examples already rendered."""
     config = result.expectation_config
     column = config.kwargs.get("column")
     details = result.result or {}
     observed = details.get("observed_value")
-    observed = None if observed is None else _text(observed)
+    observed = None if observed is None else text_of(observed)
     missing = (details.get("details") or {}).get("mismatched", {}).get("missing")
     if missing:  # a column-set check: name what is absent, not what is there
         observed = "missing columns: " + ", ".join(missing)
     error = _error_message(result.exception_info)
     return ExpectationOutcome(
-        expectation=f"{config.type}({column})" if column else config.type,
+        expectation=label or (f"{config.type}({column})" if column else config.type),
         success=bool(result.success),
         unexpected_count=details.get("unexpected_count"),
-        unexpected_examples=_examples(details, frame, column, id_column),
+        unexpected_examples=examples,
         observed=f"error: {error}" if error else observed,
         description=config.description or "",
     )
@@ -152,13 +158,13 @@ def _examples(details: dict, frame: pd.DataFrame, column: str | None, id_column:
     positions = details.get("partial_unexpected_index_list") or []
     if positions and id_column in frame.columns and column in frame.columns:
         rows = frame.loc[positions, [id_column, column]].itertuples(index=False)
-        examples = [f"{id_column}={i}" + ("" if column == id_column else f": {_text(v)}") for i, v, *_ in rows]
+        examples = [f"{id_column}={i}" + ("" if column == id_column else f": {text_of(v)}") for i, v, *_ in rows]
     else:
-        examples = [_text(v) for v in details.get("partial_unexpected_list") or []]
+        examples = [text_of(v) for v in details.get("partial_unexpected_list") or []]
     return list(dict.fromkeys(examples))[:MAX_EXAMPLES]  # a duplicated id shows up once
 
 
-def _text(value: Any) -> str:
+def text_of(value: Any) -> str:
     """Render a value for a human: null for missing, strings quoted so blanks are visible."""
     import pandas as pd
 
@@ -184,43 +190,32 @@ def _error_message(exception_info: Any) -> str | None:
     return None
 
 
-def _batch_definition(asset_name: str) -> Any:
-    """Get or create the whole-dataframe batch definition of one asset in the cached context."""
-    context = _context()
-    try:
-        datasource = context.data_sources.get(_DATASOURCE)
-    except LookupError:
-        datasource = context.data_sources.add_pandas(_DATASOURCE)
-    try:
-        asset = datasource.get_asset(asset_name)
-    except LookupError:
-        asset = datasource.add_dataframe_asset(asset_name)
-    try:
-        return asset.get_batch_definition(_BATCH_DEFINITION)
-    except LookupError:
-        return asset.add_batch_definition_whole_dataframe(_BATCH_DEFINITION)
+def _batch_definition(context: Any, asset_name: str) -> Any:
+    """The whole-dataframe batch definition of one asset."""
+    asset = context.data_sources.add_pandas(_DATASOURCE).add_dataframe_asset(asset_name)
+    return asset.add_batch_definition_whole_dataframe(_BATCH_DEFINITION)
 
 
-@functools.cache
-def _context() -> Any:
-    """An in-memory GX context, built once per process: nothing on disk, no network."""
+def fresh_context() -> Any:
+    """A new in-memory GX context (about 10 ms), made GX's current one: nothing on disk, no network.
+
+    One per validation, so what a validation registers (a datasource holding a connection,
+    suites, results for Data Docs) is never seen by another.
+    """
     from great_expectations.data_context.types.base import ProgressBarsConfig
 
-    context = _gx().get_context(mode="ephemeral")
+    context = quiet_gx().get_context(mode="ephemeral")
     context.variables.progress_bars = ProgressBarsConfig(globally=False, metric_calculations=False)
     return context
 
 
 @functools.cache
-def _gx() -> Any:
+def quiet_gx() -> Any:
+    """The `great_expectations` module, imported with analytics off and its logger quiet."""
     # Analytics off before the import: the machine may have no network, and a
     # telemetry call must never stall a pipeline run.
     os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
     import great_expectations as gx
-    from great_expectations.execution_engine import pandas_execution_engine
 
     logging.getLogger("great_expectations").setLevel(logging.WARNING)
-    # GX fingerprints every pandas batch (an md5 over all rows, twice per validation);
-    # the fingerprint only labels the batch, and costs ~1 s per million rows.
-    pandas_execution_engine.HASH_THRESHOLD = 0
     return gx

@@ -49,6 +49,8 @@ REQUIRED_COLUMNS = ("event_id", "user_id", "event_name", "ts", "properties")
 EARLIEST_EVENT_TS = datetime(1970, 1, 1)
 # Blank means empty or whitespace only: such a user or event name matches no rule.
 NOT_BLANK = r"\S"
+# The columns a rule matches on: blank is as bad as null there.
+NAMED_COLUMNS = ("user_id", "event_name")
 
 
 def check_required_columns(df: pd.DataFrame) -> SuiteOutcome:
@@ -57,8 +59,13 @@ def check_required_columns(df: pd.DataFrame) -> SuiteOutcome:
     A null or blank user would form a phantom user in `All Users`; a blank event name
     can never match a segment step, so the event would silently count for nothing.
     """
+    frame = df.filter(items=list(REQUIRED_COLUMNS))
+    return run_suite(REQUIRED_COLUMNS_SUITE, frame, required_columns_expectations())
+
+
+def required_columns_expectations() -> list:
     E = gx_expectations()
-    expectations = [
+    return [
         E.ExpectTableColumnsToMatchSet(
             column_set=list(REQUIRED_COLUMNS),
             exact_match=False,
@@ -67,11 +74,9 @@ def check_required_columns(df: pd.DataFrame) -> SuiteOutcome:
         *(E.ExpectColumnValuesToNotBeNull(column=c, description=f"every event has its {c}") for c in REQUIRED_COLUMNS),
         *(
             E.ExpectColumnValuesToMatchRegex(column=c, regex=NOT_BLANK, description=f"no event has a blank {c}")
-            for c in ("user_id", "event_name")
+            for c in NAMED_COLUMNS
         ),
     ]
-    frame = df.filter(items=list(REQUIRED_COLUMNS))
-    return run_suite(REQUIRED_COLUMNS_SUITE, frame, expectations)
 
 
 def check_timestamp_range(df: pd.DataFrame, *, min_ts: datetime, max_ts_exclusive: datetime) -> SuiteOutcome:
@@ -80,19 +85,7 @@ def check_timestamp_range(df: pd.DataFrame, *, min_ts: datetime, max_ts_exclusiv
     An event after the run's cutoff would leak the future into "as of D" segments and
     goal features; one before the expected start points at a wrong clock or time zone.
     """
-    low, high = _naive_utc(min_ts), _naive_utc(max_ts_exclusive)
-    if not low < high:
-        raise ValueError(f"empty time range: min_ts {low} is not before max_ts_exclusive {high}")
-    E = gx_expectations()
-    expectations = [
-        E.ExpectColumnValuesToBeBetween(
-            column="ts",
-            min_value=low,
-            max_value=high,
-            strict_max=True,
-            description=f"every event is in [{low}, {high})",
-        )
-    ]
+    expectations = timestamp_range_expectations(min_ts=min_ts, max_ts_exclusive=max_ts_exclusive)
     frame = df.filter(items=["event_id", "ts"])
     if "ts" in frame.columns:
         import pandas as pd
@@ -101,14 +94,35 @@ def check_timestamp_range(df: pd.DataFrame, *, min_ts: datetime, max_ts_exclusiv
     return run_suite(TIMESTAMP_RANGE_SUITE, frame, expectations)
 
 
+def timestamp_range_expectations(*, min_ts: datetime, max_ts_exclusive: datetime) -> list:
+    low, high = _naive_utc(min_ts), _naive_utc(max_ts_exclusive)
+    if not low < high:
+        raise ValueError(f"empty time range: min_ts {low} is not before max_ts_exclusive {high}")
+    E = gx_expectations()
+    return [
+        E.ExpectColumnValuesToBeBetween(
+            column="ts",
+            min_value=low,
+            max_value=high,
+            strict_max=True,
+            description=f"every event is in [{low}, {high})",
+        )
+    ]
+
+
 def check_unique_event_ids(df: pd.DataFrame) -> SuiteOutcome:
     """Each event is in the snapshot once: unique in the slice and in the whole table.
 
     A duplicated event would be counted twice in `minCount` steps, goal achievements
     and volumes, and re-running a day must never add one.
     """
+    frame = df.filter(items=["event_id", "id_occurrences"])
+    return run_suite(UNIQUE_IDS_SUITE, frame, unique_ids_expectations())
+
+
+def unique_ids_expectations() -> list:
     E = gx_expectations()
-    expectations = [
+    return [
         E.ExpectColumnValuesToBeUnique(column="event_id", description="no event_id repeats in the slice"),
         E.ExpectColumnValuesToBeBetween(
             column="id_occurrences",
@@ -117,8 +131,6 @@ def check_unique_event_ids(df: pd.DataFrame) -> SuiteOutcome:
             description="no event_id of the slice is elsewhere in the snapshot",
         ),
     ]
-    frame = df.filter(items=["event_id", "id_occurrences"])
-    return run_suite(UNIQUE_IDS_SUITE, frame, expectations)
 
 
 def check_daily_volume(

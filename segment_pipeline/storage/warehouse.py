@@ -63,6 +63,11 @@ def temp_directory(path: Path) -> Path:
     return path.with_name(path.name + ".tmp")
 
 
+def data_docs_directory(path: Path | str) -> Path:
+    """Where Great Expectations writes its Data Docs of the warehouse's checks: next to the file."""
+    return Path(path).parent / "data_docs"
+
+
 @contextmanager
 def transaction(con: duckdb.DuckDBPyConnection) -> Iterator[duckdb.DuckDBPyConnection]:
     """All or nothing: an exception (or a crash) leaves the warehouse as it was."""

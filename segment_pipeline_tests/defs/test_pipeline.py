@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import dagster as dg
 import pytest
@@ -120,6 +121,14 @@ def test_quality_checks_run_with_the_load_and_pass_on_the_demo(tmp_path):
         if k in ("required_columns_present", "timestamps_inside_loaded_range", "event_ids_unique")
     }
     assert all(c.passed for c in blocking.values()), {k: c.description for k, c in blocking.items()}
+    # GX's Data Docs of the run's validations are next to the warehouse, linked from each check.
+    docs = Path(blocking["event_ids_unique"].metadata["data_docs"].value)
+    assert docs == tmp_path / "data_docs" / "index.html" and docs.is_file()
+    pages = "".join(p.read_text() for p in (tmp_path / "data_docs" / "validations").rglob("*.html"))
+    assert "snapshot_unique_event_ids" in pages and "snapshot_required_columns" in pages
+    assert blocking["required_columns_present"].metadata["expect_column_values_to_not_be_null(user_id)"].value == (
+        "passed"
+    )
 
 
 def test_a_corrupted_snapshot_fails_the_blocking_checks_with_examples(tmp_path):
@@ -137,6 +146,9 @@ def test_a_corrupted_snapshot_fails_the_blocking_checks_with_examples(tmp_path):
     checks = check_results(result)
     assert not checks["event_ids_unique"].passed
     assert dup_id in checks["event_ids_unique"].description
+    rules = {r.data["rule"]: r.data for r in checks["event_ids_unique"].metadata["rules"].value.records}
+    assert rules["expect_column_values_to_be_unique(event_id)"]["unexpected_rows"] == 2
+    assert dup_id in rules["expect_column_values_to_be_unique(event_id)"]["finding"]
     assert not checks["timestamps_inside_loaded_range"].passed
     assert "2026-03-05" in checks["timestamps_inside_loaded_range"].description
     assert checks["required_columns_present"].passed

@@ -104,3 +104,21 @@ def test_works_on_a_read_only_connection(tmp_path):
     with warehouse.connect(tmp_path / "w.duckdb", read_only=True) as con:
         _, _, unique = check_loaded_slice(con, DAY, DAY, min_ts=LOW, max_ts_exclusive=HIGH)
     assert not unique.success and "event_id=e4" in unique.summary() and "event_id=e11" in unique.summary()
+
+
+def test_data_docs_show_the_failed_rule_and_its_rows(tmp_path):
+    cm, con = build(tmp_path / "w.duckdb", FAULTS["nulls_and_blanks"])
+    try:
+        required, _, _ = check_loaded_slice(
+            con, DAY, DAY, min_ts=LOW, max_ts_exclusive=HIGH, docs_dir=tmp_path / "data_docs"
+        )
+    finally:
+        cm.__exit__(None, None, None)
+    assert not required.success
+    index = (tmp_path / "data_docs" / "index.html").read_text()
+    assert "snapshot_required_columns" in index and "snapshot_unique_event_ids" in index
+    [page] = [
+        p for p in (tmp_path / "data_docs" / "validations").rglob("*.html") if "snapshot_required_columns" in str(p)
+    ]
+    text = page.read_text()
+    assert "every event has its user_id" in text and "2 unexpected values found" in text  # the rule and its count

@@ -231,8 +231,8 @@ def test_importing_is_cheap_and_validating_stays_offline():
             attempts.append(address)
             raise OSError("network disabled in this test")
         socket.socket.connect = refuse
-        from segment_pipeline.quality import snapshot_suite
-        assert "great_expectations" not in sys.modules
+        from segment_pipeline.quality import snapshot_sql, snapshot_suite
+        assert "great_expectations" not in sys.modules and "sqlalchemy" not in sys.modules
         assert snapshot_suite.check_daily_volume(100, [100, 100, 100]).success
         assert "great_expectations" in sys.modules
         assert attempts == [], attempts

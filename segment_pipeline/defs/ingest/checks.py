@@ -1,6 +1,8 @@
 """Great Expectations checks on the events each run loads, before anything downstream reads them."""
 
 from datetime import date, timedelta
+from pathlib import Path
+from typing import Any
 
 import dagster as dg
 
@@ -12,6 +14,7 @@ from segment_pipeline.ingest.events import day_cutoff
 from segment_pipeline.ingest.state import first_event_day
 from segment_pipeline.quality.snapshot_sql import check_loaded_slice
 from segment_pipeline.quality.snapshot_suite import EARLIEST_EVENT_TS, SuiteOutcome, check_daily_volume
+from segment_pipeline.storage.warehouse import data_docs_directory
 
 REQUIRED_COLUMNS_CHECK = "required_columns_present"
 TIMESTAMP_RANGE_CHECK = "timestamps_inside_loaded_range"
@@ -27,8 +30,48 @@ WHERE ts >= ? AND ts < ? GROUP BY 1
 """
 
 
+def _metadata(outcome: SuiteOutcome, docs: Path | None) -> dict[str, Any]:
+    """The suite's rules with their unexpected counts and example rows, and where GX's Data Docs are."""
+    metadata: dict[str, Any] = dict(outcome.as_metadata())
+    metadata["rules"] = _rules_table(outcome)
+    if docs is not None:
+        metadata["data_docs"] = dg.MetadataValue.path(str(docs / "index.html"))
+    return metadata
+
+
+_RULE_COLUMNS = dg.TableSchema(
+    columns=[
+        dg.TableColumn("rule", "string"),
+        dg.TableColumn("passed", "bool"),
+        dg.TableColumn("unexpected_rows", "int", description="-1 for a rule on the whole table"),
+        dg.TableColumn("finding", "string", description="what was found, with up to 5 offending rows"),
+        dg.TableColumn("protects", "string"),
+    ]
+)
+
+
+def _rules_table(outcome: SuiteOutcome) -> dg.TableMetadataValue:
+    """One row per GX expectation, as the UI shows tables."""
+    records = [
+        dg.TableRecord(
+            {
+                "rule": o.expectation,
+                "passed": o.success,
+                "unexpected_rows": -1 if o.unexpected_count is None else int(o.unexpected_count),
+                "finding": o.finding(outcome.evaluated_rows),
+                "protects": o.description,
+            }
+        )
+        for o in outcome.outcomes
+    ]
+    return dg.MetadataValue.table(records=records, schema=_RULE_COLUMNS)
+
+
 def _result(
-    check_name: str, outcome: SuiteOutcome, severity: dg.AssetCheckSeverity = dg.AssetCheckSeverity.ERROR
+    check_name: str,
+    outcome: SuiteOutcome,
+    severity: dg.AssetCheckSeverity = dg.AssetCheckSeverity.ERROR,
+    docs: Path | None = None,
 ) -> dg.AssetCheckResult:
     return dg.AssetCheckResult(
         asset_key=EVENT_SNAPSHOTS,
@@ -36,12 +79,17 @@ def _result(
         passed=outcome.success,
         severity=severity,
         description=outcome.summary(),
-        metadata=outcome.as_metadata(),
+        metadata=_metadata(outcome, docs),
     )
 
 
 def _per_day(
-    check_name: str, day: date, outcome: SuiteOutcome, severity: dg.AssetCheckSeverity, blocking: bool
+    check_name: str,
+    day: date,
+    outcome: SuiteOutcome,
+    severity: dg.AssetCheckSeverity,
+    blocking: bool,
+    docs: Path | None = None,
 ) -> dg.AssetCheckEvaluation:
     """The check's result for one day of a range run. Dagster files an AssetCheckResult of a
     range under no partition (the UI then shows the range's days as skipped), so a range run
@@ -52,7 +100,7 @@ def _per_day(
         passed=outcome.success,
         severity=severity,
         description=outcome.summary(),
-        metadata=outcome.as_metadata(),
+        metadata=_metadata(outcome, docs),
         blocking=blocking,
         partition=day.isoformat(),
     )
@@ -97,12 +145,13 @@ def _specs(partitions: dg.DailyPartitionsDefinition) -> list[dg.AssetCheckSpec]:
 
 
 def event_snapshot_quality(context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource):
-    """The rows this run loaded, counted in the warehouse; a few offending rows go through the GX suites."""
+    """The GX suites on the rows this run loaded, run in the warehouse; Data Docs next to it."""
     days = run_days(context)
     first, last = days[0], days[-1]
+    docs = data_docs_directory(warehouse.path)
     with warehouse.connect(read_only=True) as con:
         required, timestamps, unique = check_loaded_slice(
-            con, first, last, min_ts=EARLIEST_EVENT_TS, max_ts_exclusive=day_cutoff(last)
+            con, first, last, min_ts=EARLIEST_EVENT_TS, max_ts_exclusive=day_cutoff(last), docs_dir=docs
         )
         counts = dict(
             con.execute(_DAILY_COUNTS_SQL, [first - timedelta(days=VOLUME_TRAILING_DAYS), day_cutoff(last)]).fetchall()
@@ -125,14 +174,14 @@ def event_snapshot_quality(context: dg.AssetCheckExecutionContext, warehouse: Wa
     yield from keys
     if len(days) == 1:
         for name, outcome in outcomes.items():
-            yield _result(name, outcome)
+            yield _result(name, outcome, docs=docs)
         yield _result(DAILY_VOLUME_CHECK, volume_on(last), dg.AssetCheckSeverity.WARN)
         return
     # A range: the rows it loaded are checked once, and that outcome holds for each of its days;
     # the volume is judged day by day.
     for day in days:
         for name, outcome in outcomes.items():
-            yield _per_day(name, day, outcome, dg.AssetCheckSeverity.ERROR, blocking=True)
+            yield _per_day(name, day, outcome, dg.AssetCheckSeverity.ERROR, blocking=True, docs=docs)
         yield _per_day(DAILY_VOLUME_CHECK, day, volume_on(day), dg.AssetCheckSeverity.WARN, blocking=False)
     for name in (*outcomes, DAILY_VOLUME_CHECK):
         key = dg.AssetCheckKey(EVENT_SNAPSHOTS, name)
