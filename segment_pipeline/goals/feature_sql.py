@@ -309,22 +309,14 @@ def load_lifetime(
     params = SqlParams()
     is_goal = goal_event_condition(goal_events, params)
     latest = params.bind(midnight(max(anchors)), "TIMESTAMP")
-    values, aggregates = [], []
-    for i, key in enumerate(value_properties):
-        path = params.bind(_json_pointer(key), "VARCHAR")
-        values.append(f", TRY_CAST(json_extract_string(properties, {path}) AS DOUBLE) AS v{i}")
-        aggregates.append(
-            f", {stable_sum(f'e.v{i}')} FILTER (WHERE e.is_goal) AS vs{i}, count(e.v{i}) FILTER (WHERE e.is_goal) AS vc{i}"
-            # (ts, value): of two goal events at the same instant the larger value is the last, every run.
-            f", arg_max(e.v{i}, (e.ts, e.v{i})) FILTER (WHERE e.is_goal AND e.v{i} IS NOT NULL) AS vl{i}"
-            f", max(e.ts) FILTER (WHERE e.is_goal AND e.v{i} IS NOT NULL) AS vt{i}"
-        )
+    values = goal_rollups.value_columns(value_properties, params)
+    aggregates = goal_rollups.value_aggregates(len(value_properties), alias="e.", goal_only="e.is_goal")
     con.execute(
         f"""CREATE OR REPLACE TEMP TABLE _gf_life AS
             SELECT u.uid, CAST(e.ts AS DATE) AS day, count(*) AS n, count(*) FILTER (WHERE e.is_goal) AS n_goal,
                    min(e.ts) AS first_ts, max(e.ts) AS last_ts, max(e.ts) FILTER (WHERE e.is_goal) AS last_goal_ts
-                   {"".join(aggregates)}
-            FROM (SELECT user_id, ts, {is_goal} AS is_goal {"".join(values)} FROM {EVENTS}
+                   {aggregates}
+            FROM (SELECT user_id, ts, {is_goal} AS is_goal {values} FROM {EVENTS}
                   WHERE ts < {latest} AND user_id IN (SELECT user_id FROM _gf_uids)) e
             JOIN _gf_uids u ON u.user_id = e.user_id
             GROUP BY ALL""",

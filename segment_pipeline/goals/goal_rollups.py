@@ -64,24 +64,40 @@ def _json_pointer(key: str) -> str:
     return "/" + key.replace("~", "~0").replace("/", "~1")
 
 
+def value_columns(value_properties: Sequence[str], params: SqlParams) -> str:
+    """``, v0, v1 ...``: each numeric property of an event (NULL when absent or not a number)."""
+    return "".join(
+        f", TRY_CAST(json_extract_string(properties, {params.bind(_json_pointer(key), 'VARCHAR')}) AS DOUBLE) AS v{i}"
+        for i, key in enumerate(value_properties)
+    )
+
+
+def value_aggregates(count: int, *, alias: str = "", goal_only: str = "") -> str:
+    """Per group, for each ``v<i>`` of ``value_columns``: sum, count, last value and its time.
+    ``goal_only`` (code, e.g. ``e.is_goal``) restricts them to goal events."""
+    a = alias
+    only = f" AND {goal_only}" if goal_only else ""
+    where = f" FILTER (WHERE {goal_only})" if goal_only else ""
+    # (ts, value): of two goal events at the same instant the larger value is the last, every run.
+    return "".join(
+        f", {stable_sum(f'{a}v{i}')}{where} AS vs{i}, count({a}v{i}){where} AS vc{i}"
+        f", arg_max({a}v{i}, ({a}ts, {a}v{i})) FILTER (WHERE {a}v{i} IS NOT NULL{only}) AS vl{i}"
+        f", max({a}ts) FILTER (WHERE {a}v{i} IS NOT NULL{only}) AS vt{i}"
+        for i in range(count)
+    )
+
+
 def _aggregate_sql(
     goal_events: Sequence[GoalEvent], value_properties: Sequence[str], rows_filter: str
 ) -> tuple[str, dict]:
     """Per user and day, the goal events of the snapshot rows that pass ``rows_filter`` (code, no values)."""
     params = SqlParams()
     types, is_goal = event_types_condition(goal_events, params), goal_event_condition(goal_events, params)
-    values, aggregates = [], []
-    for i, key in enumerate(value_properties):
-        path = params.bind(_json_pointer(key), "VARCHAR")
-        values.append(f", TRY_CAST(json_extract_string(properties, {path}) AS DOUBLE) AS v{i}")
-        aggregates.append(
-            f", {stable_sum(f'v{i}')} AS vs{i}, count(v{i}) AS vc{i}"
-            f", arg_max(v{i}, (ts, v{i})) FILTER (WHERE v{i} IS NOT NULL) AS vl{i}"
-            f", max(ts) FILTER (WHERE v{i} IS NOT NULL) AS vt{i}"
-        )
+    values = value_columns(value_properties, params)
+    aggregates = value_aggregates(len(value_properties))
     sql = f"""SELECT user_id, CAST(ts AS DATE) AS day, count(*) AS n_goal, min(ts) AS first_goal_ts,
-                     max(ts) AS last_goal_ts{"".join(aggregates)}
-              FROM (SELECT user_id, ts{"".join(values)} FROM {EVENTS}
+                     max(ts) AS last_goal_ts{aggregates}
+              FROM (SELECT user_id, ts{values} FROM {EVENTS}
                     WHERE {types} AND {is_goal} AND {rows_filter})
               GROUP BY ALL"""
     return sql, params.values
