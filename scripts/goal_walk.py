@@ -109,6 +109,9 @@ def main() -> int:
     parser.add_argument("--users", type=int, default=1500)
     parser.add_argument("--show", action="store_true", help="print every stop")
     parser.add_argument(
+        "--next-night-only", action="store_true", help="walk only the second night (no training: the path every night takes)"
+    )
+    parser.add_argument(
         "--everything",
         action="store_true",
         help="every project function, helpers and private ones included (default: the calls from one goal file into another)",
@@ -122,7 +125,9 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         res = resources(Path(tmp), args.users)
         for night in NIGHTS:
-            sys.setprofile(walk.profile)
+            traced = night == NIGHTS[1] or not args.next_night_only
+            if traced:
+                sys.setprofile(walk.profile)
             try:
                 result = dg.materialize(
                     _assets(definitions),

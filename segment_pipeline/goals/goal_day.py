@@ -9,13 +9,15 @@ import duckdb
 
 from segment_pipeline.config.goals import GoalDefinition
 from segment_pipeline.config.segments import SegmentConfig
+from segment_pipeline.goals import store
+from segment_pipeline.goals.forecast_rows import replace_forecast_rows
 from segment_pipeline.goals.mlflow_store import TrackingStoreError
 from segment_pipeline.goals.model_quality import log_to_mlflow, record_realized_quality
+from segment_pipeline.goals.outcomes import load_night
 from segment_pipeline.goals.retrain import retrain, retrain_due
-from segment_pipeline.goals.scoring import forecast_rows, load_night, score_night
+from segment_pipeline.goals.scoring import score_night
 from segment_pipeline.goals.setup import set_up_goal
-from segment_pipeline.goals.store import stored_model, write_status
-from segment_pipeline.goals.target_groups import frozen_goal
+from segment_pipeline.goals.target_groups import frozen_goal, open_goal
 from segment_pipeline.goals.uplift_report import BucketUplift, replace_uplift
 
 ACTIVE, INSUFFICIENT, ENDED, INVALID = "active", "insufficient_history", "ended", "invalid"
@@ -54,23 +56,23 @@ class GoalDayResult:
     uplift: list[BucketUplift] = field(default_factory=list)
     quality: list[dict] = field(default_factory=list)  # goal_model_quality rows added tonight
     retrain: str = ""
+    model_auc: float | None = None  # the held-out AUC of the model the goal scores with
 
 
-def _forecast_standing(con: duckdb.DuckDBPyConnection, goal: GoalDefinition, as_of: date) -> str:
+def _forecast_standing(latest: tuple | None) -> str:
     """Tonight's achievers against the creation forecast, in words ('' before the window opens)."""
-    row = con.execute(
-        """SELECT predicted_cumulative, predicted_low, predicted_high, actual_cumulative
-           FROM analytics.goal_forecasts WHERE goal_name = ? AND as_of_date = ? AND actual_cumulative IS NOT NULL
-           ORDER BY day DESC LIMIT 1""",
-        [goal.name, as_of],
-    ).fetchone()
-    if row is None:
+    if latest is None:
         return ""
-    p, lo, hi, a = row
+    p, lo, hi, a = latest
     position = (
         "above the forecast" if a > hi else "below the forecast" if a < lo else "within the forecast's 90% interval"
     )
     return f"{a:,} achieved so far vs {p:,.1f} predicted: {position}"
+
+
+def _held_out_auc(state: store.GoalState) -> float | None:
+    metrics = state.model["metrics"] if state.model else {}
+    return float(metrics["auc"]) if "auc" in metrics else None
 
 
 def run_goal_day(
@@ -89,35 +91,51 @@ def run_goal_day(
         return None
     result = GoalDayResult(goal.name, as_of, INVALID, "")
     try:
-        setup = set_up_goal(con, goal, segments, as_of=as_of, tracking_uri=tracking_uri, xgb_params=xgb_params)
-        result.members, result.control, result.frozen_on = (
-            setup.freeze.members,
-            setup.freeze.control,
-            setup.freeze.frozen_on,
+        # Read once, then handed down: what was kept of the goal, and its frozen group.
+        state = store.load_state(con, goal.name)
+        opened = open_goal(con, goal, segments, as_of=as_of)
+        setup = set_up_goal(
+            con,
+            goal,
+            segments,
+            as_of=as_of,
+            tracking_uri=tracking_uri,
+            xgb_params=xgb_params,
+            state=state,
+            opened=opened,
         )
+        freeze = setup.freeze
+        result.members, result.control, result.frozen_on = freeze.members, freeze.control, freeze.frozen_on
         result.run_id, result.status, result.message = setup.run_id, setup.status, setup.message
-        goal = frozen_goal(con, goal.name) or goal  # the definition the goal was frozen with
+        if setup.trained_now:  # the first training stored a model and may have written model keys
+            state, goal = store.load_state(con, goal.name), frozen_goal(con, goal.name) or goal
+        else:
+            goal = opened.goal_or(goal)  # the definition the goal was frozen with
+        result.model_auc = _held_out_auc(state)
         if setup.status == ACTIVE:
-            night = load_night(con, goal, as_of)  # read once: target group, achievers, stored model
-            forecast_rows(con, night)
+            night = load_night(con, goal, opened.group, state.model, as_of)
+            standing = _forecast_standing(replace_forecast_rows(con, night))
             result.uplift = replace_uplift(con, night)
-            standing = _forecast_standing(con, goal, as_of)
             overall = next((u.result.verdict for u in result.uplift if u.bucket == "all"), "")
             standing = "; ".join(part for part in (standing, f"uplift: {overall}" if overall else "") if part)
             if as_of >= goal.end_date:  # the window closes at the end of endDate
                 result.status = ENDED
                 result.message = f"ended {goal.end_date}: {standing or 'no achievers'}; {setup.message}"
             else:
-                from segment_pipeline.goals.tracking import load_champion
-
-                if retrain_due(con, goal, as_of):
+                if retrain_due(goal, as_of, state):
                     result.retrain = retrain(
-                        con, goal, segments, as_of, tracking_uri=tracking_uri, xgb_params=xgb_params
+                        con, goal, segments, as_of, state, tracking_uri=tracking_uri, xgb_params=xgb_params
                     )
                     # Re-read (no training): the message then tells tonight's decision, the same on a re-run.
-                    setup = set_up_goal(con, goal, segments, as_of=as_of, tracking_uri=tracking_uri)
+                    state = store.load_state(con, goal.name)
+                    setup = set_up_goal(
+                        con, goal, segments, as_of=as_of, tracking_uri=tracking_uri, state=state, opened=opened
+                    )
                     result.message = setup.message
-                    night = replace(night, stored=stored_model(con, goal.name))
+                    night = replace(night, stored=state.model)
+                    result.model_auc = _held_out_auc(state)
+                from segment_pipeline.goals.tracking import load_champion  # MLflow: imported when a goal scores
+
                 stored = night.stored
                 champion = load_champion(tracking_uri, goal.name, stored["model_uri"] if stored else None)
                 if champion is None:
@@ -138,5 +156,5 @@ def run_goal_day(
             raise  # the run goes red; marking every goal invalid would hide it behind a green run
         # One goal's own problem is reported in its status and never stops the others.
         result.status, result.message = INVALID, f"{type(exc).__name__}: {exc}"
-    write_status(con, result.goal_name, result.as_of, result.status, result.message, result.run_id)
+    store.write_status(con, result.goal_name, result.as_of, result.status, result.message, result.run_id)
     return result

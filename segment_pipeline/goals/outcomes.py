@@ -8,6 +8,7 @@ Achieving means one event matching the goal (``goals/matching.py``) inside a win
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import date, timedelta
 
 import polars as pl
@@ -55,6 +56,39 @@ def achievers_by_day(con, goal: GoalDefinition, users: Users | None, start: date
     return frame.with_columns(pl.col("achieved_at").dt.date().alias("achieved_on")).with_columns(
         ((pl.col("achieved_on") - pl.lit(start)).dt.total_days() + 1).cast(pl.Int32).alias("window_day")
     )
+
+
+@dataclass(frozen=True)
+class NightInputs:
+    """What one goal's night reads once and hands to each of its steps."""
+
+    goal: GoalDefinition  # as frozen
+    as_of: date
+    group: pl.DataFrame  # the frozen target group: user_id, group
+    achieved: pl.DataFrame  # its achievers in the window up to the end of as_of: user_id, window_day
+    realized: pl.DataFrame | None  # value goals: user_id, window_day, value of the group's goal events so far
+    stored: dict | None  # the model the goal scores with (store.stored_model)
+
+
+def load_night(con, goal: GoalDefinition, group: pl.DataFrame, stored: dict | None, as_of: date) -> NightInputs:
+    """The target group's achievers (and, for a value goal, the value it realized) in the window
+    up to the end of ``as_of``: read once, for the forecast, the uplift and the buckets."""
+    last = min(as_of, goal.end_date)
+    users = group.get_column("user_id")
+    if last < goal.created_on:
+        achieved = pl.DataFrame(schema={"user_id": pl.String, "window_day": pl.Int32})
+    else:
+        achieved = achievers_by_day(con, goal, users, goal.created_on, last).select("user_id", "window_day")
+    realized = None
+    if goal.value_property:
+        from segment_pipeline.goals.value_model import realized_by_day
+
+        realized = (
+            realized_by_day(con, goal, users, goal.created_on, last)
+            if last >= goal.created_on
+            else pl.DataFrame(schema={"user_id": pl.String, "window_day": pl.Int32, "value": pl.Float64})
+        )
+    return NightInputs(goal, as_of, group, achieved, realized, stored)
 
 
 def historical_timing_curve(

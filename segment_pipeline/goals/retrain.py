@@ -21,16 +21,16 @@ from segment_pipeline.config.segments import SegmentConfig
 from segment_pipeline.goals import features
 from segment_pipeline.goals.buckets import bucket_report, choose_thresholds
 from segment_pipeline.goals.setup import _decision_row, _finite, train
-from segment_pipeline.goals.store import last_decision, record_decision, require_stored_model
+from segment_pipeline.goals.store import GoalState, record_decision
 from segment_pipeline.storage.warehouse import transaction
 
 
-def retrain_due(con: duckdb.DuckDBPyConnection, goal: GoalDefinition, as_of: date) -> bool:
+def retrain_due(goal: GoalDefinition, as_of: date, state: GoalState) -> bool:
     """True on the nights ``retrainEveryDays`` after the last training, while the window is open."""
-    stored = require_stored_model(con, goal.name)
+    stored = state.model
     if stored is None or as_of >= goal.end_date:
         return False
-    decision = last_decision(con, goal.name)
+    decision = state.decision
     last = decision["as_of_date"] if decision else stored["trained_as_of"]
     return (as_of - last).days >= goal.retrain_every_days
 
@@ -40,6 +40,7 @@ def retrain(
     goal: GoalDefinition,
     segments: SegmentConfig,
     as_of: date,
+    state: GoalState,
     *,
     tracking_uri: str,
     xgb_params: dict | None = None,
@@ -47,7 +48,9 @@ def retrain(
     """Train a challenger as of ``as_of``, promote it if not worse; the decision, as a sentence."""
     from segment_pipeline.goals import tracking
 
-    stored = require_stored_model(con, goal.name)
+    stored = state.model
+    if stored is None:
+        raise LookupError(f"goal '{goal.name}' has no trained model in pipeline_state.goal_models yet")
     spec = stored["spec"]
     length = goal.length_days
     as_if_created = goal.model_copy(
@@ -72,7 +75,7 @@ def retrain(
                 reason,
                 None,
                 stored["run_id"],
-                (last_decision(con, goal.name) or {}).get("champion_kind", "xgboost"),
+                (state.decision or {}).get("champion_kind", "xgboost"),
             ],
         )
         return reason

@@ -9,7 +9,6 @@ the shares (or precision cut-off) chosen on the held-out anchor at training time
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date
 
 import duckdb
 import numpy as np
@@ -19,8 +18,7 @@ from segment_pipeline.config.goals import GoalDefinition
 from segment_pipeline.goals import features
 from segment_pipeline.goals.buckets import ACHIEVED, BucketThresholds, assign_buckets
 from segment_pipeline.goals.control_group import TEST
-from segment_pipeline.goals.store import stored_model
-from segment_pipeline.goals.target_groups import target_group
+from segment_pipeline.goals.outcomes import NightInputs
 from segment_pipeline.storage.warehouse import scalar, transaction
 
 
@@ -29,31 +27,6 @@ class ScoringOutcome:
     users: int
     buckets: dict[str, int]
     audience: int
-
-
-def achieved_by(con: duckdb.DuckDBPyConnection, goal: GoalDefinition, users: pl.Series, as_of: date) -> pl.DataFrame:
-    """Users with a goal event in the window up to the end of ``as_of``."""
-    last = min(as_of, goal.end_date)
-    if last < goal.created_on:
-        return pl.DataFrame(schema={"user_id": pl.String, "window_day": pl.Int32})
-    return features.achievers_by_day(con, goal, users, goal.created_on, last).select("user_id", "window_day")
-
-
-@dataclass(frozen=True)
-class NightInputs:
-    """What one goal's night reads once and hands to each of its steps."""
-
-    goal: GoalDefinition  # as frozen
-    as_of: date
-    group: pl.DataFrame  # the frozen target group: user_id, group
-    achieved: pl.DataFrame  # its achievers in the window up to the end of as_of: user_id, window_day
-    stored: dict | None  # the model the goal scores with (store.stored_model)
-
-
-def load_night(con: duckdb.DuckDBPyConnection, goal: GoalDefinition, as_of: date) -> NightInputs:
-    group = target_group(con, goal.name)
-    achieved = achieved_by(con, goal, group.get_column("user_id"), as_of)
-    return NightInputs(goal, as_of, group, achieved, stored_model(con, goal.name))
 
 
 def score_night(
@@ -94,7 +67,7 @@ def score_night(
             ),
         ]
     ).with_columns(pl.lit(goal.name).alias("goal_name"), pl.lit(as_of).alias("as_of_date"))
-    rows = rows.join(_night_values(con, goal, as_of, scored, predicted, achieved), on="user_id", how="left")
+    rows = rows.join(_night_values(night, scored, predicted), on="user_id", how="left")
     rows = rows.select("goal_name", "as_of_date", "user_id", "group", "score", "bucket", *NIGHT_VALUE_COLUMNS)
     rows = rows.sort("user_id")
     with transaction(con):
@@ -124,6 +97,7 @@ def score_night(
 
 
 NIGHT_VALUE_COLUMNS = ("predicted_value", "value_tier")
+_NO_VALUES = pl.DataFrame(schema={"user_id": pl.String, "window_day": pl.Int32, "value": pl.Float64})
 
 
 SCORING_BATCH_USERS = 200_000
@@ -139,14 +113,7 @@ def _value_model(con: duckdb.DuckDBPyConnection, goal: GoalDefinition):
     return None if loaded is None else loaded[0]
 
 
-def _night_values(
-    con: duckdb.DuckDBPyConnection,
-    goal: GoalDefinition,
-    as_of: date,
-    scored: pl.DataFrame,
-    predicted: np.ndarray | None,
-    achieved: pl.Series,
-) -> pl.DataFrame:
+def _night_values(night: NightInputs, scored: pl.DataFrame, predicted: np.ndarray | None) -> pl.DataFrame:
     """``user_id, predicted_value, value_tier``: open users get the value model's expected
     value of what is left of the window and a tier by rank among them; users who achieved
     get the value they realized in the window so far (a fact, like their score 1.0) and no
@@ -154,7 +121,7 @@ def _night_values(
     empty = pl.DataFrame(schema={"user_id": pl.String, "predicted_value": pl.Float64, "value_tier": pl.String})
     if predicted is None:
         return empty
-    from segment_pipeline.goals.value_model import realized_by_day, value_tiers
+    from segment_pipeline.goals.value_model import value_tiers
 
     open_rows = pl.DataFrame(
         {
@@ -164,9 +131,9 @@ def _night_values(
         },
         schema=empty.schema,
     )
-    realized = realized_by_day(con, goal, achieved, goal.created_on, min(as_of, goal.end_date))
+    realized = night.realized if night.realized is not None else _NO_VALUES
     done = (
-        pl.DataFrame({"user_id": achieved})
+        night.achieved.select("user_id")
         .join(
             realized.group_by("user_id").agg(pl.col("value").sum().alias("predicted_value")), on="user_id", how="left"
         )
@@ -175,53 +142,3 @@ def _night_values(
         )
     )
     return pl.concat([open_rows, done.select(empty.columns)])
-
-
-def forecast_rows(con: duckdb.DuckDBPyConnection, night: NightInputs) -> int:
-    """Replace ``goal_forecasts`` of the night: the creation forecast, with actuals for days that have passed."""
-    goal, as_of, group = night.goal, night.as_of, night.group
-    con.execute("DELETE FROM analytics.goal_forecasts WHERE goal_name = ? AND as_of_date = ?", [goal.name, as_of])
-    con.register("_achieved", night.achieved)
-    con.execute(
-        """INSERT INTO analytics.goal_forecasts (goal_name, as_of_date, day, predicted_cumulative, predicted_low,
-                                                 predicted_high, actual_cumulative)
-           SELECT f.goal_name, ?, f.day, f.predicted_cumulative, f.predicted_low, f.predicted_high,
-                  CASE WHEN f.day <= ? THEN (SELECT count(*) FROM _achieved a
-                                             WHERE a.window_day <= datediff('day', ?, f.day) + 1) END
-           FROM pipeline_state.goal_creation_forecasts f WHERE f.goal_name = ? ORDER BY f.day""",
-        [as_of, as_of, goal.created_on, goal.name],
-    )
-    con.unregister("_achieved")
-    if goal.value_property:
-        _value_forecast_rows(con, goal, as_of, group.get_column("user_id"))
-    return scalar(
-        con, "SELECT count(*) FROM analytics.goal_forecasts WHERE goal_name = ? AND as_of_date = ?", [goal.name, as_of]
-    )
-
-
-def _value_forecast_rows(con: duckdb.DuckDBPyConnection, goal: GoalDefinition, as_of: date, users: pl.Series) -> None:
-    """Fill tonight's value columns of ``goal_forecasts``: the creation value forecast, and
-    the target group's realized value by each day that has passed."""
-    from segment_pipeline.goals.value_model import realized_by_day
-
-    last = min(as_of, goal.end_date)
-    realized = (
-        realized_by_day(con, goal, users, goal.created_on, last)
-        if last >= goal.created_on
-        else pl.DataFrame(schema={"user_id": pl.String, "window_day": pl.Int32, "value": pl.Float64})
-    )
-    con.register("_realized_value", realized)
-    try:
-        con.execute(
-            """UPDATE analytics.goal_forecasts g SET
-                   predicted_value_cumulative = v.predicted_value_cumulative,
-                   predicted_value_low = v.predicted_value_low, predicted_value_high = v.predicted_value_high,
-                   actual_value_cumulative = CASE WHEN g.day <= ? THEN
-                       (SELECT coalesce(sum(r.value ORDER BY r.value), 0) FROM _realized_value r
-                        WHERE r.window_day <= datediff('day', ?, g.day) + 1) END
-               FROM pipeline_state.goal_creation_value_forecasts v
-               WHERE v.goal_name = g.goal_name AND v.day = g.day AND g.goal_name = ? AND g.as_of_date = ?""",
-            [as_of, goal.created_on, goal.name, as_of],
-        )
-    finally:
-        con.unregister("_realized_value")

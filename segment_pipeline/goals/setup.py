@@ -31,11 +31,10 @@ from segment_pipeline.goals.feature_spec import FeatureSpec, TrainingSet
 from segment_pipeline.goals.forecast import forecast_curve
 from segment_pipeline.goals.target_groups import (
     FreezeResult,
+    OpenGoal,
     definition_changed,
-    freeze_target_group,
-    frozen_goal,
+    open_goal,
     record_model_keys,
-    target_group,
 )
 from segment_pipeline.goals.training import InsufficientTrainingData, TrainedGoalModel
 from segment_pipeline.storage.warehouse import transaction
@@ -68,14 +67,14 @@ class Training:
 
 
 def effective_goal(
-    con: duckdb.DuckDBPyConnection, goal: GoalDefinition, segments: SegmentConfig, *, has_model: bool
+    con: duckdb.DuckDBPyConnection, goal: GoalDefinition, segments: SegmentConfig, opened: OpenGoal, *, has_model: bool
 ) -> tuple[GoalDefinition, list[str], str | None]:
     """(the definition to train and score with, model-key edits applied now, the edit NOT APPLIED)."""
-    frozen = frozen_goal(con, goal.name)
+    frozen = opened.frozen
     if frozen is None:
         return goal, [], None
     if has_model:
-        return frozen, [], definition_changed(con, goal, segments)
+        return frozen, [], opened.freeze.definition_change
     updates = {
         field: getattr(goal, field) for field in MODEL_KEYS.values() if getattr(goal, field) != getattr(frozen, field)
     }
@@ -115,17 +114,19 @@ def set_up_goal(
     as_of,
     tracking_uri: str,
     xgb_params: dict | None = None,
+    state: store.GoalState | None = None,
+    opened: OpenGoal | None = None,
 ) -> SetupOutcome:
-    """Freeze, train and forecast once; afterwards, report what was stored."""
-    store.ensure_tables(con)
-    freeze = freeze_target_group(con, goal, segments, as_of=as_of)
-    existing = store.stored_model(con, goal.name)
+    """Freeze, train and forecast once; afterwards, report what was stored.
+
+    ``state`` and ``opened`` are what the night has read already (read here when not given)."""
+    state = state or store.load_state(con, goal.name)
+    opened = opened or open_goal(con, goal, segments, as_of=as_of)
+    freeze, existing = opened.freeze, state.model
     configured = goal
-    goal, applied, refused = effective_goal(con, goal, segments, has_model=existing is not None)
+    goal, applied, refused = effective_goal(con, goal, segments, opened, has_model=existing is not None)
     if existing is not None:
-        message = _active_message(
-            freeze, existing["metrics"], store.last_decision(con, goal.name), freeze.definition_change, as_of
-        )
+        message = _active_message(freeze, existing["metrics"], state.decision, freeze.definition_change, as_of)
         return SetupOutcome(freeze, "active", message, existing["run_id"], False, existing["metrics"])
 
     trained_on = goal.frozen_as_of
@@ -182,7 +183,7 @@ def set_up_goal(
         )
         metrics = {**metrics, **record.champion_metrics}
 
-    group = target_group(con, goal.name)
+    group = opened.group
     scoring = features.build_scoring_set(con, goal, group.get_column("user_id"), trained_on, spec=training.spec)
     scored = group.join(scoring.select("user_id", *training.feature_columns), on="user_id", how="left")
     probabilities = np.asarray(model.predict_proba(scored.select(training.feature_columns)), dtype=float)

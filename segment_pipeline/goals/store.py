@@ -5,6 +5,7 @@ of its trainings, and each night's status."""
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from datetime import date
 
 import duckdb
@@ -71,6 +72,19 @@ def ensure_tables(con: duckdb.DuckDBPyConnection) -> None:
 def add_columns(con: duckdb.DuckDBPyConnection, key: tuple[str, str], columns: dict[str, str]) -> None:
     for name, kind in columns.items():
         con.execute(f"ALTER TABLE {table_ref(*key)} ADD COLUMN IF NOT EXISTS {quote_ident(name)} {kind}")
+
+
+@dataclass(frozen=True)
+class GoalState:
+    """What the pipeline kept of a goal between nights, read once a night."""
+
+    model: dict | None  # stored_model
+    decision: dict | None  # last_decision
+
+
+def load_state(con: duckdb.DuckDBPyConnection, goal_name: str) -> GoalState:
+    ensure_tables(con)
+    return GoalState(stored_model(con, goal_name), last_decision(con, goal_name))
 
 
 def stored_model(con: duckdb.DuckDBPyConnection, goal_name: str) -> dict | None:

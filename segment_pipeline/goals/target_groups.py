@@ -60,6 +60,7 @@ class FreezeResult:
     control: int
     newly_frozen: bool  # False: the group existed already and nothing was written
     definition_change: str | None  # set when the config now differs from the frozen definition
+    definition: dict[str, Any] | None = None  # the stored {"goal", "segment"} definition, when there is one
 
     @property
     def test(self) -> int:
@@ -111,7 +112,7 @@ def freeze_target_group(
         if existing is not None:
             frozen_on, members, control, stored = existing
             change = _change_message(goal, frozen_on, stored, definition) if stored is not None else None
-            return FreezeResult(goal.name, frozen_on, members, control, False, change)
+            return FreezeResult(goal.name, frozen_on, members, control, False, change, stored)
         _write_group(con, goal, segments)
         members, control = one_row(
             con,
@@ -123,7 +124,28 @@ def freeze_target_group(
             f"INSERT INTO {table_ref(*FREEZES)} VALUES (?, ?, ?, ?, ?, ?)",
             [goal.name, goal.frozen_as_of, _canonical(definition), definition_hash(definition), members, control],
         )
-    return FreezeResult(goal.name, goal.frozen_as_of, members, control, True, None)
+    return FreezeResult(goal.name, goal.frozen_as_of, members, control, True, None, definition)
+
+
+@dataclass(frozen=True)
+class OpenGoal:
+    """A goal's frozen state, read once a night: the freeze, the definition and the group."""
+
+    freeze: FreezeResult
+    frozen: GoalDefinition | None  # the goal as frozen (None: frozen by something other than this module)
+    group: pl.DataFrame  # user_id, group
+
+    def goal_or(self, configured: GoalDefinition) -> GoalDefinition:
+        return self.frozen or configured
+
+
+def open_goal(
+    con: duckdb.DuckDBPyConnection, goal: GoalDefinition, segments: SegmentConfig, *, as_of: date
+) -> OpenGoal:
+    """Freeze the group if it is not yet, then what the night needs of it, in one visit."""
+    freeze = freeze_target_group(con, goal, segments, as_of=as_of)
+    frozen = _as_goal(freeze.definition) if freeze.definition else None
+    return OpenGoal(freeze, frozen, target_group(con, goal.name))
 
 
 def _write_group(con: duckdb.DuckDBPyConnection, goal: GoalDefinition, segments: SegmentConfig) -> None:
@@ -198,7 +220,11 @@ def frozen_definition(con: duckdb.DuckDBPyConnection, goal_name: str) -> dict[st
 def frozen_goal(con: duckdb.DuckDBPyConnection, goal_name: str) -> GoalDefinition | None:
     """The goal as it was when frozen: use it to keep a frozen goal's meaning after config edits."""
     definition = frozen_definition(con, goal_name)
-    return GoalDefinition.model_validate(definition["goal"], strict=False) if definition else None
+    return _as_goal(definition) if definition else None
+
+
+def _as_goal(definition: dict[str, Any]) -> GoalDefinition:
+    return GoalDefinition.model_validate(definition["goal"], strict=False)
 
 
 def definition_changed(

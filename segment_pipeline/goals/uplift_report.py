@@ -9,13 +9,11 @@ once the goal has ended), so an ended goal's final figures stay in the table.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date
 
 import duckdb
 import polars as pl
 
-from segment_pipeline.config.goals import GoalDefinition
-from segment_pipeline.goals.scoring import NightInputs
+from segment_pipeline.goals.outcomes import NightInputs
 from segment_pipeline.stats.uplift import TABLE_COLUMNS, UpliftResult, two_arm_uplift
 from segment_pipeline.stats.value import VALUE_COLUMNS, ValueUplift, value_uplift
 from segment_pipeline.storage.tables import column_ddl
@@ -36,7 +34,7 @@ def replace_uplift(con: duckdb.DuckDBPyConnection, night: NightInputs) -> list[B
     con.execute(f"CREATE TABLE IF NOT EXISTS analytics.goal_uplift ({GOAL_UPLIFT_DDL})")
     for column in VALUE_COLUMNS:  # value goals' columns, added to warehouses made before them
         con.execute(f'ALTER TABLE analytics.goal_uplift ADD COLUMN IF NOT EXISTS "{column}" DOUBLE')
-    goal, as_of, group = night.goal, night.as_of, night.group
+    goal, as_of = night.goal, night.as_of
     achieved = night.achieved.select("user_id")
     con.register("_uplift_achieved", achieved)
     counts = con.execute(
@@ -57,7 +55,7 @@ def replace_uplift(con: duckdb.DuckDBPyConnection, night: NightInputs) -> list[B
     arms: dict[str, dict[str, tuple[int, int]]] = {}
     for bucket, arm, users, achievers in counts:
         arms.setdefault(bucket, {})[arm] = (users, achievers)
-    values = _value_uplifts(con, goal, as_of, group)
+    values = _value_uplifts(con, night)
     results = []
     for bucket in sorted(arms, key=lambda b: (b != ALL, b)):
         test_users, test_achievers = arms[bucket].get("test", (0, 0))
@@ -89,13 +87,11 @@ def replace_uplift(con: duckdb.DuckDBPyConnection, night: NightInputs) -> list[B
     return results
 
 
-def _value_uplifts(con: duckdb.DuckDBPyConnection, goal: GoalDefinition, as_of: date, group) -> dict[str, ValueUplift]:
+def _value_uplifts(con: duckdb.DuckDBPyConnection, night: NightInputs) -> dict[str, ValueUplift]:
     """Per bucket (and ``all``): each arm's value per user over the window up to ``as_of``, Welch interval."""
-    if not goal.value_property or as_of < goal.created_on:
+    goal, realized = night.goal, night.realized
+    if realized is None or night.as_of < goal.created_on:
         return {}
-    from segment_pipeline.goals.value_model import realized_by_day
-
-    realized = realized_by_day(con, goal, group.get_column("user_id"), goal.created_on, min(as_of, goal.end_date))
     per_user = realized.group_by("user_id").agg(pl.col("value").sum())
     con.register("_uplift_value", per_user)
     try:

@@ -166,9 +166,10 @@ def test_goal_lifecycle_on_the_demo(tmp_path, goal_config):
 
 
 def test_scoring_in_small_batches_writes_the_same_buckets(tmp_path, goal_config):
-    from segment_pipeline.goals.scoring import load_night, score_night
+    from segment_pipeline.goals.outcomes import load_night
+    from segment_pipeline.goals.scoring import score_night
     from segment_pipeline.goals.store import require_stored_model
-    from segment_pipeline.goals.target_groups import frozen_goal
+    from segment_pipeline.goals.target_groups import frozen_goal, target_group
     from segment_pipeline.goals.tracking import load_champion
     from segment_pipeline.storage import warehouse
 
@@ -181,10 +182,10 @@ def test_scoring_in_small_batches_writes_the_same_buckets(tmp_path, goal_config)
         for name in scored:
             whole = con.execute(night, [name]).fetchall()
             goal = frozen_goal(con, name)
-            champion = load_champion(
-                resources["mlflow"].tracking_uri, name, require_stored_model(con, name)["model_uri"]
-            )
-            outcome = score_night(con, load_night(con, goal, date(2026, 2, 20)), champion.model, batch_users=37)
+            stored = require_stored_model(con, name)
+            champion = load_champion(resources["mlflow"].tracking_uri, name, stored["model_uri"])
+            night_inputs = load_night(con, goal, target_group(con, name), stored, date(2026, 2, 20))
+            outcome = score_night(con, night_inputs, champion.model, batch_users=37)
             assert outcome.users == len(whole) > 37
             assert con.execute(night, [name]).fetchall() == whole
 

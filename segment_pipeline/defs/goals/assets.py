@@ -94,7 +94,6 @@ def goals(
     config = project_config.load()
     rows: list[goal_day.GoalDayResult] = []
     with warehouse.connect() as con, input_errors_as_failures():
-        ensure_tables(con)
         for day in run_days(context):
             for goal in config.goals.goals:
                 result = goal_day.run_goal_day(con, goal, config.segments, day, tracking_uri=mlflow.tracking_uri)
@@ -103,6 +102,7 @@ def goals(
                 rows.append(result)
                 log = context.log.warning if result.status in ("invalid", "insufficient_history") else context.log.info
                 log(f"{goal.name} as of {day}: {result.status}: {result.message}")
+        ensure_tables(con)  # for the metadata below, also on days before any goal's freeze
     last = run_days(context)[-1]
     latest = [r for r in rows if r.as_of == last]
     with warehouse.connect(read_only=True) as con:

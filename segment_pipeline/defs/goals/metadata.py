@@ -12,7 +12,6 @@ import dagster as dg
 import duckdb
 
 from segment_pipeline.goals.goal_day import GoalDayResult
-from segment_pipeline.goals.store import stored_model
 from segment_pipeline.reports.figures import GoalNight, goal_night
 from segment_pipeline.reports.mlflow_links import experiment_runs_url, mlflow_ui_command, run_page_url
 
@@ -58,9 +57,8 @@ def goal_asset_metadata(
             status[f"{r.goal_name}/mlflow_run"] = dg.MetadataValue.url(url)
             if experiment := experiment_runs_url(ui_url, tracking_uri, r.run_id):
                 status["mlflow_experiment"] = dg.MetadataValue.url(experiment)
-        model = stored_model(con, r.goal_name)
-        if model and "auc" in model["metrics"]:
-            status[f"{r.goal_name}/model_auc"] = float(model["metrics"]["auc"])
+        if r.model_auc is not None:
+            status[f"{r.goal_name}/model_auc"] = r.model_auc
         if (q := night.latest_quality) is not None and q["auc"] is not None:
             status[f"{r.goal_name}/auc"] = float(q["auc"])
         for figure in FORECAST_FIGURES:
