@@ -11,6 +11,7 @@ upgraded when it holds runs, and rebuilt when it holds nothing (the leftover of 
 from __future__ import annotations
 
 import fcntl
+import functools
 import logging
 import os
 import sqlite3
@@ -18,6 +19,18 @@ from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
+
+
+@functools.cache
+def mlflow_module() -> Any:
+    """``mlflow``, imported on first use (it costs seconds), with its telemetry off."""
+    # MLflow decides on telemetry when it is first imported, so say no before; set here, not
+    # at import of a module of ours: nothing is written at import time.
+    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+    import mlflow
+
+    return mlflow
 
 
 class TrackingStoreError(RuntimeError):
@@ -45,6 +58,8 @@ def ensure_sqlite_store(database: Path) -> None:
 
 def _create(database: Path) -> None:
     import sqlalchemy
+
+    mlflow_module()
     from mlflow.store.db.utils import _initialize_tables
 
     building = database.with_name(f".{database.name}.creating-{os.getpid()}")
@@ -69,6 +84,8 @@ def _create(database: Path) -> None:
 
 def _upgrade(database: Path) -> None:
     import sqlalchemy
+
+    mlflow_module()
     from mlflow.store.db.utils import _upgrade_db
 
     engine = sqlalchemy.create_engine(f"sqlite:///{database}")
@@ -85,6 +102,7 @@ def _upgrade(database: Path) -> None:
 
 
 def _newest_revision() -> str:
+    mlflow_module()
     from mlflow.store.db.utils import _get_latest_schema_revision
 
     return _get_latest_schema_revision()

@@ -26,7 +26,6 @@ import contextlib
 import io
 import logging
 import math
-import os
 import re
 import warnings
 from collections.abc import Iterator, Sequence
@@ -41,19 +40,18 @@ import numpy as np
 import polars as pl
 
 from segment_pipeline.goals.buckets import BucketThresholds
-from segment_pipeline.goals.mlflow_store import TrackingStoreError, ensure_sqlite_store
+from segment_pipeline.goals.mlflow_store import TrackingStoreError, ensure_sqlite_store, mlflow_module
 from segment_pipeline.goals.training import (
     ScoringModel,
     TrainedGoalModel,
     bootstrap_rel_error_sd,
     evaluation_metrics,
+    xgboost_module,
 )
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
-# MLflow decides on telemetry when it is first imported, so say no before anyone imports it.
-os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 
 EXPERIMENT_NAME = "segment_pipeline goals"
 # MLflow 3's UI opens an experiment on its GenAI overview unless the experiment says it is
@@ -246,6 +244,7 @@ def log_realized_metrics(tracking_uri: str, entries: list[tuple[str, int, dict[s
     """``(run_id, step, metrics)`` each: realized quality logged on the run that scored it."""
     import time
 
+    mlflow_module()
     from mlflow.entities import Metric
 
     _, client, _ = _connect(tracking_uri)
@@ -259,6 +258,7 @@ def log_realized_metrics(tracking_uri: str, entries: list[tuple[str, int, dict[s
 def load_champion(tracking_uri: str, goal_name: str, model_uri: str | None = None) -> ChampionModel | None:
     """The goal's champion: the version ``model_uri`` names (the warehouse's record), else the
     registry's champion alias; None when there is none."""
+    xgboost_module()  # an XGBoost champion unpickles xgboost: load it with the process settings it reads
     _, client, _ = _connect(tracking_uri)
     return _load(client, registered_model_name(goal_name), model_uri)
 
@@ -275,7 +275,7 @@ def require_champion(tracking_uri: str, goal_name: str, model_uri: str | None = 
 
 
 def _connect(tracking_uri: str) -> tuple[Any, Any, str | None]:
-    import mlflow
+    mlflow = mlflow_module()
     from mlflow import MlflowClient
 
     store, artifact_root = resolve_store(tracking_uri)
@@ -287,6 +287,7 @@ def _connect(tracking_uri: str) -> tuple[Any, Any, str | None]:
 
 
 def _experiment_id(client: Any, artifact_root: str | None) -> str:
+    mlflow_module()
     from mlflow.exceptions import MlflowException
 
     experiment = client.get_experiment_by_name(EXPERIMENT_NAME)
@@ -300,7 +301,7 @@ def _experiment_id(client: Any, artifact_root: str | None) -> str:
 
 
 def _load(client: Any, name: str, model_uri: str | None = None) -> ChampionModel | None:
-    import mlflow
+    mlflow = mlflow_module()
     from mlflow.exceptions import MlflowException
 
     try:
@@ -361,6 +362,7 @@ class _DropMessages(logging.Filter):
 def _pyfunc_model(goal_model: ScoringModel) -> Any:
     # Defined here so importing this module does not import MLflow; cloudpickle stores
     # the class by value, and the model's own class by reference.
+    mlflow_module()
     from mlflow.pyfunc.model import PythonModel
 
     class GoalPyfuncModel(PythonModel):
@@ -379,8 +381,8 @@ def _requirements(mlflow: Any) -> list[str]:
     # Explicit, so MLflow does not infer them by re-importing the model in a subprocess.
     import cloudpickle
     import pandas
-    import xgboost
 
+    xgboost = xgboost_module()
     packages = {
         "mlflow": mlflow,
         "xgboost": xgboost,

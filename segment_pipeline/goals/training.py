@@ -17,6 +17,7 @@ drift between the training anchors and the latest one.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import math
 import os
@@ -30,12 +31,22 @@ import polars as pl
 if TYPE_CHECKING:
     import xgboost as xgb
 
-# libgomp reads this when xgboost loads it (imported lazily: with scikit-learn and scipy it
-# costs seconds). Its default, spinning while waiting, makes boosting 10-30x slower
-# whenever another process shares the cores, as Dagster's parallel steps do.
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 KEY_COLUMNS = ("user_id", "anchor", "horizon_days", "label")
+
+
+@functools.cache
+def xgboost_module() -> Any:
+    """``xgboost``, imported on first use (with scikit-learn and scipy it costs seconds)."""
+    # libgomp reads this when xgboost loads it. Its default, spinning while waiting, makes
+    # boosting 10-30x slower whenever another process shares the cores, as Dagster's parallel
+    # steps do. Set here, not at import of this module: nothing is written at import time.
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    import xgboost
+
+    return xgboost
+
+
 DEFAULT_PARAMS: dict[str, Any] = {
     "objective": "binary:logistic",
     "eval_metric": "logloss",
@@ -242,7 +253,7 @@ def _fit_booster(
     params: dict[str, Any],
 ) -> tuple[xgb.Booster, dict[str, Any]]:
     """Boost on the training rows, stopping early on the tuning half's log loss."""
-    import xgboost as xgb
+    xgb = xgboost_module()
 
     nthread = _cpu_count() if train.height * len(feature_columns) >= PARALLEL_MIN_CELLS else 1
     xgb_params = {**DEFAULT_PARAMS, "seed": seed, "nthread": nthread, **params}

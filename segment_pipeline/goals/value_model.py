@@ -35,7 +35,7 @@ from segment_pipeline.goals import feature_sql as sql
 from segment_pipeline.goals.buckets import rank_order
 from segment_pipeline.goals.feature_spec import BGNBD_T, BGNBD_T_X, BGNBD_X
 from segment_pipeline.goals.matching import SqlParams, event_types_condition, goal_event_condition
-from segment_pipeline.goals.training import feature_matrix, time_split
+from segment_pipeline.goals.training import feature_matrix, time_split, xgboost_module
 from segment_pipeline.stats.value import value_errors
 from segment_pipeline.storage.warehouse import one_row
 
@@ -297,8 +297,7 @@ def fit_hurdle(
     feature_columns: list[str],
     prior: Any = None,
 ) -> HurdleValueModel:
-    import xgboost as xgb
-
+    xgb = xgboost_module()
     model = HurdleValueModel(None, list(feature_columns), 1.0, prior)
     positive = train[VALUE].to_numpy() > 0
     if positive.sum() < MIN_SPEND_ROWS:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from functools import cache
 
+from segment_pipeline.goals.mlflow_store import mlflow_module
 from segment_pipeline.goals.tracking import resolve_store
 
 # MLflow 3's UI opens experiments in its GenAI view unless told the workflow is classic ML.
@@ -26,6 +27,7 @@ def experiment_runs_url(ui_url: str, tracking_uri: str, run_id: str) -> str | No
 
 @cache
 def _experiment_of(tracking_uri: str, run_id: str) -> str | None:
+    mlflow_module()
     from mlflow import MlflowClient
     from mlflow.exceptions import MlflowException
 
