@@ -22,7 +22,7 @@ types:
 quick-tests:
 	HYPOTHESIS_PROFILE=dev $(BIN)/pytest -q -m "not slow"
 
-# The whole suite, slow tests and full hypothesis budgets included (about 10 minutes).
+# The whole suite, slow tests and full hypothesis budgets included, on every core (pytest-xdist, addopts).
 test:
 	$(BIN)/pytest -q
 
