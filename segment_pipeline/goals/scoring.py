@@ -19,7 +19,7 @@ from segment_pipeline.goals import features
 from segment_pipeline.goals.buckets import ACHIEVED, BucketThresholds, assign_buckets
 from segment_pipeline.goals.control_group import TEST
 from segment_pipeline.goals.outcomes import NightInputs
-from segment_pipeline.storage.warehouse import scalar, transaction
+from segment_pipeline.storage.warehouse import transaction
 
 
 @dataclass(frozen=True)
@@ -32,7 +32,7 @@ class ScoringOutcome:
 def score_night(
     con: duckdb.DuckDBPyConnection, night: NightInputs, model, *, batch_users: int | None = None
 ) -> ScoringOutcome:
-    """Replace the goal's ``intent_buckets`` and ``engagement_audiences`` rows of the night,
+    """Replace the goal's ``intent_buckets`` rows of the night (``engagement_audiences`` is a view of them),
     scoring ``batch_users`` open users at a time (default ``SCORING_BATCH_USERS``)."""
     goal, as_of, group, stored = night.goal, night.as_of, night.group, night.stored
     batch = batch_users or SCORING_BATCH_USERS
@@ -72,27 +72,13 @@ def score_night(
     rows = rows.sort("user_id")
     with transaction(con):
         con.execute("DELETE FROM analytics.intent_buckets WHERE goal_name = ? AND as_of_date = ?", [goal.name, as_of])
-        con.execute(
-            "DELETE FROM analytics.engagement_audiences WHERE goal_name = ? AND as_of_date = ?", [goal.name, as_of]
-        )
         con.register("_night_scores", rows)
         columns = ", ".join(f'"{c}"' for c in rows.columns)
         con.execute(f"INSERT INTO analytics.intent_buckets ({columns}) SELECT {columns} FROM _night_scores")
         con.unregister("_night_scores")
-        # Campaign audiences: test group only, so the control stays untouched.
-        con.execute(
-            """INSERT INTO analytics.engagement_audiences
-               SELECT goal_name, as_of_date, bucket, user_id FROM analytics.intent_buckets
-               WHERE goal_name = ? AND as_of_date = ? AND "group" = ? AND bucket <> ?
-               ORDER BY bucket, user_id""",
-            [goal.name, as_of, TEST, ACHIEVED],
-        )
     counts = dict(rows.group_by("bucket").len().iter_rows())
-    audience = scalar(
-        con,
-        "SELECT count(*) FROM analytics.engagement_audiences WHERE goal_name = ? AND as_of_date = ?",
-        [goal.name, as_of],
-    )
+    # Campaign audiences (the engagement_audiences view): test group only, so the control stays untouched.
+    audience = rows.filter((pl.col("group") == TEST) & (pl.col("bucket") != ACHIEVED)).height
     return ScoringOutcome(rows.height, counts, audience)
 
 

@@ -27,7 +27,7 @@ VALUE_MODELS = (STATE, "goal_value_models")
 CREATION_VALUE_FORECASTS = (STATE, "goal_creation_value_forecasts")
 
 DDL = {
-    **{key: column_ddl(key[1]) for key in (GOAL_STATUS, GOAL_FORECASTS, INTENT_BUCKETS, AUDIENCES, MODEL_QUALITY)},
+    **{key: column_ddl(key[1]) for key in (GOAL_STATUS, GOAL_FORECASTS, INTENT_BUCKETS, MODEL_QUALITY)},
     # Every training of a goal (creation and each retrain): which kind won and whether it became champion.
     MODEL_DECISIONS: """goal_name VARCHAR NOT NULL, as_of_date DATE NOT NULL, model_kind VARCHAR NOT NULL,
                         promoted BOOLEAN NOT NULL, reason VARCHAR NOT NULL, run_id VARCHAR,
@@ -62,11 +62,26 @@ VALUE_COLUMNS = {
 }
 
 
+# Audiences are the test-group users of each night's buckets who have not achieved: a view, so
+# they cost no storage of their own and can never disagree with intent_buckets.
+_AUDIENCES_VIEW = f"""CREATE OR REPLACE VIEW {table_ref(*AUDIENCES)} AS
+    SELECT goal_name, as_of_date, bucket, user_id FROM {table_ref(*INTENT_BUCKETS)}
+    WHERE "group" = 'test' AND bucket <> 'achieved'"""
+
+
 def ensure_tables(con: duckdb.DuckDBPyConnection) -> None:
     for key, columns in DDL.items():
         con.execute(f"CREATE TABLE IF NOT EXISTS {table_ref(*key)} ({columns})")
     for key, columns in VALUE_COLUMNS.items():
         add_columns(con, key, columns)
+    kind = con.execute(
+        "SELECT table_type FROM information_schema.tables WHERE table_schema = ? AND table_name = ?", list(AUDIENCES)
+    ).fetchone()
+    if kind and kind[0] == "BASE TABLE":  # a warehouse from before the view: its rows are intent_buckets'
+        con.execute(f"DROP TABLE {table_ref(*AUDIENCES)}")
+        kind = None
+    if not kind:
+        con.execute(_AUDIENCES_VIEW)
 
 
 def add_columns(con: duckdb.DuckDBPyConnection, key: tuple[str, str], columns: dict[str, str]) -> None:

@@ -41,8 +41,11 @@ def test_goal_alarms_and_unique_keys_pass_on_a_clean_night_and_name_what_was_tam
             """SELECT goal_name, user_id FROM analytics.target_groups WHERE "group" = 'control'
                ORDER BY goal_name, user_id LIMIT 1"""
         ).fetchone()
+        # The audiences are a view of intent_buckets' test users: a control user scored as test reaches one.
         con.execute(
-            "INSERT INTO analytics.engagement_audiences VALUES (?, ?, 'most_likely', ?)", [control[0], DAY, control[1]]
+            """UPDATE analytics.intent_buckets SET "group" = 'test', bucket = 'most_likely'
+               WHERE goal_name = ? AND as_of_date = ? AND user_id = ?""",
+            [control[0], DAY, control[1]],
         )
         con.execute(
             "UPDATE analytics.goal_status SET status = 'invalid', message = 'tampered' WHERE as_of_date = ?", [DAY]
