@@ -237,3 +237,22 @@ def _arrays(scores: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndar
     if s.shape != y.shape:
         raise ValueError(f"scores and labels differ in length: {s.shape} vs {y.shape}")
     return s, y
+
+
+# Value goals: tiers by predicted value, next to the buckets by probability they sit beside.
+HIGH, MEDIUM, LOW = "high", "medium", "low"
+TIER_SHARES = (0.20, 0.30)  # high = top 20% by predicted value, medium = next 30%, low = rest
+
+
+def value_tiers(predicted: np.ndarray, user_ids) -> list[str]:
+    """high / medium / low: top 20% / next 30% / rest by predicted value, ties by a stable hash of user_id."""
+    ids = [str(u) for u in user_ids]
+    n = len(ids)
+    order = rank_order(np.asarray(predicted, dtype=np.float64), ids)
+    k_high = math.ceil(TIER_SHARES[0] * n - 1e-9)
+    k_medium = math.ceil(sum(TIER_SHARES) * n - 1e-9)
+    tiers = np.empty(n, dtype=object)
+    tiers[order[:k_high]] = HIGH
+    tiers[order[k_high:k_medium]] = MEDIUM
+    tiers[order[k_medium:]] = LOW
+    return tiers.tolist()

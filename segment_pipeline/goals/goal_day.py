@@ -110,7 +110,7 @@ def run_goal_day(
         if setup.trained_now:  # the first training stored a model and may have written model keys
             state, goal = store.load_state(con, goal.name), frozen_goal(con, goal.name) or goal
         else:
-            goal = opened.goal_or(goal)  # the definition the goal was frozen with
+            goal = opened.frozen or goal  # the definition the goal was frozen with
         result.model_auc = _held_out_auc(state)
         if setup.status == ACTIVE:
             night = load_night(con, goal, opened.group, state.model, as_of)

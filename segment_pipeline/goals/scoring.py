@@ -16,7 +16,7 @@ import polars as pl
 
 from segment_pipeline.config.goals import GoalDefinition
 from segment_pipeline.goals import features
-from segment_pipeline.goals.buckets import ACHIEVED, BucketThresholds, assign_buckets
+from segment_pipeline.goals.buckets import ACHIEVED, BucketThresholds, assign_buckets, value_tiers
 from segment_pipeline.goals.control_group import TEST
 from segment_pipeline.goals.outcomes import NightInputs
 from segment_pipeline.storage.warehouse import transaction
@@ -38,7 +38,6 @@ def score_night(
     batch = batch_users or SCORING_BATCH_USERS
     if stored is None:
         raise ValueError(f"goal {goal.name!r} has no stored model to score with")
-    thresholds = BucketThresholds.from_dict(stored["thresholds"])
     achieved = night.achieved.get_column("user_id")
     open_users = group.filter(~pl.col("user_id").is_in(achieved.implode()))
     value_model = _value_model(con, goal)
@@ -54,6 +53,7 @@ def score_night(
     probabilities = np.concatenate(parts)
     predicted = np.concatenate(value_parts) if value_model is not None else None
     scored = open_users
+    thresholds = BucketThresholds.from_dict(stored["thresholds"])
     rows = pl.concat(
         [
             scored.select("user_id", "group").with_columns(
@@ -107,7 +107,6 @@ def _night_values(night: NightInputs, scored: pl.DataFrame, predicted: np.ndarra
     empty = pl.DataFrame(schema={"user_id": pl.String, "predicted_value": pl.Float64, "value_tier": pl.String})
     if predicted is None:
         return empty
-    from segment_pipeline.goals.value_model import value_tiers
 
     open_rows = pl.DataFrame(
         {

@@ -135,9 +135,6 @@ class OpenGoal:
     frozen: GoalDefinition | None  # the goal as frozen (None: frozen by something other than this module)
     group: pl.DataFrame  # user_id, group
 
-    def goal_or(self, configured: GoalDefinition) -> GoalDefinition:
-        return self.frozen or configured
-
 
 def open_goal(
     con: duckdb.DuckDBPyConnection, goal: GoalDefinition, segments: SegmentConfig, *, as_of: date

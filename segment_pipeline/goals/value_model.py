@@ -32,15 +32,12 @@ import polars as pl
 from segment_pipeline.config.goals import GoalDefinition
 from segment_pipeline.goals import bgnbd, gamma_gamma
 from segment_pipeline.goals import feature_sql as sql
-from segment_pipeline.goals.buckets import rank_order
 from segment_pipeline.goals.feature_spec import BGNBD_T, BGNBD_T_X, BGNBD_X
 from segment_pipeline.goals.matching import SqlParams, event_types_condition, goal_event_condition
 from segment_pipeline.goals.training import feature_matrix, time_split, xgboost_module
 from segment_pipeline.stats.value import value_errors
 from segment_pipeline.storage.warehouse import one_row
 
-HIGH, MEDIUM, LOW = "high", "medium", "low"
-TIER_SHARES = (0.20, 0.30)  # high = top 20% by predicted value, medium = next 30%, low = rest
 VALUE = "value"
 BGNBD_UNIT_DAYS = 7.0
 SPEND_PARAMS: dict[str, Any] = {
@@ -411,20 +408,6 @@ def _spend_cv(predicted: np.ndarray, actual: np.ndarray) -> float:
     ratio = actual[mask] / predicted[mask]
     ratio = ratio / ratio.mean()
     return float(ratio.std(ddof=1))
-
-
-def value_tiers(predicted: np.ndarray, user_ids) -> list[str]:
-    """high / medium / low: top 20% / next 30% / rest by predicted value, ties by a stable hash of user_id."""
-    ids = [str(u) for u in user_ids]
-    n = len(ids)
-    order = rank_order(np.asarray(predicted, dtype=np.float64), ids)
-    k_high = math.ceil(TIER_SHARES[0] * n - 1e-9)
-    k_medium = math.ceil(sum(TIER_SHARES) * n - 1e-9)
-    tiers = np.empty(n, dtype=object)
-    tiers[order[:k_high]] = HIGH
-    tiers[order[k_high:k_medium]] = MEDIUM
-    tiers[order[k_medium:]] = LOW
-    return tiers.tolist()
 
 
 def value_forecast(
