@@ -19,6 +19,7 @@ PACKAGE_DIR = Path(__file__).resolve().parent
 # The contract's earliest day (section 2): history from the Unix epoch on.
 EARLIEST_START_DATE = date(1970, 1, 1)
 BUNDLED_CONFIG_DIR = PACKAGE_DIR / "demo" / "config"
+LIVE_LATE_TOLERANCE_SECONDS = 30  # the default; the live engine's functions take the same
 # The demo's first day (demo.generator.DemoSpec.start), kept here so settings import no generator.
 DEMO_FIRST_DAY = date(2026, 1, 1)
 OWN_DATA_FIRST_DAY = date(2025, 1, 1)
@@ -169,7 +170,7 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
         export_dir=Path(export) if (export := _env("SEGMENT_PIPELINE_EXPORT_DIR", env)) else None,
         live_tick_seconds=_seconds("SEGMENT_PIPELINE_LIVE_TICK_SECONDS", env, default=30, low=10, high=600),
         live_late_tolerance_seconds=_seconds(
-            "SEGMENT_PIPELINE_LIVE_LATE_TOLERANCE_SECONDS", env, default=30, low=0, high=86_400
+            "SEGMENT_PIPELINE_LIVE_LATE_TOLERANCE_SECONDS", env, default=LIVE_LATE_TOLERANCE_SECONDS, low=0, high=86_400
         ),
         lock_wait_seconds=_seconds("SEGMENT_PIPELINE_LOCK_WAIT_SECONDS", env, default=3600, low=0, high=7 * 86_400),
         live_store=live_store,

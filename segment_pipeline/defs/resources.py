@@ -19,6 +19,7 @@ from segment_pipeline.live.outbox import RETRY_SCHEDULE_S
 from segment_pipeline.live.publish import copy_live_tables
 from segment_pipeline.settings import (
     DEFAULT_MLFLOW_UI_URL,
+    LIVE_LATE_TOLERANCE_SECONDS,
     WEBHOOK_SECRET_VARIABLE,
     WEBHOOK_URL_VARIABLE,
     load_settings,
@@ -189,7 +190,7 @@ class LiveResource(dg.ConfigurableResource):
     store_path: str
     webhook_url: str | None = None
     webhook_secret: str | None = None
-    late_tolerance_seconds: int = 30
+    late_tolerance_seconds: int = LIVE_LATE_TOLERANCE_SECONDS
     timeout_s: float = 5.0
     tick_budget_s: float = 20.0
     concurrency: int = 4  # requests in flight at once, so a slow receiver still keeps up

@@ -61,6 +61,7 @@ from segment_pipeline.live.outbox import Entry, enqueue, utc_naive
 from segment_pipeline.live.tags import apply_live_tags
 from segment_pipeline.live.timeline import Match, complete_chains, simulate
 from segment_pipeline.rules.compiler import SqlParams, property_condition
+from segment_pipeline.settings import LIVE_LATE_TOLERANCE_SECONDS
 from segment_pipeline.storage.warehouse import one_row, quote_ident, scalar, transaction
 
 EVENTS = "pipeline_state.live_events"
@@ -181,7 +182,7 @@ def process_events(
     events: pl.DataFrame | str,
     *,
     now: datetime,
-    late_tolerance_seconds: float = 600,
+    late_tolerance_seconds: float = LIVE_LATE_TOLERANCE_SECONDS,
 ) -> ProcessResult:
     """Apply new events (a DataFrame, or a table/view name such as a slice of
     ``analytics.event_snapshots``) to every live segment, in one transaction: matches,
@@ -211,7 +212,7 @@ def process_files(
     files: list[SourceFile],
     *,
     now: datetime,
-    late_tolerance_seconds: float = 600,
+    late_tolerance_seconds: float = LIVE_LATE_TOLERANCE_SECONDS,
 ) -> ProcessResult:
     """Apply the events of source files (``ingest.sources.discover``) that changed since they
     were last processed: read like the event load reads them, then as ``process_events``.
@@ -396,7 +397,7 @@ def flush_deadlines(
     segments: list[SegmentDefinition],
     *,
     now: datetime,
-    late_tolerance_seconds: float = 600,
+    late_tolerance_seconds: float = LIVE_LATE_TOLERANCE_SECONDS,
 ) -> list[Entry]:
     """Resolve subtype 2 entries whose deadline is at or before the watermark; returns the
     entries written to the outbox. Call on every tick, with or without new events."""

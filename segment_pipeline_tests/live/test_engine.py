@@ -4,15 +4,19 @@ from __future__ import annotations
 
 import json
 from datetime import datetime, timedelta
+from functools import partial
 
 import polars as pl
 import pytest
 
 from segment_pipeline.config.segments import SegmentDefinition
-from segment_pipeline.live.engine import flush_deadlines, process_events
+from segment_pipeline.live import engine
 from segment_pipeline.storage.warehouse import connect
 
 T0 = datetime(2026, 3, 1, 12, 0)
+# The examples here are written around a 10-minute late tolerance (the setting's default is 30 s).
+process_events = partial(engine.process_events, late_tolerance_seconds=600)
+flush_deadlines = partial(engine.flush_deadlines, late_tolerance_seconds=600)
 
 
 def minutes(n: float) -> datetime:
