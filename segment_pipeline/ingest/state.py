@@ -58,6 +58,14 @@ DROP TABLE _rollup_new; DROP TABLE _rollup_old;
 """
 
 
+def _shapes(rows: str) -> str:
+    """Per event type, each list of property keys with their value types, and how many events
+    have it. Most events of a type share a few shapes, so the keys are counted per shape, not
+    per event (``json_each`` per event cost 13 CPU-s per million events)."""
+    return f"""SELECT event_name, json_keys(p) AS keys, json_type(p, '$.*') AS value_types, count(*) AS n
+               FROM (SELECT event_name, CAST(properties AS JSON) AS p FROM ({rows})) GROUP BY ALL"""
+
+
 def _add_sql(rows: str) -> list[str]:
     """Statements folding ``rows`` (user_id, event_name, ts, properties) into the summaries."""
     return [
@@ -67,8 +75,9 @@ def _add_sql(rows: str) -> list[str]:
         f"""INSERT INTO {VOCABULARY}
             SELECT event_name, '{EVENT_ROW_KEY}', '{EVENT_ROW_TYPE}', count(*) FROM ({rows}) GROUP BY event_name
             UNION ALL
-            SELECT r.event_name, j.key, coalesce(j.type, 'NULL'), count(*)
-            FROM ({rows}) r, json_each(CAST(r.properties AS JSON)) j GROUP BY ALL
+            SELECT event_name, key, coalesce(value_type, 'NULL'), sum(n)
+            FROM (SELECT event_name, unnest(keys) AS key, unnest(value_types) AS value_type, n FROM ({_shapes(rows)}))
+            GROUP BY ALL
             ON CONFLICT (event_name, property_key, value_type) DO UPDATE SET events = events + excluded.events""",
         _MERGE_ROLLUPS.format(rows=rows),
     ]
