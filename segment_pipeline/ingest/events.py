@@ -19,7 +19,7 @@ import duckdb
 from segment_pipeline.ingest import state
 from segment_pipeline.ingest.normalize import with_event_ids_sql
 from segment_pipeline.ingest.sources import SourceFile
-from segment_pipeline.ingest.staging import REASONED_TABLE_DDL, UnreadableFile, stage_file_reasoned
+from segment_pipeline.ingest.staging import REASONED_TABLE_DDL, stage_files_reasoned
 from segment_pipeline.storage.tables import column_ddl
 from segment_pipeline.storage.warehouse import ANALYTICS, STATE, one_row, scalar, table_ref, transaction
 
@@ -57,11 +57,20 @@ _RAW_OR_FIELDS = """coalesce(raw_json, CAST(json_object(
 
 # One chunk's valid rows with their ids; id_rank orders the rows of one id in the load.
 # Rows without an id get theirs from their content (identical rows share a ts, so a day holds them all).
+# One chunk's valid rows with their ids, in the order they were read (no sort: a source's
+# rows come in time order, and the snapshot keeps it, which its zone maps on ts rely on).
+# Rows without an id get theirs from their content (identical rows share a ts, so a day holds them all).
 _CHUNK = f"""
 CREATE OR REPLACE TEMP TABLE _chunk AS
-SELECT file_idx, row_no, raw_json, event_id, user_id, event_name, ts, properties,
-       row_number() OVER (PARTITION BY event_id ORDER BY file_idx, row_no) AS id_rank
+SELECT file_idx, row_no, raw_json, event_id, user_id, event_name, ts, properties
 FROM ({with_event_ids_sql("(SELECT * FROM _staged WHERE reason IS NULL AND ts >= ? AND ts < ?)")})
+"""
+
+# The rows of ids the chunk holds more than once, ranked in the order they were read.
+_REPEATS = """
+CREATE OR REPLACE TEMP TABLE _repeats AS
+SELECT event_id, file_idx, row_no, row_number() OVER (PARTITION BY event_id ORDER BY file_idx, row_no) AS id_rank
+FROM _chunk WHERE event_id IN (SELECT event_id FROM _chunk GROUP BY event_id HAVING count(*) > 1)
 """
 
 # The loaded version of the chunk's ids. Only the snapshot's rows of the chunk's days are probed
@@ -69,32 +78,40 @@ FROM ({with_event_ids_sql("(SELECT * FROM _staged WHERE reason IS NULL AND ts >=
 # matched here (the event_ids_unique check reports it), and a night never scans the history.
 _LOADED_TWINS = """
 INSERT INTO _loaded_twins
-SELECT event_id, user_id, event_name, ts, CAST(properties AS VARCHAR), snapshot_date FROM analytics.event_snapshots
+SELECT event_id, user_id, event_name, ts, properties, snapshot_date FROM analytics.event_snapshots
 WHERE ts >= ? AND ts < ? AND event_id IN (SELECT event_id FROM _chunk WHERE ts >= ? AND ts < ?)
 """
 
-# The rows of the chunk whose id is loaded already or repeats in the load, with what their id
+# The rows of the chunk whose id is loaded already or repeats in the chunk, with what their id
 # stands for (its loaded version, else its first row in this load). A row that repeats it
-# exactly is a re-send (skipped); one that differs is a conflict (rejected). Every other row is new.
+# exactly is a re-send (skipped); one that differs is a conflict (rejected). Every other row is
+# new. Both sides of the join are the few rows that need it, never the chunk.
 _TWIN_ROWS = """
 CREATE OR REPLACE TEMP TABLE _twin_rows AS
 WITH loaded AS (
     SELECT * FROM _loaded_twins QUALIFY row_number() OVER (PARTITION BY event_id ORDER BY snapshot_date, ts) = 1
 ),
+candidates AS (
+    SELECT c.*, coalesce(p.id_rank, 1) AS id_rank
+    FROM _chunk c LEFT JOIN _repeats p USING (file_idx, row_no)
+    WHERE c.event_id IN (SELECT event_id FROM loaded UNION ALL SELECT event_id FROM _repeats)
+),
 reference AS (
     SELECT event_id, user_id, event_name, ts, properties, true AS loaded FROM loaded
     UNION ALL
-    SELECT event_id, user_id, event_name, ts, properties, false FROM _chunk
-    WHERE id_rank = 1 AND event_id IN (SELECT event_id FROM _chunk WHERE id_rank = 2)
-      AND event_id NOT IN (SELECT event_id FROM loaded)
+    SELECT event_id, user_id, event_name, ts, properties, false FROM candidates
+    WHERE id_rank = 1 AND event_id NOT IN (SELECT event_id FROM loaded)
 )
 SELECT c.file_idx, c.row_no, c.raw_json, c.event_id, c.user_id, c.event_name, c.ts, c.properties, c.id_rank,
        r.loaded, (c.user_id = r.user_id AND c.event_name = r.event_name
                   AND c.ts = r.ts AND c.properties = r.properties) AS same_content
-FROM _chunk c JOIN reference r USING (event_id)
+FROM candidates c JOIN reference r USING (event_id)
 """
 
-_NEW_ROWS = "SELECT * FROM _chunk WHERE id_rank = 1 AND event_id NOT IN (SELECT event_id FROM _loaded_twins)"
+# The chunk's rows to write: the first of each id not loaded before. (When no row is skipped,
+# the chunk itself: an anti join probes every row of it.)
+_NEW_ROWS = """SELECT c.* FROM _chunk c ANTI JOIN (SELECT file_idx, row_no FROM _twin_rows WHERE loaded OR id_rank > 1)
+               USING (file_idx, row_no)"""
 
 _REJECTS_DDL = "file_idx INTEGER, row_no BIGINT, reason VARCHAR, raw VARCHAR"
 _ROW_REJECTS = (
@@ -167,8 +184,8 @@ def _files_to_read(con: duckdb.DuckDBPyConnection, files: list[SourceFile], cuto
 
 
 def _stage(con: duckdb.DuckDBPyConnection, files: list[SourceFile], to_read: list[SourceFile]) -> dict[int, str]:
-    """Stage every file on its own into ``_staged`` (checked rows, ``REASONED_FIELDS``); return
-    the unreadable ones (file index -> reason).
+    """Stage the files into ``_staged`` (checked rows, ``REASONED_FIELDS``); return the
+    unreadable ones (file index -> reason).
 
     This writes temp tables only and runs outside the load's transaction: DuckDB aborts a
     transaction at its first error, and one broken file must not cost the others. The temp
@@ -179,14 +196,8 @@ def _stage(con: duckdb.DuckDBPyConnection, files: list[SourceFile], to_read: lis
     con.execute("CREATE OR REPLACE TEMP TABLE _files (file_idx INTEGER, path VARCHAR)")
     if to_read:
         con.executemany("INSERT INTO _files VALUES (?, ?)", [[index[f.path], str(f.path)] for f in to_read])
-    unreadable = {}
-    for f in to_read:
-        # file_idx indexes ``files`` (not ``to_read``) so messages can name the file.
-        try:
-            stage_file_reasoned(con, f, "_staged", index[f.path])
-        except UnreadableFile as exc:
-            unreadable[index[f.path]] = exc.reason
-    return unreadable
+    # file_idx indexes ``files`` (not ``to_read``) so messages can name the file.
+    return stage_files_reasoned(con, [(f, index[f.path]) for f in to_read], "_staged")
 
 
 def _chunks(con: duckdb.DuckDBPyConnection, cutoff: datetime) -> list[list[tuple[datetime, datetime]]]:
@@ -303,7 +314,7 @@ def load_events(
         state.prepare(con)
         con.execute(
             "CREATE OR REPLACE TEMP TABLE _loaded_twins (event_id VARCHAR, user_id VARCHAR, event_name VARCHAR, "
-            "ts TIMESTAMP, properties VARCHAR, snapshot_date DATE)"
+            "ts TIMESTAMP, properties JSON, snapshot_date DATE)"
         )
         for ranges in _chunks(con, cutoff):
             chunk_loaded, chunk_duplicates, chunk_already = _load_chunk(con, ranges, snapshot_date)
@@ -352,6 +363,7 @@ def _load_chunk(
     """Give one chunk's rows their ids, write its new ones to the snapshot and the summaries, its
     conflicts to ``_all_rejects``; returns (rows written, re-sends skipped, ids already loaded)."""
     con.execute(_CHUNK, [ranges[0][0], ranges[-1][1]] * 2)  # the range is read twice (ids given, ids derived)
+    con.execute(_REPEATS)
     con.execute("DELETE FROM _loaded_twins")
     for start, end in ranges:
         con.execute(_LOADED_TWINS, [start, end, start, end])
@@ -362,12 +374,14 @@ def _load_chunk(
         """SELECT count(*) FILTER (WHERE same_content AND id_rank > 1),
                   count(DISTINCT event_id) FILTER (WHERE loaded AND same_content) FROM _twin_rows""",
     )
+    skipped = scalar(con, "SELECT count(*) FROM _twin_rows WHERE loaded OR id_rank > 1")
+    rows = _NEW_ROWS if skipped else "SELECT * FROM _chunk"
     written = scalar(
         con,
         f"""INSERT INTO analytics.event_snapshots
-            SELECT event_id, user_id, event_name, ts, properties, ? FROM ({_NEW_ROWS}) ORDER BY ts""",
+            SELECT event_id, user_id, event_name, ts, properties, ? FROM ({rows})""",
         [snapshot_date],
     )
-    state.add(con, f"SELECT user_id, event_name, ts, properties FROM ({_NEW_ROWS})")
-    con.execute("DROP TABLE _chunk; DROP TABLE _twin_rows")
+    state.add(con, f"SELECT user_id, event_name, ts, properties FROM ({rows})")
+    con.execute("DROP TABLE _chunk; DROP TABLE _repeats; DROP TABLE _twin_rows")
     return written, duplicates, already_loaded

@@ -30,13 +30,14 @@ WITH typed AS (
            CASE WHEN regexp_matches(user_id_raw, '[^[:space:]]') THEN trim(user_id_raw) END AS user_id,
            CASE WHEN regexp_matches(event_name_raw, '[^[:space:]]') THEN trim(event_name_raw) END AS event_name,
            ts_value AS ts,
-           -- Compact JSON text (NULL: not JSON); only an object's starts with '{{'.
-           CAST(json(TRY_CAST(props_text AS JSON)) AS VARCHAR) AS props_json, props_text IS NULL AS no_props,
+           -- Compact JSON (NULL: not JSON), typed JSON so that no later cast parses it again;
+           -- only an object's text starts with '{{'.
+           json(TRY_CAST(props_text AS JSON)) AS props_json, props_text IS NULL AS no_props,
            ts_present, malformed
     FROM {staged}
 ), checked AS (
     SELECT * EXCLUDE (props_json, no_props),
-           CASE WHEN no_props THEN '{{}}' WHEN starts_with(props_json, '{{') THEN props_json END AS properties
+           CASE WHEN no_props THEN JSON '{{}}' WHEN starts_with(props_json, '{{') THEN props_json END AS properties
     FROM typed
 ), reasoned AS (
     SELECT * EXCLUDE (raw_value),

@@ -20,7 +20,7 @@ from __future__ import annotations
 import csv
 import re
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 
 import duckdb
 
@@ -317,18 +317,98 @@ def _stage_ndjson(con: duckdb.DuckDBPyConnection, source: SourceFile, read_path:
 REASONED_FIELDS = ("file_idx", "row_no", "given_id", "user_id", "event_name", "ts", "properties", "reason", "raw_json")
 REASONED_TABLE_DDL = """
     file_idx INTEGER, row_no BIGINT, given_id VARCHAR, user_id VARCHAR, event_name VARCHAR, ts TIMESTAMP,
-    properties VARCHAR, reason VARCHAR, raw_json VARCHAR
+    properties JSON, reason VARCHAR, raw_json VARCHAR
 """
 
 
-def stage_file_reasoned(con: duckdb.DuckDBPyConnection, source: SourceFile, target: str, file_idx: int) -> None:
-    """Append one file's rows, normalized and with their reject reason, to the temp table
-    ``target`` (``REASONED_FIELDS``). Raises as ``stage_file``; a failed file adds nothing.
+# Parquet files of one schema are read together, up to this many bytes per statement: one
+# statement per small file costs its overhead and runs on one core (a file's one row group).
+PARQUET_BATCH_BYTES = 256 * 2**20
 
-    A Parquet file goes straight from the reader to ``target`` (one statement, its valid rows'
-    text never built); the line-based formats go through their staging table.
+
+def stage_files_reasoned(
+    con: duckdb.DuckDBPyConnection, sources: list[tuple[SourceFile, int]], target: str
+) -> dict[int, str]:
+    """Append the files' rows (each with its file index), normalized and with their reject
+    reason, to the temp table ``target`` (``REASONED_FIELDS``); return the files that cannot be
+    read at all (file index -> reason). A file that is not events raises ``SourceError``.
+
+    Parquet files go straight from the reader to ``target``, consecutive ones of one schema in
+    one statement; if that statement fails (it adds nothing then), each of its files is staged
+    alone, so only a broken file is set aside. The line-based formats go file by file through
+    their staging table. Only rejected rows' text is ever built.
     """
-    insert = f"INSERT INTO {target} ({', '.join(REASONED_FIELDS)}) SELECT {', '.join(REASONED_FIELDS)} FROM "
+    unreadable: dict[int, str] = {}
+    batch: list[tuple[SourceFile, int]] = []
+    batch_types: list[tuple[str, str]] = []
+
+    def flush() -> None:
+        if len(batch) > 1:
+            try:
+                _stage_parquet_batch(con, batch, dict(batch_types), target)
+                batch.clear()
+                return
+            except (OSError, duckdb.Error):
+                pass  # some file of the batch is broken: each one alone says which
+        for source, file_idx in batch:
+            try:
+                stage_file_reasoned(con, source, target, file_idx)
+            except UnreadableFile as exc:
+                unreadable[file_idx] = exc.reason
+        batch.clear()
+
+    for source, file_idx in sources:
+        types = _parquet_types(con, source) if source.format == "parquet" else None
+        if types is None or (batch and (types != batch_types or _batch_bytes(batch, source) > PARQUET_BATCH_BYTES)):
+            flush()
+        if types is None:
+            batch.append((source, file_idx))
+            flush()
+        else:
+            batch.append((source, file_idx))
+            batch_types = types
+    flush()
+    return unreadable
+
+
+def _batch_bytes(batch: list[tuple[SourceFile, int]], source: SourceFile) -> int:
+    return sum(f.size_bytes for f, _ in batch) + source.size_bytes
+
+
+def _parquet_types(con: duckdb.DuckDBPyConnection, source: SourceFile) -> list[tuple[str, str]] | None:
+    """The file's columns and types; None when they cannot be read (staged alone, it says why)."""
+    try:
+        with literal_path(source.path) as read_path:
+            described = con.execute("DESCRIBE SELECT * FROM read_parquet(?)", [read_path]).fetchall()
+    except (OSError, duckdb.Error):
+        return None
+    types = [(name, sql_type) for name, sql_type, *_ in described]
+    return types if all(c in dict(types) for c in REQUIRED_COLUMNS) else None
+
+
+def _stage_parquet_batch(
+    con: duckdb.DuckDBPyConnection, batch: list[tuple[SourceFile, int]], types: dict[str, str], target: str
+) -> None:
+    with ExitStack() as stack:
+        paths = [stack.enter_context(literal_path(source.path)) for source, _ in batch]
+        raw = f"struct_pack({', '.join(f'{quote_ident(n)} := {quote_ident(n)}' for n in types)})"
+        sql = f"""
+            SELECT NULL::VARCHAR AS source, file_row_number + 1 AS row_no, {raw} AS raw_json,
+                   {typed_fields(types)}, NULL::VARCHAR AS malformed,
+                   CAST(?::INTEGER[] AS INTEGER[])[list_position(?::VARCHAR[], filename)] AS file_idx
+            FROM read_parquet(?::VARCHAR[], file_row_number = true, filename = true)
+        """
+        reasoned = reasoned_sql(f"({sql})", raw="CAST(to_json({}) AS VARCHAR)")
+        con.execute(_reasoned_insert(target) + f"({reasoned})", [[i for _, i in batch], paths, paths])
+
+
+def _reasoned_insert(target: str) -> str:
+    return f"INSERT INTO {target} ({', '.join(REASONED_FIELDS)}) SELECT {', '.join(REASONED_FIELDS)} FROM "
+
+
+def stage_file_reasoned(con: duckdb.DuckDBPyConnection, source: SourceFile, target: str, file_idx: int) -> None:
+    """One file of ``stage_files_reasoned``: raises as ``stage_file``; a failed file adds nothing."""
+    insert = _reasoned_insert(target)
     if source.format != "parquet":
         con.execute(f"CREATE OR REPLACE TEMP TABLE _staged_file ({STAGED_TABLE_DDL})")
         stage_file(con, source, "_staged_file", file_idx)
