@@ -108,6 +108,14 @@ def write_day(con, work: Path, day: date, first_id: int, n: int, users: int, nam
     )
 
 
+def reset(work: Path) -> None:
+    """Remove what a run wrote (and the next night's file) so a kept history is run again as new."""
+    (work / "events" / f"{LAST_DAY}.parquet").unlink(missing_ok=True)
+    for path in work.iterdir():
+        if path.name.startswith(("warehouse.duckdb", "dagster_home_", "launch_", "mlruns", "reports", "config")):
+            shutil.rmtree(path) if path.is_dir() else path.unlink()
+
+
 def write_config(work: Path) -> Path:
     config = work / "config"
     shutil.copytree(ROOT / "segment_pipeline" / "demo" / "config", config)
@@ -146,9 +154,12 @@ def tree_rss_bytes(root_pid: int) -> int:
     return total
 
 
-def launch(env: dict[str, str], day: date, log: Path) -> tuple[float, int, int, float, float]:
+def launch(
+    env: dict[str, str], day: date, log: Path, samples: list[tuple[float, int]]
+) -> tuple[float, int, int, float, float]:
     """(seconds, peak RSS of the process tree, return code, wall-clock start, CPU seconds of the
-    process tree) of one `dg launch`. CPU seconds move less than wall time on a shared machine."""
+    process tree) of one `dg launch`; ``samples`` gets (time, RSS) every half second. CPU seconds
+    move less than wall time on a shared machine."""
     wall_start = time.time()
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
@@ -164,7 +175,9 @@ def launch(env: dict[str, str], day: date, log: Path) -> tuple[float, int, int, 
 
         def poll() -> None:
             while proc.poll() is None:
-                peak[0] = max(peak[0], tree_rss_bytes(proc.pid))
+                rss = tree_rss_bytes(proc.pid)
+                peak[0] = max(peak[0], rss)
+                samples.append((time.time(), rss))
                 time.sleep(0.5)
 
         poller = threading.Thread(target=poll, daemon=True)
@@ -177,8 +190,9 @@ def launch(env: dict[str, str], day: date, log: Path) -> tuple[float, int, int, 
     return seconds, peak[0], code, wall_start, cpu
 
 
-def step_times(home: Path) -> dict[str, float]:
-    """Seconds per step of the home's one run, from the Dagster event log."""
+def step_times(home: Path, spans: dict[str, tuple[float, float]] | None = None) -> dict[str, float]:
+    """Seconds per step of the home's one run, from the Dagster event log; ``spans`` gets each
+    step's (start, end) wall-clock times."""
     import dagster as dg
 
     os.environ["DAGSTER_HOME"] = str(home)
@@ -194,6 +208,8 @@ def step_times(home: Path) -> dict[str, float]:
                 starts[event.step_key] = record.timestamp
             elif event.event_type in (dg.DagsterEventType.STEP_SUCCESS, dg.DagsterEventType.STEP_FAILURE):
                 times[event.step_key] = record.timestamp - starts.get(event.step_key, record.timestamp)
+                if spans is not None:
+                    spans[event.step_key] = (starts.get(event.step_key, record.timestamp), record.timestamp)
         stats = instance.get_run_stats(run.run_id)
         times["(steps: first start to last end)"] = (stats.end_time or 0) - min(starts.values(), default=0)
         times["(run start)"] = stats.start_time or 0.0
@@ -256,13 +272,18 @@ def main() -> None:
     work = args.workdir or Path(tempfile.mkdtemp(prefix="benchmark_nightly_"))
     work.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
-    generate(work, args.events, args.users, args.days)
+    if (work / "events").is_dir():
+        # A kept workdir: the same history again, from a fresh warehouse and Dagster homes.
+        reset(work)
+        print(f"reusing the history generated in {work}", flush=True)
+    else:
+        generate(work, args.events, args.users, args.days)
+        print(
+            f"generated {args.events:,} events of {args.users:,} users over {args.days} days in "
+            f"{time.perf_counter() - started:.0f} s: {work}",
+            flush=True,
+        )
     config = write_config(work)
-    print(
-        f"generated {args.events:,} events of {args.users:,} users over {args.days} days in "
-        f"{time.perf_counter() - started:.0f} s: {work}",
-        flush=True,
-    )
     base = {k: v for k, v in os.environ.items() if not k.startswith(("SEGMENT_PIPELINE_", "DAGSTER_"))}
     env = {
         **base,
@@ -283,10 +304,17 @@ def main() -> None:
             write_day(con, work, LAST_DAY, 10**12, args.events // args.days, args.users, names)
             con.close()
         home = dagster_home(work, f"dagster_home_{day}")
+        samples: list[tuple[float, int]] = []
         seconds, peak, code, wall_start, cpu = launch(
-            {**env, "DAGSTER_HOME": str(home)}, day, work / f"launch_{day}.log"
+            {**env, "DAGSTER_HOME": str(home)}, day, work / f"launch_{day}.log", samples
         )
-        steps = step_times(home)
+        spans: dict[str, tuple[float, float]] = {}
+        steps = step_times(home, spans)
+        # The peak RSS of the process tree while each step ran (steps may overlap).
+        step_peaks = {
+            step: max((rss for t, rss in samples if start - 0.5 <= t <= end + 0.5), default=0)
+            for step, (start, end) in spans.items()
+        }
         run_start, first_step = steps.pop("(run start)"), steps.pop("(first step start)")
         results.append((label, day, seconds, peak, code, steps, cpu))
         print(
@@ -297,7 +325,8 @@ def main() -> None:
             flush=True,
         )
         for step, s in sorted(steps.items(), key=lambda kv: -kv[1]):
-            print(f"    {step}: {s:.1f} s")
+            rss = f", peak RSS {step_peaks[step] / 2**30:.2f} GiB" if step in step_peaks else ""
+            print(f"    {step}: {s:.1f} s{rss}")
         if code:
             print(f"see {work / f'launch_{day}.log'}")
             sys.exit(code)

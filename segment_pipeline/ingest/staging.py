@@ -9,7 +9,8 @@ or rejected and why:
     raw_json VARCHAR     the row as read, for ``rejected_events.raw``
     event_id_raw, user_id_raw, event_name_raw VARCHAR
     ts_present BOOLEAN   the row has a ts value at all
-    ts_value TIMESTAMPTZ the ts, NULL when it does not parse
+    ts_value TIMESTAMP   the ts in UTC, NULL when it does not parse (text with an offset is
+                         converted; a time without one is UTC)
     props_text VARCHAR   the properties as JSON text (NULL: none given)
     malformed VARCHAR    a reason when the row cannot even be split into fields
 """
@@ -18,9 +19,12 @@ from __future__ import annotations
 
 import csv
 import re
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
 
 import duckdb
 
+from segment_pipeline.ingest.normalize import reasoned_sql
 from segment_pipeline.ingest.sources import SourceError, SourceFile, literal_path
 from segment_pipeline.storage.warehouse import quote_ident
 
@@ -41,7 +45,7 @@ STAGED_FIELDS = (
 )
 STAGED_TABLE_DDL = """
     source VARCHAR, row_no BIGINT, raw_json VARCHAR, event_id_raw VARCHAR, user_id_raw VARCHAR,
-    event_name_raw VARCHAR, ts_present BOOLEAN, ts_value TIMESTAMPTZ, props_text VARCHAR,
+    event_name_raw VARCHAR, ts_present BOOLEAN, ts_value TIMESTAMP, props_text VARCHAR,
     malformed VARCHAR, file_idx INTEGER
 """
 _INSERT = "INSERT INTO {target} (" + ", ".join(STAGED_FIELDS) + ") "
@@ -115,13 +119,21 @@ def _text(column: str | None, sql_type: str | None) -> str:
 
 def _ts(column: str | None, sql_type: str | None) -> str:
     if column is None:
-        return "NULL::TIMESTAMPTZ"
+        return "NULL::TIMESTAMP"
     ref = quote_ident(column)
+    if sql_type == "TIMESTAMP WITH TIME ZONE":
+        return f"timezone('UTC', {ref})"
     if sql_type in _TIMESTAMP_TYPES:
-        return f"CAST({ref} AS TIMESTAMPTZ)"
+        # Naive: UTC already. A plain cast; through TIMESTAMPTZ (ICU) it cost 2 CPU-s per million rows.
+        return f"CAST({ref} AS TIMESTAMP)"
     if sql_type == "VARCHAR":
-        return f"try_cast(trim({ref}) AS TIMESTAMPTZ)"
-    return "NULL::TIMESTAMPTZ"  # numbers and other types are not timestamps
+        return _text_ts(ref)
+    return "NULL::TIMESTAMP"  # numbers and other types are not timestamps
+
+
+def _text_ts(expr: str) -> str:
+    """A text time as UTC: converted by its offset when it has one, UTC when it has none."""
+    return f"timezone('UTC', try_cast(trim({expr}) AS TIMESTAMPTZ))"
 
 
 def _props(column: str | None, sql_type: str | None) -> str:
@@ -145,14 +157,19 @@ def typed_fields(types: dict[str, str]) -> str:
                {_props(col["properties"], types.get("properties"))} AS props_text"""
 
 
-def _parquet_select(con: duckdb.DuckDBPyConnection, source: SourceFile, read_path: str) -> tuple[str, list]:
+def _parquet_select(
+    con: duckdb.DuckDBPyConnection, source: SourceFile, read_path: str, *, raw_as_struct: bool = False
+) -> tuple[str, list]:
+    """The file in the staging shape; with ``raw_as_struct``, ``raw_json`` is the row as a STRUCT
+    (``to_json`` of it is the text), so a caller turns only the rows it keeps into text."""
     described = con.execute("DESCRIBE SELECT * FROM read_parquet(?)", [read_path]).fetchall()
     types = {name: sql_type for name, sql_type, *_ in described}
     _require_columns(source, list(types))
+    raw = f"struct_pack({', '.join(f'{quote_ident(n)} := {quote_ident(n)}' for n in types)})"
     sql = f"""
         SELECT ? || ':' || CAST(file_row_number + 1 AS VARCHAR) AS source,
                file_row_number + 1 AS row_no,
-               CAST(to_json(struct_pack({", ".join(f"{quote_ident(n)} := {quote_ident(n)}" for n in types)})) AS VARCHAR) AS raw_json,
+               {raw if raw_as_struct else f"CAST(to_json({raw}) AS VARCHAR)"} AS raw_json,
                {typed_fields(types)},
                NULL::VARCHAR AS malformed,
                getvariable('sp_file_idx') AS file_idx
@@ -207,7 +224,7 @@ def _stage_csv(con: duckdb.DuckDBPyConnection, source: SourceFile, read_path: st
                CAST(to_json({raw}) AS VARCHAR),
                {field("event_id")}, {field("user_id")}, {field("event_name")},
                nullif(trim({field("ts")}), '') IS NOT NULL,
-               try_cast(trim({field("ts")}) AS TIMESTAMPTZ),
+               {_text_ts(field("ts"))},
                nullif(trim({field("properties")}), ''),
                NULL, getvariable('sp_file_idx')
         FROM (SELECT *, rowid - (SELECT min(rowid) FROM _csv_rows) + 1 AS record_no FROM _csv_rows)""",
@@ -274,7 +291,7 @@ def _stage_ndjson(con: duckdb.DuckDBPyConnection, source: SourceFile, read_path:
                CASE WHEN is_object THEN {text("event_name")} END,
                CASE WHEN is_object THEN {get("ts")} IS NOT NULL AND json_type({get("ts")}) <> 'NULL'
                                         AND coalesce(trim({text("ts")}), 'x') <> '' ELSE false END,
-               CASE WHEN is_object AND json_type({get("ts")}) = 'VARCHAR' THEN try_cast(trim({text("ts")}) AS TIMESTAMPTZ) END,
+               CASE WHEN is_object AND json_type({get("ts")}) = 'VARCHAR' THEN {_text_ts(text("ts"))} END,
                CASE WHEN NOT is_object OR {get("properties")} IS NULL OR json_type({get("properties")}) = 'NULL' THEN NULL
                     WHEN json_type({get("properties")}) = 'VARCHAR' THEN {text("properties")}
                     ELSE CAST({get("properties")} AS VARCHAR) END,
@@ -295,6 +312,115 @@ def _stage_ndjson(con: duckdb.DuckDBPyConnection, source: SourceFile, read_path:
     con.execute("DROP TABLE _ndjson_lines; DROP TABLE _ndjson_rejects; DROP TABLE _ndjson_scans")
 
 
+# A file's rows once checked row by row (``normalize.reasoned_sql``): what the nightly load keeps
+# of them until it gives them ids, the row as read (``raw_json``) for rejected rows only.
+REASONED_FIELDS = ("file_idx", "row_no", "given_id", "user_id", "event_name", "ts", "properties", "reason", "raw_json")
+REASONED_TABLE_DDL = """
+    file_idx INTEGER, row_no BIGINT, given_id VARCHAR, user_id VARCHAR, event_name VARCHAR, ts TIMESTAMP,
+    properties JSON, reason VARCHAR, raw_json VARCHAR
+"""
+
+
+# Parquet files of one schema are read together, up to this many bytes per statement: one
+# statement per small file costs its overhead and runs on one core (a file's one row group).
+PARQUET_BATCH_BYTES = 256 * 2**20
+
+
+def stage_files_reasoned(
+    con: duckdb.DuckDBPyConnection, sources: list[tuple[SourceFile, int]], target: str
+) -> dict[int, str]:
+    """Append the files' rows (each with its file index), normalized and with their reject
+    reason, to the temp table ``target`` (``REASONED_FIELDS``); return the files that cannot be
+    read at all (file index -> reason). A file that is not events raises ``SourceError``.
+
+    Parquet files go straight from the reader to ``target``, consecutive ones of one schema in
+    one statement; if that statement fails (it adds nothing then), each of its files is staged
+    alone, so only a broken file is set aside. The line-based formats go file by file through
+    their staging table. Only rejected rows' text is ever built.
+    """
+    unreadable: dict[int, str] = {}
+    batch: list[tuple[SourceFile, int]] = []
+    batch_types: list[tuple[str, str]] = []
+
+    def flush() -> None:
+        if len(batch) > 1:
+            try:
+                _stage_parquet_batch(con, batch, dict(batch_types), target)
+                batch.clear()
+                return
+            except (OSError, duckdb.Error):
+                pass  # some file of the batch is broken: each one alone says which
+        for source, file_idx in batch:
+            try:
+                stage_file_reasoned(con, source, target, file_idx)
+            except UnreadableFile as exc:
+                unreadable[file_idx] = exc.reason
+        batch.clear()
+
+    for source, file_idx in sources:
+        types = _parquet_types(con, source) if source.format == "parquet" else None
+        if types is None or (batch and (types != batch_types or _batch_bytes(batch, source) > PARQUET_BATCH_BYTES)):
+            flush()
+        if types is None:
+            batch.append((source, file_idx))
+            flush()
+        else:
+            batch.append((source, file_idx))
+            batch_types = types
+    flush()
+    return unreadable
+
+
+def _batch_bytes(batch: list[tuple[SourceFile, int]], source: SourceFile) -> int:
+    return sum(f.size_bytes for f, _ in batch) + source.size_bytes
+
+
+def _parquet_types(con: duckdb.DuckDBPyConnection, source: SourceFile) -> list[tuple[str, str]] | None:
+    """The file's columns and types; None when they cannot be read (staged alone, it says why)."""
+    try:
+        with literal_path(source.path) as read_path:
+            described = con.execute("DESCRIBE SELECT * FROM read_parquet(?)", [read_path]).fetchall()
+    except (OSError, duckdb.Error):
+        return None
+    types = [(name, sql_type) for name, sql_type, *_ in described]
+    return types if all(c in dict(types) for c in REQUIRED_COLUMNS) else None
+
+
+def _stage_parquet_batch(
+    con: duckdb.DuckDBPyConnection, batch: list[tuple[SourceFile, int]], types: dict[str, str], target: str
+) -> None:
+    with ExitStack() as stack:
+        paths = [stack.enter_context(literal_path(source.path)) for source, _ in batch]
+        raw = f"struct_pack({', '.join(f'{quote_ident(n)} := {quote_ident(n)}' for n in types)})"
+        sql = f"""
+            SELECT NULL::VARCHAR AS source, file_row_number + 1 AS row_no, {raw} AS raw_json,
+                   {typed_fields(types)}, NULL::VARCHAR AS malformed,
+                   CAST(?::INTEGER[] AS INTEGER[])[list_position(?::VARCHAR[], filename)] AS file_idx
+            FROM read_parquet(?::VARCHAR[], file_row_number = true, filename = true)
+        """
+        reasoned = reasoned_sql(f"({sql})", raw="CAST(to_json({}) AS VARCHAR)")
+        con.execute(_reasoned_insert(target) + f"({reasoned})", [[i for _, i in batch], paths, paths])
+
+
+def _reasoned_insert(target: str) -> str:
+    return f"INSERT INTO {target} ({', '.join(REASONED_FIELDS)}) SELECT {', '.join(REASONED_FIELDS)} FROM "
+
+
+def stage_file_reasoned(con: duckdb.DuckDBPyConnection, source: SourceFile, target: str, file_idx: int) -> None:
+    """One file of ``stage_files_reasoned``: raises as ``stage_file``; a failed file adds nothing."""
+    insert = _reasoned_insert(target)
+    if source.format != "parquet":
+        con.execute(f"CREATE OR REPLACE TEMP TABLE _staged_file ({STAGED_TABLE_DDL})")
+        stage_file(con, source, "_staged_file", file_idx)
+        con.execute(insert + f"({reasoned_sql('_staged_file')})")
+        con.execute("DROP TABLE _staged_file")
+        return
+    con.execute("SET VARIABLE sp_file_idx = ?", [file_idx])
+    with _file_errors(source), literal_path(source.path) as read_path:
+        sql, params = _parquet_select(con, source, read_path, raw_as_struct=True)
+        con.execute(insert + f"({reasoned_sql(f'({sql})', raw='CAST(to_json({}) AS VARCHAR)')})", params)
+
+
 def stage_file(con: duckdb.DuckDBPyConnection, source: SourceFile, target: str, file_idx: int) -> None:
     """Append one file's rows, in the staging shape, to the temp table ``target``.
 
@@ -303,15 +429,21 @@ def stage_file(con: duckdb.DuckDBPyConnection, source: SourceFile, target: str, 
     lacks a required column raises ``SourceError``: that is a wrong source, not a broken file.
     """
     con.execute("SET VARIABLE sp_file_idx = ?", [file_idx])
+    with _file_errors(source), literal_path(source.path) as read_path:
+        if source.format == "csv":
+            _stage_csv(con, source, read_path, target)
+        elif source.format == "ndjson":
+            _stage_ndjson(con, source, read_path, target)
+        else:
+            sql, params = _parquet_select(con, source, read_path)
+            con.execute(_INSERT.format(target=target) + sql, params)
+
+
+@contextmanager
+def _file_errors(source: SourceFile) -> Iterator[None]:
+    """A reader's error as ``UnreadableFile`` (the file is broken) or ``SourceError`` (it is not events)."""
     try:
-        with literal_path(source.path) as read_path:
-            if source.format == "csv":
-                _stage_csv(con, source, read_path, target)
-            elif source.format == "ndjson":
-                _stage_ndjson(con, source, read_path, target)
-            else:
-                sql, params = _parquet_select(con, source, read_path)
-                con.execute(_INSERT.format(target=target) + sql, params)
+        yield
     except (OSError, *FILE_ERRORS) as exc:
         raise UnreadableFile(source, unreadable_reason(source, exc)) from exc
     except duckdb.Error as exc:

@@ -8,10 +8,10 @@ from segment_pipeline.settings import SettingsError, load_settings, memory_limit
 from segment_pipeline.storage import warehouse
 
 
-def test_the_limit_is_a_share_of_ram_or_a_size_and_defaults_to_40_percent():
+def test_the_limit_is_a_share_of_ram_or_a_size_and_defaults_to_15_percent():
     ram_mib = int(Path("/proc/meminfo").read_text().split()[1]) // 1024
     default = int(memory_limit({}).removesuffix("MiB"))
-    assert abs(default - 0.4 * ram_mib) <= 0.01 * ram_mib
+    assert abs(default - 0.15 * ram_mib) <= 0.01 * ram_mib
     assert memory_limit({"SEGMENT_PIPELINE_MEMORY_LIMIT": "8GB"}) == f"{8 * 10**9 // 2**20}MiB"
     assert memory_limit({"SEGMENT_PIPELINE_MEMORY_LIMIT": "512 MiB"}) == "512MiB"
     assert load_settings({"SEGMENT_PIPELINE_MEMORY_LIMIT": "25%"}).memory_limit.endswith("MiB")
