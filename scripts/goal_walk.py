@@ -109,7 +109,9 @@ def main() -> int:
     parser.add_argument("--users", type=int, default=1500)
     parser.add_argument("--show", action="store_true", help="print every stop")
     parser.add_argument(
-        "--next-night-only", action="store_true", help="walk only the second night (no training: the path every night takes)"
+        "--next-night-only",
+        action="store_true",
+        help="walk only the second night (no training: the path every night takes)",
     )
     parser.add_argument(
         "--everything",
