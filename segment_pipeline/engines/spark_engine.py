@@ -168,9 +168,8 @@ class SparkEngine:
         old = self.session.table(_name(name))
         if len(new.columns) != len(old.columns):
             raise UntranslatableSql(f"{len(new.columns)} columns appended to {name}, which has {len(old.columns)}")
-        typed = new.toDF(*old.columns).select(
-            *[new.toDF(*old.columns)[field.name].cast(field.dataType) for field in old.schema.fields]
-        )
+        renamed = new.toDF(*old.columns)
+        typed = renamed.select(*[renamed[field.name].cast(field.dataType) for field in old.schema.fields])
         old.union(typed).localCheckpoint().createOrReplaceTempView(_name(name))
 
     def create(self, con: duckdb.DuckDBPyConnection, name: str, columns: str, *, replace: bool = True) -> None:

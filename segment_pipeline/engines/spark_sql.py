@@ -153,6 +153,8 @@ def _refuse(tree: exp.Expr) -> None:
             problem = f"list index {node.sql('duckdb')} (DuckDB counts from 1; use try_element_at)"
         elif isinstance(node, (exp.Min, exp.Max)) and (node.expressions or node.args.get("count")):
             problem = f"{node.sql('duckdb')} (DuckDB's n smallest; use dialect.nth_smallest)"
+        elif isinstance(node, exp.ArgMax) and _is_last_value(node):
+            pass
         elif isinstance(node, exp.Func):
             name = (node.sql_name() if not isinstance(node, exp.Anonymous) else node.name).upper()
             if name in _REFUSED_FUNCTIONS or isinstance(
@@ -163,6 +165,25 @@ def _refuse(tree: exp.Expr) -> None:
             problem = f"{node.sql('duckdb')} (no unsigned types in Spark)"
         if problem:
             raise UntranslatableSql(f"not translated to Spark: {problem}")
+
+
+def _is_last_value(node: exp.ArgMax) -> bool:
+    """``dialect.last_value``'s Spark form: ``max_by(v, CASE WHEN v IS NOT NULL THEN struct(t, v) END)``.
+    DuckDB's ``arg_max(v, (t, v))`` skips rows whose ``v`` is NULL and orders row tuples;
+    a plain ``max_by`` would not skip them, and Spark may read ``(t, v)`` otherwise."""
+    key = node.expression
+    if not isinstance(key, exp.Case) or len(key.args.get("ifs") or []) != 1 or key.args.get("default"):
+        return False
+    branch = key.args["ifs"][0]
+    test, value = branch.this, branch.args.get("true")
+    return (
+        isinstance(test, exp.Not)
+        and isinstance(test.this, exp.Is)
+        and test.this.this == node.this
+        and isinstance(value, exp.Struct)
+        and len(value.expressions) == 2
+        and value.expressions[1] == node.this
+    )
 
 
 def _rewrite(node: exp.Expr, tables: dict[str, str]) -> exp.Expr:

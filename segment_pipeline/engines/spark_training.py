@@ -15,8 +15,6 @@ warning says so (``fit_booster`` returns None).
 from __future__ import annotations
 
 import logging
-import os
-import sys
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -40,7 +38,10 @@ def is_connect(session: Any) -> bool:
 def estimator_params(xgb_params: dict[str, Any], rounds: int, patience: int) -> dict[str, Any]:
     """``SparkXGBClassifier`` keyword arguments meaning ``xgb.train(xgb_params, ..., rounds,
     early_stopping_rounds=patience)``."""
-    params = {_RENAMED.get(k, k): v for k, v in xgb_params.items() if k not in _DROPPED}
+    objective = xgb_params.get("objective", "binary:logistic")
+    if objective != "binary:logistic":  # the estimator sets its own, and refuses another
+        raise ValueError(f"SparkXGBClassifier boosts binary:logistic, not {objective!r}")
+    params = {_RENAMED.get(k, k): v for k, v in xgb_params.items() if k not in _DROPPED | {"objective"}}
     return params | {"n_estimators": int(rounds), "early_stopping_rounds": int(patience), "num_workers": 1}
 
 
@@ -66,14 +67,13 @@ def fit_booster(
     import pandas as pd
     from xgboost.spark import SparkXGBClassifier
 
-    # The Python workers must import xgboost: they run this interpreter (the venv's).
-    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     names = [f"f{i}" for i in range(len(feature_columns))]  # Spark column names need no quoting
     frame = pd.DataFrame(np.vstack([x_train, x_tune]).astype(np.float32), columns=names)
     frame[LABEL] = np.concatenate([y_train, y_tune]).astype(np.float64)
     frame[TUNING] = np.concatenate([np.zeros(len(y_train), bool), np.ones(len(y_tune), bool)])
-    # One partition in the frame's order: the estimator then does not shuffle it.
-    data = session.createDataFrame(frame).coalesce(1)
+    # One partition in the frame's order (the estimator then does not shuffle it), checkpointed:
+    # a barrier stage refuses a coalesce in its chain.
+    data = session.createDataFrame(frame).coalesce(1).localCheckpoint()
     estimator = SparkXGBClassifier(
         features_col=names,
         label_col=LABEL,

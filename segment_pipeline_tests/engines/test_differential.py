@@ -28,8 +28,17 @@ from segment_pipeline.engines.spark_session import spark_session
 from segment_pipeline.goals.control_group import assign_group
 from segment_pipeline.goals.matching import SqlParams, goal_event_condition
 from segment_pipeline.goals.target_groups import group_sql
+from segment_pipeline.ingest import state
+from segment_pipeline.ingest.events import load_events
+from segment_pipeline.ingest.sources import discover
 from segment_pipeline.rules.compiler import read_profile_columns
+from segment_pipeline.segments.evaluate import evaluate_day
 from segment_pipeline.settings import BUNDLED_CONFIG_DIR
+from segment_pipeline.storage import warehouse
+from segment_pipeline_tests.goals.goal_world import make_goal, segments_yaml
+from segment_pipeline_tests.goals.test_rollups import NIGHTS
+from segment_pipeline_tests.goals.test_rollups import _load_nights as load_nights
+from segment_pipeline_tests.goals.test_rollups import _without_summaries as without_summaries
 from segment_pipeline_tests.rules.test_compiler_properties import (
     PROFILE_COLUMNS,
     D,
@@ -294,3 +303,76 @@ def test_nightly_memberships_asset_on_spark_gives_the_duckdb_tables(spark, tmp_p
     assert dumps["spark"] == dumps["duckdb"]
     assert {"segment_memberships", "segment_tags", "segment_overlaps"} <= set(dumps["duckdb"])
     assert len(dumps["duckdb"]["segment_memberships"]) > 1000
+
+
+# Goal features: the training and scoring frames of the feature SQL on both engines.
+
+
+def assert_feature_frames_agree(engine, con, goal, segments, anchors, scoring_users, scoring_day):
+    """The training set (spec derived on DuckDB, then fixed) and a scoring set, built by each
+    engine: identical frames, spec and anchor stats. Returns the DuckDB training set."""
+    from polars.testing import assert_frame_equal
+
+    from segment_pipeline.goals.features import build_scoring_set, build_training_set
+
+    duck = build_training_set(con, goal, segments, anchors, engine=DUCKDB_ENGINE)
+    spark = build_training_set(con, goal, segments, anchors, engine=engine)
+    assert spark.spec == duck.spec  # derived on each engine: same event types, categories, values
+    assert_frame_equal(spark.frame, duck.frame)
+    assert_frame_equal(spark.anchor_stats, duck.anchor_stats)
+    scored = [
+        build_scoring_set(con, goal, scoring_users, scoring_day, spec=duck.spec, engine=run)
+        for run in (DUCKDB_ENGINE, engine)
+    ]
+    assert_frame_equal(scored[1], scored[0])
+    return duck, scored[0]
+
+
+@settings(max_examples=4, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(batches=NIGHTS, all_users=st.booleans(), from_events=st.booleans())
+def test_goal_features_agree_on_random_events(engine, tmp_path_factory, batches, all_users, from_events):
+    """Random nights of events (late ones too, odd ``spend`` values): features from the
+    rollups, or from the events when the summaries do not cover the snapshot."""
+    tmp = tmp_path_factory.mktemp("features")
+    segments = segments_yaml(timeframe=10)
+    goal = make_goal(
+        segments,
+        segment="All Users" if all_users else "launchers",
+        createdOn="2026-02-05",
+        endDate="2026-02-09",
+        lookbackDays=10,
+        valueProperty="spend",
+    )
+    anchors = [date(2026, 1, 20), date(2026, 1, 25), date(2026, 1, 31)]
+    with warehouse.connect(tmp / "w.duckdb") as con:
+        list(load_nights(tmp, con, batches))
+        # One anchor's eve stored: that anchor's population and flags are read, not evaluated.
+        evaluate_day(con, segments, anchors[1] - timedelta(days=1))
+        if from_events:
+            without_summaries(con)
+        assert_feature_frames_agree(
+            engine, con, goal, segments, anchors, [f"u{u}" for u in range(10)], date(2026, 2, 6)
+        )
+
+
+def test_goal_features_agree_on_the_demo(engine, tmp_path):
+    """The demo's goals on 3,000 users, loaded as a night's load does (rollups kept)."""
+    from segment_pipeline.goals.features import choose_anchors, first_event_day
+
+    config = load_project_config(BUNDLED_CONFIG_DIR)
+    tables = build_demo_tables(DemoSpec(users=3000))
+    with warehouse.connect(tmp_path / "w.duckdb") as con:
+        (tmp_path / "events").mkdir()
+        tables.events.write_parquet(tmp_path / "events" / "demo.parquet")
+        load_events(
+            con, discover(str(tmp_path / "events" / "*"), env_var="E"), snapshot_date=DEMO_DAY, max_reject_rate=0
+        )
+        con.register("_profiles", tables.profiles.to_arrow())
+        con.execute("CREATE TABLE analytics.profiles AS SELECT * FROM _profiles")
+        assert state.is_current(con)
+        goal = config.goals.by_name["sell concert tickets"]
+        anchors = choose_anchors(first_event_day(con), goal.created_on, goal.length_days, goal.lookback_days)
+        users = [r[0] for r in con.execute("SELECT user_id FROM pipeline_state.users ORDER BY 1 LIMIT 1500").fetchall()]
+        duck, scored = assert_feature_frames_agree(engine, con, goal, config.segments, anchors, users, DEMO_DAY)
+    assert len(anchors) >= 2 and duck.frame.height > 1000 and duck.frame["label"].sum() > 10
+    assert scored.height == len(users)
