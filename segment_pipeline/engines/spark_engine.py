@@ -158,7 +158,9 @@ class SparkEngine:
         self._frame(con, sql, params).localCheckpoint().createOrReplaceTempView(_name(name))
 
     def view(self, con: duckdb.DuckDBPyConnection, name: str, sql: str, params: Params = None) -> None:
-        self._frame(con, sql, params).createOrReplaceTempView(_name(name))
+        """As ``materialize``: the steps after a view (a population's events) read it several
+        times, and a checkpoint spares each of them the scan of the lake copy."""
+        self.materialize(con, name, sql, params)
 
     def append(self, con: duckdb.DuckDBPyConnection, name: str, sql: str, params: Params = None) -> None:
         """Rows of ``sql`` added to the temp view ``name``, by position, as INSERT INTO does."""
@@ -170,6 +172,8 @@ class SparkEngine:
             raise UntranslatableSql(f"{len(new.columns)} columns appended to {name}, which has {len(old.columns)}")
         renamed = new.toDF(*old.columns)
         typed = renamed.select(*[renamed[field.name].cast(field.dataType) for field in old.schema.fields])
+        # The union checkpointed as a whole: a view of a union of two checkpoints broke Spark
+        # 4.3's optimizer (constraint propagation through Union: "key not found: user_id#481").
         old.union(typed).localCheckpoint().createOrReplaceTempView(_name(name))
 
     def create(self, con: duckdb.DuckDBPyConnection, name: str, columns: str, *, replace: bool = True) -> None:

@@ -81,6 +81,15 @@ def fit_booster(
         missing=np.nan,
         **estimator_params(xgb_params, rounds, patience),
     )
-    booster = estimator.fit(data).get_booster()
+    # The worker gets the partition as Arrow batches (10,000 rows by default) and xgboost.spark
+    # 3.2 fails on a batch without tuning rows (it looks for a "values" column): one batch.
+    batch_key = "spark.sql.execution.arrow.maxRecordsPerBatch"
+    batch = session.conf.get(batch_key)
+    session.conf.set(batch_key, "-1")
+    try:
+        booster = estimator.fit(data).get_booster()
+    finally:
+        session.conf.set(batch_key, batch)
     booster.feature_names = list(feature_columns)
+    log.info("boosted with SparkXGBClassifier: %d rows, best iteration %s", len(frame), booster.best_iteration)
     return booster

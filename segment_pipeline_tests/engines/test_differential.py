@@ -355,24 +355,62 @@ def test_goal_features_agree_on_random_events(engine, tmp_path_factory, batches,
         )
 
 
-def test_goal_features_agree_on_the_demo(engine, tmp_path):
-    """The demo's goals on 3,000 users, loaded as a night's load does (rollups kept)."""
+@pytest.fixture(scope="module")
+def demo_goal_world(tmp_path_factory):
+    """The demo on 1,000 users loaded as a night's load does (rollups kept), its first goal
+    and that goal's two latest anchors."""
     from segment_pipeline.goals.features import choose_anchors, first_event_day
 
+    tmp = tmp_path_factory.mktemp("demo_goal")
     config = load_project_config(BUNDLED_CONFIG_DIR)
-    tables = build_demo_tables(DemoSpec(users=3000))
-    with warehouse.connect(tmp_path / "w.duckdb") as con:
-        (tmp_path / "events").mkdir()
-        tables.events.write_parquet(tmp_path / "events" / "demo.parquet")
-        load_events(
-            con, discover(str(tmp_path / "events" / "*"), env_var="E"), snapshot_date=DEMO_DAY, max_reject_rate=0
-        )
+    tables = build_demo_tables(DemoSpec(users=1000))
+    with warehouse.connect(tmp / "w.duckdb") as con:
+        (tmp / "events").mkdir()
+        tables.events.write_parquet(tmp / "events" / "demo.parquet")
+        load_events(con, discover(str(tmp / "events" / "*"), env_var="E"), snapshot_date=DEMO_DAY, max_reject_rate=0)
         con.register("_profiles", tables.profiles.to_arrow())
         con.execute("CREATE TABLE analytics.profiles AS SELECT * FROM _profiles")
         assert state.is_current(con)
         goal = config.goals.by_name["sell concert tickets"]
-        anchors = choose_anchors(first_event_day(con), goal.created_on, goal.length_days, goal.lookback_days)
-        users = [r[0] for r in con.execute("SELECT user_id FROM pipeline_state.users ORDER BY 1 LIMIT 1500").fetchall()]
-        duck, scored = assert_feature_frames_agree(engine, con, goal, config.segments, anchors, users, DEMO_DAY)
-    assert len(anchors) >= 2 and duck.frame.height > 1000 and duck.frame["label"].sum() > 10
+        anchors = choose_anchors(first_event_day(con), goal.created_on, goal.length_days, goal.lookback_days)[-2:]
+        yield con, config, goal, anchors, tmp
+
+
+def test_goal_features_agree_on_the_demo(engine, demo_goal_world):
+    """Training anchors (population, labels, sampling, flags, lifetime and value features,
+    profile categories) and tonight's scoring set of every user: identical on both engines."""
+    con, config, goal, anchors, _ = demo_goal_world
+    users = [r[0] for r in con.execute("SELECT user_id FROM pipeline_state.users ORDER BY 1").fetchall()]
+    duck, scored = assert_feature_frames_agree(engine, con, goal, config.segments, anchors, users, DEMO_DAY)
+    assert len(anchors) == 2 and duck.frame.height > 500 and duck.frame["label"].sum() > 10
     assert scored.height == len(users)
+
+
+def test_a_goal_model_boosted_on_spark_is_registered_with_the_duckdb_auc(engine, demo_goal_world, caplog):
+    """SparkXGBClassifier (same parameters, calibration and MLflow logging) against the
+    single-node booster on the same training set: a registered champion, the same held-out AUC."""
+    import logging
+
+    from segment_pipeline.engines import using
+    from segment_pipeline.goals import tracking
+    from segment_pipeline.goals.buckets import bucket_report, choose_thresholds
+    from segment_pipeline.goals.features import build_training_set
+    from segment_pipeline.goals.training import train_goal_model
+
+    con, config, goal, anchors, tmp = demo_goal_world
+    training = build_training_set(con, goal, config.segments, anchors, engine=DUCKDB_ENGINE)
+    single = train_goal_model(training.frame, training.feature_columns)
+    with using(engine), caplog.at_level(logging.INFO, logger="segment_pipeline.engines.spark_training"):
+        boosted = train_goal_model(training.frame, training.feature_columns)
+    assert "boosted with SparkXGBClassifier" in caplog.text
+    assert abs(boosted.metrics["auc"] - single.metrics["auc"]) < 0.01
+    assert boosted.metrics["auc"] > 0.6
+    thresholds = choose_thresholds(
+        boosted.evaluation_scores, boosted.evaluation_labels, precision_level=goal.precision_level
+    )
+    report = bucket_report(boosted.evaluation_scores, boosted.evaluation_labels, thresholds)
+    uri = (tmp / "mlruns").as_uri()
+    record = tracking.log_goal_model(uri, goal.name, boosted, thresholds, report, as_of=DEMO_DAY)
+    champion = tracking.require_champion(uri, goal.name)
+    assert record.promoted and champion.version == record.version
+    assert champion.predict_proba(boosted.evaluation_frame) == pytest.approx(boosted.evaluation_scores)
