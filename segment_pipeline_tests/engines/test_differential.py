@@ -328,7 +328,7 @@ def assert_feature_frames_agree(engine, con, goal, segments, anchors, scoring_us
     return duck, scored[0]
 
 
-@settings(max_examples=4, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=3, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(batches=NIGHTS, all_users=st.booleans(), from_events=st.booleans())
 def test_goal_features_agree_on_random_events(engine, tmp_path_factory, batches, all_users, from_events):
     """Random nights of events (late ones too, odd ``spend`` values): features from the
