@@ -1,20 +1,40 @@
 """Where the heavy read-only SQL runs (contract section 8): DuckDB, or Apache Spark.
 
-An engine computes the day's past-segment members into a DuckDB table; the small
-stateful tables (tags, overlaps, target groups, goal status, live outbox) stay in the
-DuckDB warehouse whatever the engine. ``open_engine`` opens the one the settings name.
+An engine computes the day's past-segment members into a DuckDB table, and the goal
+features (training sets, nightly scoring sets) as Arrow; the small stateful tables (tags,
+overlaps, target groups, goal status, rollups, live outbox) stay in the DuckDB warehouse
+whatever the engine. ``open_engine`` opens the one the settings name; ``using`` makes it
+the one the goal code (which gets no engine argument through its callers) computes on.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
 from pathlib import Path
 
 from segment_pipeline.engines.base import Engine
 from segment_pipeline.engines.duckdb_engine import DUCKDB_ENGINE, DuckDBEngine
 
-__all__ = ["DUCKDB_ENGINE", "DuckDBEngine", "Engine", "open_engine"]
+__all__ = ["DUCKDB_ENGINE", "DuckDBEngine", "Engine", "current_engine", "open_engine", "using"]
+
+_CURRENT: ContextVar[Engine | None] = ContextVar("segment_pipeline_engine", default=None)
+
+
+def current_engine() -> Engine:
+    """The engine ``using`` set in this context; DuckDB when none was."""
+    return _CURRENT.get() or DUCKDB_ENGINE
+
+
+@contextmanager
+def using(engine: Engine) -> Iterator[Engine]:
+    """Within, goal features (and model training) compute on ``engine``."""
+    token = _CURRENT.set(engine)
+    try:
+        yield engine
+    finally:
+        _CURRENT.reset(token)
 
 
 @contextmanager

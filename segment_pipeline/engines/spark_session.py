@@ -14,6 +14,7 @@ import re
 import shlex
 import shutil
 import subprocess
+import sys
 import tempfile
 from collections.abc import Mapping
 from pathlib import Path
@@ -141,6 +142,9 @@ def spark_session(remote: str | None = None, *, app_name: str = "segment_pipelin
         os.environ["JAVA_HOME"] = launchable_java_home(find_java_home())
         # A local session talks to itself only: no warning about the host name's address.
         os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+        # Python workers (SparkXGBClassifier's training task) run this interpreter, the venv's,
+        # which has xgboost and pandas; read when the session starts, so set before it.
+        os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
         local = LOCAL_CONF | {"spark.driver.extraJavaOptions": f"-Dlog4j2.configurationFile={LOG4J_CONFIG.as_uri()}"}
     else:
         local = {}

@@ -63,6 +63,44 @@ def to_spark_steps(
     return _translate(sql, params, tables, split=True)
 
 
+def spark_ddl(columns: str) -> str:
+    """DuckDB column definitions (``anchor DATE, user_id VARCHAR``) as a Spark schema string."""
+    tree = sqlglot.parse_one(f"CREATE TABLE t ({columns})", read="duckdb")
+    schema = tree.this
+    if not isinstance(schema, exp.Schema):
+        raise UntranslatableSql(f"not column definitions: {columns!r}")
+    _refuse(schema)
+    parts = []
+    for column in schema.expressions:
+        if not isinstance(column, exp.ColumnDef) or column.args.get("constraints"):
+            raise UntranslatableSql(f"not a plain column definition: {column.sql('duckdb')}")
+        kind = _rewrite(column.args["kind"], {})
+        parts.append(f"{exp.to_identifier(column.name).sql('spark')} {kind.sql('spark')}")
+    return ", ".join(parts)
+
+
+def _hoist_ctes(tree: exp.Expr) -> exp.Expr:
+    """Every WITH of a subquery moved to the top-level WITH, after its own CTEs (which cannot
+    see them), so that ``split`` makes each a step: ``SELECT ... FROM (compiled query)``."""
+    top = tree.args.get("with_")
+    nested = [node for node in tree.find_all(exp.With) if node is not top]
+    if not nested:
+        return tree
+    hoisted = []
+    for node in nested:
+        if any(inner is not node for inner in node.find_all(exp.With)):
+            raise UntranslatableSql("a WITH inside a CTE of a subquery")
+    for node in nested:
+        hoisted += node.expressions
+        node.pop()
+    ctes = (list(top.expressions) if top is not None else []) + hoisted
+    names = [cte.alias for cte in ctes]
+    if len(set(names)) != len(names):
+        raise UntranslatableSql(f"CTE names used twice: {sorted(names)}")
+    tree.set("with_", exp.With(expressions=ctes))
+    return tree
+
+
 def _translate(
     sql: str, params: dict[str, Any] | None, tables: Mapping[str, str] | None, *, split: bool
 ) -> list[SparkQuery]:
@@ -70,6 +108,8 @@ def _translate(
     _refuse(tree)
     renames = dict(tables or {})
     tree = tree.transform(lambda node: _rewrite(node, renames))
+    if split:
+        tree = _hoist_ctes(tree)
     values = params or {}
     parts: list[tuple[str | None, exp.Expr]] = []
     with_clause = tree.args.get("with_")
@@ -113,6 +153,8 @@ def _refuse(tree: exp.Expr) -> None:
             problem = f"list index {node.sql('duckdb')} (DuckDB counts from 1; use try_element_at)"
         elif isinstance(node, (exp.Min, exp.Max)) and (node.expressions or node.args.get("count")):
             problem = f"{node.sql('duckdb')} (DuckDB's n smallest; use dialect.nth_smallest)"
+        elif isinstance(node, exp.ArgMax) and _is_last_value(node):
+            pass
         elif isinstance(node, exp.Func):
             name = (node.sql_name() if not isinstance(node, exp.Anonymous) else node.name).upper()
             if name in _REFUSED_FUNCTIONS or isinstance(
@@ -123,6 +165,25 @@ def _refuse(tree: exp.Expr) -> None:
             problem = f"{node.sql('duckdb')} (no unsigned types in Spark)"
         if problem:
             raise UntranslatableSql(f"not translated to Spark: {problem}")
+
+
+def _is_last_value(node: exp.ArgMax) -> bool:
+    """``dialect.last_value``'s Spark form: ``max_by(v, CASE WHEN v IS NOT NULL THEN struct(t, v) END)``.
+    DuckDB's ``arg_max(v, (t, v))`` skips rows whose ``v`` is NULL and orders row tuples;
+    a plain ``max_by`` would not skip them, and Spark may read ``(t, v)`` otherwise."""
+    key = node.expression
+    if not isinstance(key, exp.Case) or len(key.args.get("ifs") or []) != 1 or key.args.get("default"):
+        return False
+    branch = key.args["ifs"][0]
+    test, value = branch.this, branch.args.get("true")
+    return (
+        isinstance(test, exp.Not)
+        and isinstance(test.this, exp.Is)
+        and test.this.this == node.this
+        and isinstance(value, exp.Struct)
+        and len(value.expressions) == 2
+        and value.expressions[1] == node.this
+    )
 
 
 def _rewrite(node: exp.Expr, tables: dict[str, str]) -> exp.Expr:

@@ -1,4 +1,4 @@
-"""The DuckDB side of goal features: point-in-time temp tables, aggregated in long format.
+"""The SQL of goal features: point-in-time temp tables, aggregated in long format.
 
 Every builder works on ``_gf_pop``: one row (``row_id``) per anchor and user to describe.
 Features read only events with ``anchor - lookback <= ts < anchor`` and segment flags
@@ -9,6 +9,11 @@ The events are read once, whatever the number of anchors: ``_gf_utd`` holds per 
 of each, over the union of the lookback windows. Anchors fall at 00:00, so a window of
 whole days before an anchor is a range of those days; every feature is an aggregate
 of ``_gf_utd`` joined to ``_gf_pop`` on ``uid`` and that range.
+
+The temp tables live on an engine (``engines``): DuckDB temp tables on the warehouse
+connection, or Spark temp views with ``SEGMENT_PIPELINE_ENGINE=spark``. The SQL is DuckDB
+SQL; the few spellings Spark lacks come from the engine's dialect (``rules/dialect.py``).
+Stateful inputs (the rollups, stored memberships) are kept up to date in DuckDB first.
 """
 
 from __future__ import annotations
@@ -20,9 +25,12 @@ from datetime import date, datetime, time, timedelta
 import duckdb
 import numpy as np
 import polars as pl
+import pyarrow as pa
 
 from segment_pipeline.config.goals import GoalEvent
 from segment_pipeline.config.segments import ALL_USERS, SegmentDefinition
+from segment_pipeline.engines.base import Engine
+from segment_pipeline.engines.duckdb_engine import DUCKDB_ENGINE
 from segment_pipeline.goals import goal_rollups
 from segment_pipeline.goals.feature_spec import FeatureSpec
 from segment_pipeline.goals.goal_rollups import stable_sum
@@ -50,16 +58,22 @@ TEMP_TABLES = (
     "_gf_anchors",
     "_gf_sampled",
     "_gf_kept",
+    "_gf_flagmap",
 )
 DAY_US = 86_400_000_000
 
 
 @contextmanager
-def temp_tables(con: duckdb.DuckDBPyConnection) -> Iterator[duckdb.DuckDBPyConnection]:
-    """Drops this module's temp tables afterwards, whatever happens."""
+def temp_tables(con: duckdb.DuckDBPyConnection, engine: Engine = DUCKDB_ENGINE) -> Iterator[duckdb.DuckDBPyConnection]:
+    """Drops this module's temp tables afterwards, whatever happens; within, the engine
+    reads one state of the warehouse (``Engine.pinned``)."""
     try:
-        yield con
+        with engine.pinned(con):
+            yield con
     finally:
+        if engine is not DUCKDB_ENGINE:
+            for name in ("_gf_pop_events", *TEMP_TABLES):
+                engine.drop(con, name)
         con.execute("DROP VIEW IF EXISTS temp._gf_pop_events")
         for name in TEMP_TABLES:
             con.execute(f"DROP TABLE IF EXISTS temp.{name}")
@@ -74,9 +88,16 @@ def midnight(day: date) -> datetime:
     return datetime.combine(day, time())
 
 
-def days_between_sql(earlier: str, later: str) -> str:
-    """Fractional days from one TIMESTAMP expression to another."""
-    return f"(date_diff('microsecond', {earlier}, {later}) / {DAY_US}.0)"
+def days_between_sql(earlier: str, later: str, dialect: DuckDBDialect = DUCKDB) -> str:
+    """Fractional days from one TIMESTAMP expression to another (divided as DOUBLE: Spark
+    would divide by a decimal literal in DECIMAL)."""
+    return f"(date_diff('microsecond', {earlier}, {later}) / {dialect.double(f'{DAY_US}.0')})"
+
+
+def _arrow_frame(table: pa.Table) -> pl.DataFrame:
+    frame = pl.from_arrow(table)
+    assert isinstance(frame, pl.DataFrame)
+    return frame
 
 
 def load_population(
@@ -85,13 +106,14 @@ def load_population(
     segment_name: str,
     segment: SegmentDefinition | None,
     profile_columns: dict[str, str] | None,
+    engine: Engine = DUCKDB_ENGINE,
 ) -> None:
     """``_gf_members`` rows named ``POPULATION``: the goal segment's members (``segment``, or
     All Users when it is None) as of each anchor's eve.
 
     A day whose memberships of the same definition are stored is read from them; All Users
     comes from ``pipeline_state.users`` when it covers the snapshot; the rest is evaluated."""
-    _create_members(con)
+    _create_members(con, engine)
     if segment is None and segment_name != ALL_USERS:
         return
     eves = {anchor: anchor - timedelta(days=1) for anchor in anchors}
@@ -99,19 +121,25 @@ def load_population(
     all_users_from_state = segment is None and state.is_current(con)
     for anchor, eve in eves.items():
         if eve in stored:
-            con.execute(
-                """INSERT INTO _gf_members SELECT CAST(? AS DATE), ?, user_id FROM analytics.segment_memberships
+            engine.from_warehouse(
+                con,
+                "_gf_members",
+                """SELECT CAST(? AS DATE), ?, user_id FROM analytics.segment_memberships
                    WHERE as_of_date = ? AND segment_name = ?""",
                 [anchor, POPULATION, eve, segment_name],
+                append=True,
             )
             continue
         if all_users_from_state:
             users = f"SELECT user_id FROM {state.USERS} WHERE first_ts < ?"
             if profile_columns is not None:
                 users += f" UNION SELECT user_id FROM {PROFILES}"
-            con.execute(
-                f"INSERT INTO _gf_members SELECT CAST(? AS DATE), ?, user_id FROM ({users})",
+            engine.from_warehouse(
+                con,
+                "_gf_members",
+                f"SELECT CAST(? AS DATE), ?, user_id FROM ({users})",
                 [anchor, POPULATION, window_end(eve)],
+                append=True,
             )
             continue
         query = compile_past_segments(
@@ -119,9 +147,12 @@ def load_population(
             as_of=eve,
             profile_columns=profile_columns,
             include_all_users=segment is None,
+            dialect=engine.dialect,
         )
-        con.execute(
-            f"""INSERT INTO _gf_members SELECT CAST($gf_anchor AS DATE), $gf_pop, user_id FROM ({query.sql})""",
+        engine.append(
+            con,
+            "_gf_members",
+            f"""SELECT CAST($gf_anchor AS DATE), $gf_pop, user_id FROM ({query.sql})""",
             query.params | {"gf_anchor": anchor, "gf_pop": POPULATION},
         )
 
@@ -131,6 +162,7 @@ def load_flags(
     anchors: Sequence[date],
     segments: Sequence[SegmentDefinition],
     profile_columns: dict[str, str] | None,
+    engine: Engine = DUCKDB_ENGINE,
 ) -> None:
     """``_gf_members`` rows of every past segment in ``segments`` as of each anchor's eve,
     for the users of ``_gf_pop`` only.
@@ -139,39 +171,57 @@ def load_flags(
     (tonight's, when scoring); other segments are evaluated for the population's users only:
     a user's membership depends on their own events and profile, so the compiler reads just
     those (``_gf_pop_events``), one scan per anchor and chunk."""
-    _create_members(con, replace=False)
+    _create_members(con, engine, replace=False)
     if not segments:
         return
     eves = {anchor: anchor - timedelta(days=1) for anchor in anchors}
     stored = history.stored_memberships(con, list(eves.values()), segments)
-    con.execute(
-        f"""CREATE OR REPLACE TEMP VIEW _gf_pop_events AS
-            SELECT * FROM {EVENTS} WHERE user_id IN (SELECT user_id FROM _gf_uids)"""
-    )
+    engine.view(con, "_gf_pop_events", f"SELECT * FROM {EVENTS} WHERE user_id IN (SELECT user_id FROM _gf_uids)")
     for anchor, eve in eves.items():
         read = stored.get(eve, [])
         if read:
-            con.execute(
-                """INSERT INTO _gf_members SELECT CAST(? AS DATE), segment_name, user_id
-                   FROM analytics.segment_memberships
-                   WHERE as_of_date = ? AND segment_name IN (SELECT unnest(CAST(? AS VARCHAR[])))
-                     AND user_id IN (SELECT user_id FROM _gf_uids)""",
-                [anchor, eve, read],
-            )
+            if engine is DUCKDB_ENGINE:
+                con.execute(
+                    """INSERT INTO _gf_members SELECT CAST(? AS DATE), segment_name, user_id
+                       FROM analytics.segment_memberships
+                       WHERE as_of_date = ? AND segment_name IN (SELECT unnest(CAST(? AS VARCHAR[])))
+                         AND user_id IN (SELECT user_id FROM _gf_uids)""",
+                    [anchor, eve, read],
+                )
+            else:
+                # The stored day is in DuckDB, the population on the engine: all of the day's
+                # members of those segments go over, the join to the population happens there.
+                engine.from_warehouse(
+                    con,
+                    "_gf_flag_rows",
+                    """SELECT CAST(? AS DATE) AS anchor, segment_name, user_id FROM analytics.segment_memberships
+                       WHERE as_of_date = ? AND segment_name IN (SELECT unnest(CAST(? AS VARCHAR[])))""",
+                    [anchor, eve, read],
+                )
+                engine.append(
+                    con,
+                    "_gf_members",
+                    "SELECT anchor, segment_name, user_id FROM _gf_flag_rows"
+                    " WHERE user_id IN (SELECT user_id FROM _gf_uids)",
+                )
+                engine.drop(con, "_gf_flag_rows")
         rest = [s for s in segments if s.name not in set(read)]
         if not rest:
             continue
-        queries = compile_past_segment_chunks(rest, as_of=eve, profile_columns=profile_columns, events="_gf_pop_events")
+        queries = compile_past_segment_chunks(
+            rest, as_of=eve, profile_columns=profile_columns, events="_gf_pop_events", dialect=engine.dialect
+        )
         for query in queries:
-            con.execute(
-                f"INSERT INTO _gf_members SELECT CAST($gf_anchor AS DATE), segment_name, user_id FROM ({query.sql})",
+            engine.append(
+                con,
+                "_gf_members",
+                f"SELECT CAST($gf_anchor AS DATE), segment_name, user_id FROM ({query.sql})",
                 query.params | {"gf_anchor": anchor},
             )
 
 
-def _create_members(con: duckdb.DuckDBPyConnection, *, replace: bool = True) -> None:
-    verb = "CREATE OR REPLACE TEMP TABLE" if replace else "CREATE TEMP TABLE IF NOT EXISTS"
-    con.execute(f"{verb} _gf_members (anchor DATE, segment_name VARCHAR, user_id VARCHAR)")
+def _create_members(con: duckdb.DuckDBPyConnection, engine: Engine, *, replace: bool = True) -> None:
+    engine.create(con, "_gf_members", "anchor DATE, segment_name VARCHAR, user_id VARCHAR", replace=replace)
 
 
 def make_population(
@@ -180,26 +230,34 @@ def make_population(
     lookback_days: int,
     slots: int,
     params: dict | None = None,
-    dialect: DuckDBDialect = DUCKDB,
+    engine: Engine = DUCKDB_ENGINE,
 ) -> int:
     """``_gf_pop`` from a query of ``(anchor, user_id)``, sorted, with ``row_id`` (0-based, the
     row of the feature frame), ``uid`` (an integer per user) and ``slot``, a stable hash of
     the pair in ``0..slots-1`` (to give each sample one of several horizons). Returns its size."""
-    con.execute(
-        f"""CREATE OR REPLACE TEMP TABLE _gf_pop AS
-            SELECT anchor, user_id,
+    dialect = engine.dialect
+    engine.materialize(
+        con,
+        "_gf_pop",
+        f"""SELECT anchor, user_id,
                    CAST(row_number() OVER (ORDER BY anchor, user_id) - 1 AS BIGINT) AS row_id,
                    CAST(dense_rank() OVER (ORDER BY user_id) AS INTEGER) AS uid,
                    CAST(anchor AS TIMESTAMP) AS anchor_ts,
-                   CAST(anchor - {int(lookback_days)} AS DATE) AS start_day,
+                   CAST({dialect.days_before("anchor", int(lookback_days))} AS DATE) AS start_day,
                    CAST({dialect.hash32("user_id || '|' || CAST(anchor AS VARCHAR)")}
                         % {max(1, int(slots))} AS INTEGER) AS slot
             FROM (SELECT DISTINCT anchor, user_id FROM ({source_sql}) WHERE user_id IS NOT NULL)
             ORDER BY row_id""",
         params or {},
     )
-    con.execute("CREATE OR REPLACE TEMP TABLE _gf_uids AS SELECT DISTINCT user_id, uid FROM _gf_pop")
-    return scalar(con, "SELECT count(*) FROM _gf_pop")
+    engine.materialize(con, "_gf_uids", "SELECT DISTINCT user_id, uid FROM _gf_pop")
+    return count_rows(con, engine, "_gf_pop")
+
+
+def count_rows(con: duckdb.DuckDBPyConnection, engine: Engine, table: str) -> int:
+    if engine is DUCKDB_ENGINE:
+        return scalar(con, f"SELECT count(*) FROM {table}")
+    return int(engine.query(con, f"SELECT count(*) AS n FROM {table}").column("n")[0].as_py())
 
 
 def load_daily(
@@ -208,6 +266,7 @@ def load_daily(
     anchors: Sequence[date],
     lookback_days: int,
     value_properties: Sequence[str] = (),
+    engine: Engine = DUCKDB_ENGINE,
 ) -> None:
     """``_gf_utd`` (per uid, day, event type: events, goal events, last times) over the union
     of the lookback windows; ``_gf_ud`` (per uid and day, with the previous active day);
@@ -218,15 +277,16 @@ def load_daily(
     (``pipeline_state.daily_rollups`` and the goal's ``goal_rollups``), not the events: the
     same values, since anchors fall at 00:00 and every window is a range of whole days."""
     if goal_rollups.available(con):
-        _load_daily_from_rollups(con, goal_events, anchors, lookback_days, value_properties)
+        _load_daily_from_rollups(con, goal_events, anchors, lookback_days, value_properties, engine)
         return
     params = SqlParams()
-    is_goal = goal_event_condition(goal_events, params)
+    is_goal = goal_event_condition(goal_events, params, engine.dialect)
     earliest = params.bind(midnight(min(anchors)) - timedelta(days=lookback_days), "TIMESTAMP")
     latest = params.bind(midnight(max(anchors)), "TIMESTAMP")
-    con.execute(
-        f"""CREATE OR REPLACE TEMP TABLE _gf_utd AS
-            SELECT u.uid, CAST(e.ts AS DATE) AS day, e.event_name,
+    engine.materialize(
+        con,
+        "_gf_utd",
+        f"""SELECT u.uid, CAST(e.ts AS DATE) AS day, e.event_name,
                    count(*) AS n, count(*) FILTER (WHERE e.is_goal) AS n_goal,
                    max(e.ts) AS last_ts, max(e.ts) FILTER (WHERE e.is_goal) AS last_goal_ts
             FROM (SELECT user_id, event_name, ts, {is_goal} AS is_goal FROM {EVENTS}
@@ -235,18 +295,17 @@ def load_daily(
             GROUP BY ALL""",
         params.values,
     )
-    con.execute(
-        """CREATE OR REPLACE TEMP TABLE _gf_ud AS
-           SELECT uid, day, n, n_goal, last_ts, last_goal_ts,
+    engine.materialize(
+        con,
+        "_gf_ud",
+        """SELECT uid, day, n, n_goal, last_ts, last_goal_ts,
                   lag(day) OVER (PARTITION BY uid ORDER BY day) AS prev_day
            FROM (SELECT uid, day, sum(n) AS n, sum(n_goal) AS n_goal, max(last_ts) AS last_ts,
                         max(last_goal_ts) AS last_goal_ts
-                 FROM _gf_utd GROUP BY uid, day)"""
+                 FROM _gf_utd GROUP BY uid, day)""",
     )
-    load_lifetime(con, goal_events, anchors, value_properties)
-    con.execute(
-        "CREATE OR REPLACE TEMP TABLE _gf_first AS SELECT uid, min(first_ts) AS first_ts FROM _gf_life GROUP BY uid"
-    )
+    load_lifetime(con, goal_events, anchors, value_properties, engine)
+    engine.materialize(con, "_gf_first", "SELECT uid, min(first_ts) AS first_ts FROM _gf_life GROUP BY uid")
 
 
 def _load_daily_from_rollups(
@@ -255,42 +314,45 @@ def _load_daily_from_rollups(
     anchors: Sequence[date],
     lookback_days: int,
     value_properties: Sequence[str],
+    engine: Engine,
 ) -> None:
     goal_days = goal_rollups.ensure(con, goal_events, value_properties)
     earliest, latest = min(anchors) - timedelta(days=lookback_days), max(anchors)
-    con.execute(
-        f"""CREATE OR REPLACE TEMP TABLE _gf_utd AS
-            SELECT u.uid, r.day, r.event_name, r.events AS n, r.last_ts
+    days = {"earliest": earliest, "latest": latest}
+    engine.materialize(
+        con,
+        "_gf_utd",
+        f"""SELECT u.uid, r.day, r.event_name, r.events AS n, r.last_ts
             FROM {state.ROLLUPS} r JOIN _gf_uids u ON u.user_id = r.user_id
-            WHERE r.day >= ? AND r.day < ?""",
-        [earliest, latest],
+            WHERE r.day >= $earliest AND r.day < $latest""",
+        days,
     )
-    con.execute(
-        f"""CREATE OR REPLACE TEMP TABLE _gf_ud AS
-            SELECT d.uid, d.day, d.n, coalesce(g.n_goal, 0) AS n_goal, d.last_ts, g.last_goal_ts,
+    engine.materialize(
+        con,
+        "_gf_ud",
+        f"""SELECT d.uid, d.day, d.n, coalesce(g.n_goal, 0) AS n_goal, d.last_ts, g.last_goal_ts,
                    lag(d.day) OVER (PARTITION BY d.uid ORDER BY d.day) AS prev_day
             FROM (SELECT uid, day, sum(n) AS n, max(last_ts) AS last_ts FROM _gf_utd GROUP BY uid, day) d
             LEFT JOIN (SELECT u.uid, g.day, g.n_goal, g.last_goal_ts FROM {goal_days} g
-                       JOIN _gf_uids u ON u.user_id = g.user_id WHERE g.day >= ? AND g.day < ?) g
+                       JOIN _gf_uids u ON u.user_id = g.user_id WHERE g.day >= $earliest AND g.day < $latest) g
               ON g.uid = d.uid AND g.day = d.day""",
-        [earliest, latest],
+        days,
     )
     values = "".join(
         f", g.vs{i}, coalesce(g.vc{i}, 0) AS vc{i}, g.vl{i}, g.vt{i}" for i in range(len(value_properties))
     )
-    con.execute(
-        f"""CREATE OR REPLACE TEMP TABLE _gf_life AS
-            SELECT d.uid, d.day, d.n, coalesce(g.n_goal, 0) AS n_goal, d.first_ts, d.last_ts, g.last_goal_ts{values}
+    engine.materialize(
+        con,
+        "_gf_life",
+        f"""SELECT d.uid, d.day, d.n, coalesce(g.n_goal, 0) AS n_goal, d.first_ts, d.last_ts, g.last_goal_ts{values}
             FROM (SELECT u.uid, r.user_id, r.day, sum(r.events) AS n, min(r.first_ts) AS first_ts,
                          max(r.last_ts) AS last_ts
                   FROM {state.ROLLUPS} r JOIN _gf_uids u ON u.user_id = r.user_id
-                  WHERE r.day < ? GROUP BY ALL) d
+                  WHERE r.day < $latest GROUP BY ALL) d
             LEFT JOIN {goal_days} g ON g.user_id = d.user_id AND g.day = d.day""",
-        [latest],
+        {"latest": latest},
     )
-    con.execute(
-        "CREATE OR REPLACE TEMP TABLE _gf_first AS SELECT uid, min(first_ts) AS first_ts FROM _gf_life GROUP BY uid"
-    )
+    engine.materialize(con, "_gf_first", "SELECT uid, min(first_ts) AS first_ts FROM _gf_life GROUP BY uid")
 
 
 def _json_pointer(key: str) -> str:
@@ -302,18 +364,22 @@ def load_lifetime(
     goal_events: Sequence[GoalEvent],
     anchors: Sequence[date],
     value_properties: Sequence[str] = (),
+    engine: Engine = DUCKDB_ENGINE,
 ) -> None:
     """``_gf_life``: per uid and day, all events before the last anchor (one scan of the
     whole history), with the goal events' counts, last time and, per numeric property of
     theirs, sum, count and last value. Lifetime features aggregate it per anchor."""
-    params = SqlParams()
-    is_goal = goal_event_condition(goal_events, params)
+    params, dialect = SqlParams(), engine.dialect
+    is_goal = goal_event_condition(goal_events, params, dialect)
     latest = params.bind(midnight(max(anchors)), "TIMESTAMP")
-    values = goal_rollups.value_columns(value_properties, params)
-    aggregates = goal_rollups.value_aggregates(len(value_properties), alias="e.", goal_only="e.is_goal")
-    con.execute(
-        f"""CREATE OR REPLACE TEMP TABLE _gf_life AS
-            SELECT u.uid, CAST(e.ts AS DATE) AS day, count(*) AS n, count(*) FILTER (WHERE e.is_goal) AS n_goal,
+    values = goal_rollups.value_columns(value_properties, params, dialect)
+    aggregates = goal_rollups.value_aggregates(
+        len(value_properties), alias="e.", goal_only="e.is_goal", dialect=dialect
+    )
+    engine.materialize(
+        con,
+        "_gf_life",
+        f"""SELECT u.uid, CAST(e.ts AS DATE) AS day, count(*) AS n, count(*) FILTER (WHERE e.is_goal) AS n_goal,
                    min(e.ts) AS first_ts, max(e.ts) AS last_ts, max(e.ts) FILTER (WHERE e.is_goal) AS last_goal_ts
                    {aggregates}
             FROM (SELECT user_id, ts, {is_goal} AS is_goal {values} FROM {EVENTS}
@@ -344,60 +410,87 @@ def numeric_goal_properties(
     return [r[0] for r in rows]
 
 
-def empty_daily(con: duckdb.DuckDBPyConnection) -> None:
+def empty_daily(con: duckdb.DuckDBPyConnection, engine: Engine = DUCKDB_ENGINE) -> None:
     """The tables of ``load_daily`` and ``load_labels``, empty (no anchors)."""
-    con.execute("""CREATE OR REPLACE TEMP TABLE _gf_utd (uid INTEGER, day DATE, event_name VARCHAR, n BIGINT,
-                   n_goal BIGINT, last_ts TIMESTAMP, last_goal_ts TIMESTAMP)""")
-    con.execute("""CREATE OR REPLACE TEMP TABLE _gf_ud (uid INTEGER, day DATE, n BIGINT, n_goal BIGINT,
-                   last_ts TIMESTAMP, last_goal_ts TIMESTAMP, prev_day DATE)""")
-    con.execute("CREATE OR REPLACE TEMP TABLE _gf_first (uid INTEGER, first_ts TIMESTAMP)")
-    con.execute("""CREATE OR REPLACE TEMP TABLE _gf_life (uid INTEGER, day DATE, n BIGINT, n_goal BIGINT,
-                   first_ts TIMESTAMP, last_ts TIMESTAMP, last_goal_ts TIMESTAMP)""")
-    con.execute("CREATE OR REPLACE TEMP TABLE _gf_labels (row_id BIGINT, achieved_day INTEGER)")
+    engine.create(
+        con,
+        "_gf_utd",
+        """uid INTEGER, day DATE, event_name VARCHAR, n BIGINT,
+                   n_goal BIGINT, last_ts TIMESTAMP, last_goal_ts TIMESTAMP""",
+    )
+    engine.create(
+        con,
+        "_gf_ud",
+        """uid INTEGER, day DATE, n BIGINT, n_goal BIGINT,
+                   last_ts TIMESTAMP, last_goal_ts TIMESTAMP, prev_day DATE""",
+    )
+    engine.create(con, "_gf_first", "uid INTEGER, first_ts TIMESTAMP")
+    engine.create(
+        con,
+        "_gf_life",
+        """uid INTEGER, day DATE, n BIGINT, n_goal BIGINT,
+                   first_ts TIMESTAMP, last_ts TIMESTAMP, last_goal_ts TIMESTAMP""",
+    )
+    engine.create(con, "_gf_labels", "row_id BIGINT, achieved_day INTEGER")
 
 
 def load_labels(
-    con: duckdb.DuckDBPyConnection, goal_events: Sequence[GoalEvent], anchors: Sequence[date], length_days: int
+    con: duckdb.DuckDBPyConnection,
+    goal_events: Sequence[GoalEvent],
+    anchors: Sequence[date],
+    length_days: int,
+    engine: Engine = DUCKDB_ENGINE,
 ) -> None:
     """``_gf_labels(row_id, achieved_day)``: the 0-based day of the window
     ``[anchor, anchor + length_days)`` with the user's first goal event (achievers only)."""
     if goal_rollups.available(con):
         # Windows start at 00:00: the first goal event at or after the anchor is in the goal
         # rollup's first row on or after the anchor's day.
-        con.execute(
-            f"""CREATE OR REPLACE TEMP TABLE _gf_labels AS
-                SELECT p.row_id,
-                       CAST(floor({days_between_sql("p.anchor_ts", "min(g.first_goal_ts)")}) AS INTEGER) AS achieved_day
+        dialect = engine.dialect
+        engine.materialize(
+            con,
+            "_gf_labels",
+            f"""SELECT p.row_id,
+                       CAST(floor({days_between_sql("p.anchor_ts", "min(g.first_goal_ts)", dialect)}) AS INTEGER) AS achieved_day
                 FROM {goal_rollups.ensure(con, goal_events)} g
-                JOIN _gf_pop p ON g.user_id = p.user_id AND g.day >= p.anchor AND g.day < p.anchor + {int(length_days)}
-                WHERE g.day >= ? AND g.day < ?
+                JOIN _gf_pop p ON g.user_id = p.user_id AND g.day >= p.anchor
+                              AND g.day < {dialect.days_after("p.anchor", int(length_days))}
+                WHERE g.day >= $first AND g.day < $last
                 GROUP BY p.row_id, p.anchor_ts""",
-            [min(anchors), max(anchors) + timedelta(days=length_days)],
+            {"first": min(anchors), "last": max(anchors) + timedelta(days=length_days)},
         )
         return
     params = SqlParams()
-    types, is_goal = event_types_condition(goal_events, params), goal_event_condition(goal_events, params)
+    types = event_types_condition(goal_events, params)
+    is_goal = goal_event_condition(goal_events, params, engine.dialect)
     first = params.bind(midnight(min(anchors)), "TIMESTAMP")
     last = params.bind(midnight(max(anchors)) + timedelta(days=length_days), "TIMESTAMP")
-    con.execute(
-        f"""CREATE OR REPLACE TEMP TABLE _gf_labels AS
-            SELECT p.row_id, CAST(floor({days_between_sql("p.anchor_ts", "min(e.ts)")}) AS INTEGER) AS achieved_day
+    # INTERVAL 'n' DAY: DuckDB's other spelling, INTERVAL (n) DAY, has no Spark twin.
+    engine.materialize(
+        con,
+        "_gf_labels",
+        f"""SELECT p.row_id, CAST(floor({days_between_sql("p.anchor_ts", "min(e.ts)", engine.dialect)}) AS INTEGER) AS achieved_day
             FROM (SELECT user_id, ts FROM {EVENTS} WHERE {types} AND ts >= {first} AND ts < {last} AND {is_goal}) e
             JOIN _gf_pop p ON e.user_id = p.user_id AND e.ts >= p.anchor_ts
-                          AND e.ts < p.anchor_ts + INTERVAL ({int(length_days)}) DAY
+                          AND e.ts < p.anchor_ts + INTERVAL '{int(length_days)}' DAY
             GROUP BY p.row_id, p.anchor_ts""",
         params.values,
     )
 
 
-def anchor_stats(con: duckdb.DuckDBPyConnection, anchors: Sequence[date], length_days: int) -> pl.DataFrame:
+def anchor_stats(
+    con: duckdb.DuckDBPyConnection, anchors: Sequence[date], length_days: int, engine: Engine = DUCKDB_ENGINE
+) -> pl.DataFrame:
     """Per anchor, the population of ``_gf_pop`` and its full-length achievers (``_gf_labels``);
     anchors without members count 0."""
-    counted = con.execute(
-        f"""SELECT p.anchor, count(*) AS population,
+    counted = _arrow_frame(
+        engine.query(
+            con,
+            f"""SELECT p.anchor, count(*) AS population,
                    count(*) FILTER (WHERE l.achieved_day < {int(length_days)}) AS achievers
-            FROM _gf_pop p LEFT JOIN _gf_labels l ON l.row_id = p.row_id GROUP BY p.anchor"""
-    ).pl()
+            FROM _gf_pop p LEFT JOIN _gf_labels l ON l.row_id = p.row_id GROUP BY p.anchor""",
+        )
+    )
     base = pl.DataFrame({"anchor": list(anchors)}, schema={"anchor": pl.Date})
     return (
         base.join(counted.with_columns(pl.col("anchor").cast(pl.Date)), on="anchor", how="left")
@@ -406,7 +499,9 @@ def anchor_stats(con: duckdb.DuckDBPyConnection, anchors: Sequence[date], length
     )
 
 
-def sample_population(con: duckdb.DuckDBPyConnection, length_days: int, cap: int) -> dict[str, dict[str, int]]:
+def sample_population(
+    con: duckdb.DuckDBPyConnection, length_days: int, cap: int, engine: Engine = DUCKDB_ENGINE
+) -> dict[str, dict[str, int]]:
     """Keep at most ``cap`` users per anchor in ``_gf_pop`` (after ``load_labels``), by a stable hash.
 
     Training anchors keep every achiever (a goal event in the full-length window) up to half
@@ -415,17 +510,19 @@ def sample_population(con: duckdb.DuckDBPyConnection, length_days: int, cap: int
     its base rate, which calibration learns, stays the population's. Returns, per sampled
     anchor, its population, achievers and kept users; ``_gf_pop`` and ``_gf_labels`` are rebuilt."""
     achiever = f"(l.achieved_day IS NOT NULL AND l.achieved_day < {int(length_days)})"
-    key = "CAST('0x' || substr(sha256(p.user_id || '|sample|' || CAST(p.anchor AS VARCHAR)), 1, 8) AS UBIGINT)"
+    key = engine.dialect.hash32("p.user_id || '|sample|' || CAST(p.anchor AS VARCHAR)")
     half = cap // 2
-    con.execute(
-        f"""CREATE OR REPLACE TEMP TABLE _gf_sampled AS
-            WITH keyed AS (
+    # count(CASE ...) OVER, not count(*) FILTER (...) OVER: Spark has no FILTER on a window.
+    engine.materialize(
+        con,
+        "_gf_sampled",
+        f"""WITH keyed AS (
                 SELECT p.row_id, p.anchor, p.user_id, {achiever} AS achiever, {key} AS h,
                        p.anchor = (SELECT max(anchor) FROM _gf_pop) AS holdout
                 FROM _gf_pop p LEFT JOIN _gf_labels l ON l.row_id = p.row_id
             ), ranked AS (
                 SELECT *, count(*) OVER (PARTITION BY anchor) AS population,
-                       count(*) FILTER (WHERE achiever) OVER (PARTITION BY anchor) AS achievers,
+                       count(CASE WHEN achiever THEN 1 END) OVER (PARTITION BY anchor) AS achievers,
                        row_number() OVER (PARTITION BY anchor ORDER BY h, user_id) AS k_any,
                        row_number() OVER (PARTITION BY anchor, achiever ORDER BY h, user_id) AS k_class
                 FROM keyed
@@ -434,87 +531,109 @@ def sample_population(con: duckdb.DuckDBPyConnection, length_days: int, cap: int
                       OR (holdout AND k_any <= {int(cap)})
                       OR (NOT holdout AND achiever AND k_class <= {half})
                       OR (NOT holdout AND NOT achiever AND k_class <= {int(cap)} - least(achievers, {half})) AS kept
-            FROM ranked"""
+            FROM ranked""",
     )
+    counted = engine.query(
+        con,
+        """SELECT anchor, any_value(population) AS population, any_value(achievers) AS achievers,
+                  count(*) FILTER (WHERE kept) AS kept
+           FROM _gf_sampled GROUP BY anchor HAVING any_value(population) > $cap ORDER BY anchor""",
+        {"cap": cap},
+    ).to_pylist()
     summary = {
-        str(anchor): {"population": population, "achievers": achievers, "kept": kept}
-        for anchor, population, achievers, kept in con.execute(
-            """SELECT anchor, any_value(population), any_value(achievers), count(*) FILTER (WHERE kept)
-               FROM _gf_sampled GROUP BY anchor HAVING any_value(population) > ? ORDER BY anchor""",
-            [cap],
-        ).fetchall()
+        str(row["anchor"]): {"population": row["population"], "achievers": row["achievers"], "kept": row["kept"]}
+        for row in counted
     }
     if summary:
-        con.execute("CREATE OR REPLACE TEMP TABLE _gf_kept AS SELECT row_id FROM _gf_sampled WHERE kept")
-        con.execute(
-            """CREATE OR REPLACE TEMP TABLE _gf_labels AS
-               SELECT n.row_id, l.achieved_day
+        engine.materialize(con, "_gf_kept", "SELECT row_id FROM _gf_sampled WHERE kept")
+        engine.materialize(
+            con,
+            "_gf_labels",
+            """SELECT n.row_id, l.achieved_day
                FROM _gf_labels l JOIN _gf_pop o ON o.row_id = l.row_id
                JOIN (SELECT anchor, user_id, CAST(row_number() OVER (ORDER BY anchor, user_id) - 1 AS BIGINT) AS row_id
                      FROM _gf_pop WHERE row_id IN (SELECT row_id FROM _gf_kept)) n
-                 ON n.anchor = o.anchor AND n.user_id = o.user_id"""
+                 ON n.anchor = o.anchor AND n.user_id = o.user_id""",
         )
-        con.execute(
-            """CREATE OR REPLACE TEMP TABLE _gf_pop AS
-               SELECT * EXCLUDE (row_id), CAST(row_number() OVER (ORDER BY anchor, user_id) - 1 AS BIGINT) AS row_id
-               FROM _gf_pop WHERE row_id IN (SELECT row_id FROM _gf_kept) ORDER BY row_id"""
+        # The columns by name, not * EXCLUDE (row_id): Spark has no EXCLUDE.
+        engine.materialize(
+            con,
+            "_gf_pop",
+            """SELECT anchor, user_id, uid, anchor_ts, start_day, slot,
+                      CAST(row_number() OVER (ORDER BY anchor, user_id) - 1 AS BIGINT) AS row_id
+               FROM _gf_pop WHERE row_id IN (SELECT row_id FROM _gf_kept) ORDER BY row_id""",
         )
-        con.execute("CREATE OR REPLACE TEMP TABLE _gf_uids AS SELECT DISTINCT user_id, uid FROM _gf_pop")
-    con.execute("DROP TABLE IF EXISTS _gf_sampled; DROP TABLE IF EXISTS _gf_kept")
+        engine.materialize(con, "_gf_uids", "SELECT DISTINCT user_id, uid FROM _gf_pop")
+    engine.drop(con, "_gf_sampled")
+    engine.drop(con, "_gf_kept")
     return summary
 
 
-def top_event_types(con: duckdb.DuckDBPyConnection, limit: int) -> list[str]:
+def top_event_types(con: duckdb.DuckDBPyConnection, limit: int, engine: Engine = DUCKDB_ENGINE) -> list[str]:
     """The commonest event types of the lookback windows (sorted by name): the counted ones."""
-    rows = con.execute(
+    rows = engine.query(
+        con,
         """SELECT d.event_name FROM _gf_utd d JOIN _gf_pop p ON d.uid = p.uid AND d.day >= p.start_day AND d.day < p.anchor
-           GROUP BY 1 ORDER BY sum(d.n) DESC, 1 LIMIT ?""",
-        [limit],
-    ).fetchall()
-    return sorted(r[0] for r in rows)
+           GROUP BY 1 ORDER BY sum(d.n) DESC, 1 LIMIT $limit""",
+        {"limit": int(limit)},
+    )
+    return sorted(rows.column(0).to_pylist())
 
 
-def profile_categories(con: duckdb.DuckDBPyConnection, column: str, max_distinct: int, limit: int) -> list[str] | None:
+def profile_categories(
+    con: duckdb.DuckDBPyConnection, column: str, max_distinct: int, limit: int, engine: Engine = DUCKDB_ENGINE
+) -> list[str] | None:
     """The ``limit`` commonest values of a text profile column among the population; None when
     it has more than ``max_distinct`` values (an id or free text, not a category)."""
     col = quote_ident(column)
-    rows = con.execute(
-        f"""SELECT {col}, count(*) FROM {PROFILES}
+    rows = (
+        engine.query(
+            con,
+            f"""SELECT {col}, count(*) FROM {PROFILES}
             WHERE {col} IS NOT NULL AND user_id IN (SELECT user_id FROM _gf_uids)
-            GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT ?""",
-        [max_distinct + 1],
-    ).fetchall()
+            GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT $limit""",
+            {"limit": int(max_distinct + 1)},
+        )
+        .column(0)
+        .to_pylist()
+    )
     if len(rows) > max_distinct:
         return None
-    return [r[0] for r in rows[:limit]]
+    return rows[:limit]
 
 
 def wide_features(
-    con: duckdb.DuckDBPyConnection, spec: FeatureSpec, profile_columns: set[str], with_labels: bool
+    con: duckdb.DuckDBPyConnection,
+    spec: FeatureSpec,
+    profile_columns: set[str],
+    with_labels: bool,
+    engine: Engine = DUCKDB_ENGINE,
 ) -> pl.DataFrame:
     """One row per ``_gf_pop`` row, in ``row_id`` order: ``anchor, user_id, slot``, the fixed
     behaviour and goal-event features, the profile features, and ``achieved_day`` if asked."""
-    lookback, params = int(spec.lookback_days), SqlParams()
+    lookback, params, dialect = int(spec.lookback_days), SqlParams(), engine.dialect
     censored = f"{float(lookback)}"
     windows = [int(w) for w in spec.windows]
-    gap = "CAST(d.day - d.prev_day AS DOUBLE)"
+    gap = f"CAST({dialect.days_from('d.prev_day', 'd.day')} AS DOUBLE)"
     gap_inside = "FILTER (WHERE d.prev_day >= p.start_day)"
-    goal_counts = "".join(f", sum(d.n_goal) FILTER (WHERE d.day >= p.anchor - {w}) AS g{w}" for w in windows)
+    goal_counts = "".join(
+        f", sum(d.n_goal) FILTER (WHERE d.day >= {dialect.days_before('p.anchor', w)}) AS g{w}" for w in windows
+    )
     base = [
-        f"coalesce({days_between_sql('s.last_ts', 'p.anchor_ts')}, {censored})",
+        f"coalesce({days_between_sql('s.last_ts', 'p.anchor_ts', dialect)}, {censored})",
         "coalesce(s.events, 0)",
         "coalesce(s.active_days, 0)",
         f"coalesce(s.mean_gap, {censored})",
         f"coalesce(s.median_gap, {censored})",
-        f"CASE WHEN f.first_ts < p.anchor_ts THEN {days_between_sql('f.first_ts', 'p.anchor_ts')} ELSE 0 END",
+        f"CASE WHEN f.first_ts < p.anchor_ts THEN {days_between_sql('f.first_ts', 'p.anchor_ts', dialect)} ELSE 0 END",
         *[f"coalesce(s.g{w}, 0)" for w in windows],
-        f"coalesce({days_between_sql('s.last_goal_ts', 'p.anchor_ts')}, {censored})",
+        f"coalesce({days_between_sql('s.last_goal_ts', 'p.anchor_ts', dialect)}, {censored})",
     ]
     fixed_names = spec.feature_columns[1 : 1 + len(base)]
     selects = [f"CAST({expr} AS FLOAT) AS {quote_ident(name)}" for expr, name in zip(base, fixed_names, strict=True)]
     life_cte, life_join = "", ""
     if spec.lifetime_names:
-        life_cte, exprs = _lifetime_sql(len(spec.value_properties))
+        life_cte, exprs = _lifetime_sql(len(spec.value_properties), dialect)
         selects += [f"CAST({e} AS FLOAT) AS {quote_ident(n)}" for e, n in zip(exprs, spec.lifetime_names, strict=True)]
         life_join = "LEFT JOIN life lf ON lf.row_id = p.row_id CROSS JOIN (SELECT min(day) AS day FROM _gf_life) hs"
     for feature in spec.profile:
@@ -528,7 +647,7 @@ def wide_features(
         elif feature.kind == "days_before":
             value = f"CAST({col} AS TIMESTAMP)"
             exprs = [
-                f"CASE WHEN {value} < p.anchor_ts THEN CAST({days_between_sql(value, 'p.anchor_ts')} AS FLOAT) END"
+                f"CASE WHEN {value} < p.anchor_ts THEN CAST({days_between_sql(value, 'p.anchor_ts', dialect)} AS FLOAT) END"
             ]
         else:
             exprs = [f"CAST({col} AS FLOAT)"]
@@ -541,7 +660,7 @@ def wide_features(
         WITH stats AS (
             SELECT p.row_id, sum(d.n) AS events, count(*) AS active_days, max(d.last_ts) AS last_ts,
                    max(d.last_goal_ts) AS last_goal_ts,
-                   avg({gap}) {gap_inside} AS mean_gap, median({gap}) {gap_inside} AS median_gap{goal_counts}
+                   avg({gap}) {gap_inside} AS mean_gap, {dialect.median(gap)} {gap_inside} AS median_gap{goal_counts}
             FROM _gf_pop p JOIN _gf_ud d ON d.uid = p.uid AND d.day >= p.start_day AND d.day < p.anchor
             GROUP BY p.row_id
         ){life_cte}
@@ -553,10 +672,10 @@ def wide_features(
         {profile_join}
         {label_join}
         ORDER BY p.row_id"""
-    return con.execute(sql, params.values).pl()
+    return _arrow_frame(engine.query(con, sql, params.values))
 
 
-def _lifetime_sql(value_count: int) -> tuple[str, list[str]]:
+def _lifetime_sql(value_count: int, dialect: DuckDBDialect = DUCKDB) -> tuple[str, list[str]]:
     """The ``life`` CTE (per ``_gf_pop`` row, aggregates of ``_gf_life`` before the anchor) and the
     expressions of ``LIFETIME_FEATURES`` then ``value_names``, in order.
 
@@ -564,7 +683,8 @@ def _lifetime_sql(value_count: int) -> tuple[str, list[str]]:
     the population's first event day); mean gap, recency ratio and value mean/last are
     empty (NaN) when undefined."""
     value_aggs = "".join(
-        f", {stable_sum(f'd.vs{i}')} AS vs{i}, sum(d.vc{i}) AS vc{i}, arg_max(d.vl{i}, (d.vt{i}, d.vl{i})) AS vl{i}"
+        f", {stable_sum(f'd.vs{i}', dialect)} AS vs{i}, sum(d.vc{i}) AS vc{i},"
+        f" {dialect.last_value(f'd.vl{i}', f'd.vt{i}')} AS vl{i}"
         for i in range(value_count)
     )
     cte = f""",
@@ -577,32 +697,39 @@ def _lifetime_sql(value_count: int) -> tuple[str, list[str]]:
             FROM _gf_pop p JOIN _gf_life d ON d.uid = p.uid AND d.day < p.anchor
             GROUP BY p.row_id
         )"""
-    span = "CAST(greatest(p.anchor - coalesce(hs.day, p.anchor), 0) AS DOUBLE)"
+
+    # DATE - DATE is a number of days in DuckDB and an interval in Spark: dialect.days_from.
+    def days(earlier: str, later: str) -> str:
+        return dialect.days_from(earlier, later)
+
+    span = f"CAST(greatest({days('coalesce(hs.day, p.anchor)', 'p.anchor')}, 0) AS DOUBLE)"
     goal_x = "greatest(coalesce(lf.goal_days, 0) - 1, 0)"
-    goal_t_x = "coalesce(lf.goal_last_day - lf.goal_first_day, 0)"
+    goal_t_x = f"coalesce({days('lf.goal_first_day', 'lf.goal_last_day')}, 0)"
     exprs = [
         "coalesce(lf.events, 0)",
         "coalesce(lf.active_days, 0)",
-        f"coalesce({days_between_sql('lf.last_ts', 'p.anchor_ts')}, {span})",
+        f"coalesce({days_between_sql('lf.last_ts', 'p.anchor_ts', dialect)}, {span})",
         "greatest(coalesce(lf.active_days, 0) - 1, 0)",
-        "coalesce(lf.last_day - lf.first_day, 0)",
-        "coalesce(p.anchor - lf.first_day, 0)",
+        f"coalesce({days('lf.first_day', 'lf.last_day')}, 0)",
+        f"coalesce({days('lf.first_day', 'p.anchor')}, 0)",
         "coalesce(lf.goal_events, 0)",
         "coalesce(lf.goal_days, 0)",
-        f"coalesce(CAST(p.anchor - lf.goal_first_day AS DOUBLE), {span})",
-        f"coalesce({days_between_sql('lf.goal_last_ts', 'p.anchor_ts')}, {span})",
+        f"coalesce(CAST({days('lf.goal_first_day', 'p.anchor')} AS DOUBLE), {span})",
+        f"coalesce({days_between_sql('lf.goal_last_ts', 'p.anchor_ts', dialect)}, {span})",
         goal_x,
         goal_t_x,
-        "coalesce(p.anchor - lf.goal_first_day, p.anchor - lf.first_day, 0)",
+        f"coalesce({days('lf.goal_first_day', 'p.anchor')}, {days('lf.first_day', 'p.anchor')}, 0)",
         f"CASE WHEN {goal_x} > 0 THEN {goal_t_x} / {goal_x} END",
-        f"CASE WHEN {goal_x} > 0 AND {goal_t_x} > 0 THEN (p.anchor - lf.goal_last_day) / ({goal_t_x} / {goal_x}) END",
+        f"CASE WHEN {goal_x} > 0 AND {goal_t_x} > 0 THEN ({days('lf.goal_last_day', 'p.anchor')}) / ({goal_t_x} / {goal_x}) END",
     ]
     for i in range(value_count):
         exprs += [f"coalesce(lf.vs{i}, 0)", f"CASE WHEN lf.vc{i} > 0 THEN lf.vs{i} / lf.vc{i} END", f"lf.vl{i}"]
     return cte, exprs
 
 
-def long_features(con: duckdb.DuckDBPyConnection, spec: FeatureSpec, rows: int) -> pl.DataFrame:
+def long_features(
+    con: duckdb.DuckDBPyConnection, spec: FeatureSpec, rows: int, engine: Engine = DUCKDB_ENGINE
+) -> pl.DataFrame:
     """The open-ended families, aggregated long and placed by position at the end: counts per
     event type and window, and past-segment flags. One row per ``_gf_pop`` row, in order.
 
@@ -612,44 +739,62 @@ def long_features(con: duckdb.DuckDBPyConnection, spec: FeatureSpec, rows: int) 
     position = {name: k for k, name in enumerate(dynamic)}
     matrix = np.zeros((rows, len(dynamic)), dtype=np.float32)
     if spec.event_types and rows:
-        _type_counts(con, spec, position, matrix)
+        _type_counts(con, spec, position, matrix, engine)
     if spec.segments and rows:
         flags = [(s["segmentName"], position[name]) for s, name in zip(spec.segments, spec.segment_names, strict=True)]
-        got = con.execute(
+        # A table of (name, column), not two unnest() in one SELECT: Spark makes those a cross product.
+        engine.upload(
+            con,
+            "_gf_flagmap",
+            pa.table(
+                {"segment_name": [n for n, _ in flags], "col": [c for _, c in flags]},
+                schema=pa.schema([("segment_name", pa.string()), ("col", pa.int32())]),
+            ),
+        )
+        got = engine.query(
+            con,
             """SELECT p.row_id, f.col
                FROM _gf_members m JOIN _gf_pop p ON p.anchor = m.anchor AND p.user_id = m.user_id
-               JOIN (SELECT unnest(CAST($names AS VARCHAR[])) AS segment_name, unnest(CAST($cols AS INTEGER[])) AS col) f
-                 ON f.segment_name = m.segment_name""",
-            {"names": [n for n, _ in flags], "cols": [c for _, c in flags]},
-        ).fetchnumpy()
-        matrix[np.asarray(got["row_id"], dtype=np.int64), np.asarray(got["col"], dtype=np.int64)] = 1.0
+               JOIN _gf_flagmap f ON f.segment_name = m.segment_name""",
+        )
+        matrix[got.column("row_id").to_numpy().astype(np.int64), got.column("col").to_numpy().astype(np.int64)] = 1.0
     return pl.DataFrame(
         {name: matrix[:, k] for k, name in enumerate(dynamic)}, schema=dict.fromkeys(dynamic, pl.Float32)
     )
 
 
 def _type_counts(
-    con: duckdb.DuckDBPyConnection, spec: FeatureSpec, position: dict[str, int], matrix: np.ndarray
+    con: duckdb.DuckDBPyConnection, spec: FeatureSpec, position: dict[str, int], matrix: np.ndarray, engine: Engine
 ) -> None:
     """Counts per event type and window into ``matrix``: one GROUP BY (user, type) over
     ``_gf_utd`` with a filtered sum per anchor and window, then each (anchor, user) placed at
     its ``row_id``. A single pass instead of one aggregate per anchor halves the work."""
-    anchors = [r[0] for r in con.execute("SELECT DISTINCT anchor FROM _gf_pop ORDER BY 1").fetchall()]
+    anchors = engine.query(con, "SELECT DISTINCT anchor FROM _gf_pop ORDER BY 1").column(0).to_pylist()
     windows = [int(w) for w in spec.windows]
-    con.execute("CREATE OR REPLACE TEMP TABLE _gf_typemap (event_name VARCHAR, type_index INTEGER)")
-    con.executemany("INSERT INTO _gf_typemap VALUES (?, ?)", [(t, i) for i, t in enumerate(spec.event_types)])
+    engine.upload(
+        con,
+        "_gf_typemap",
+        pa.table(
+            {"event_name": list(spec.event_types), "type_index": list(range(len(spec.event_types)))},
+            schema=pa.schema([("event_name", pa.string()), ("type_index", pa.int32())]),
+        ),
+    )
+    days_before = engine.dialect.days_before
     sums = ", ".join(
-        f"CAST(coalesce(sum(d.n) FILTER (WHERE d.day >= DATE '{a.isoformat()}' - {w} AND d.day < DATE '{a.isoformat()}'),"
-        f" 0) AS FLOAT) AS a{i}w{j}"
+        f"CAST(coalesce(sum(d.n) FILTER (WHERE d.day >= {days_before(f'DATE {chr(39)}{a.isoformat()}{chr(39)}', w)}"
+        f" AND d.day < DATE '{a.isoformat()}'), 0) AS FLOAT) AS a{i}w{j}"
         for i, a in enumerate(anchors)
         for j, w in enumerate(windows)
     )
-    got = con.execute(
-        f"""SELECT d.uid, t.type_index, {sums}
+    got = _numpy(
+        engine.query(
+            con,
+            f"""SELECT d.uid, t.type_index, {sums}
             FROM _gf_utd d JOIN _gf_typemap t ON t.event_name = d.event_name
-            GROUP BY d.uid, t.type_index"""
-    ).fetchnumpy()
-    pop = con.execute("SELECT anchor, uid, row_id FROM _gf_pop").fetchnumpy()
+            GROUP BY d.uid, t.type_index""",
+        )
+    )
+    pop = _numpy(engine.query(con, "SELECT anchor, uid, row_id FROM _gf_pop"))
     uids = np.asarray(got["uid"], dtype=np.int64)
     types = np.asarray(got["type_index"], dtype=np.int64)
     columns = np.array([[position[name] for name in names] for names in spec.event_type_names], dtype=np.int64)
@@ -658,7 +803,7 @@ def _type_counts(
     rows_of = np.full(int(pop_uid.max()) + 1, -1, dtype=np.int64)
     for i, anchor in enumerate(anchors):
         rows_of[:] = -1
-        here = pop_anchor == np.datetime64(anchor)
+        here = pop_anchor == np.datetime64(anchor, "D")
         rows_of[pop_uid[here]] = np.asarray(pop["row_id"], dtype=np.int64)[here]
         target = rows_of[uids]
         kept = target >= 0
@@ -666,26 +811,34 @@ def _type_counts(
             matrix[target[kept], columns[types[kept], j]] = np.asarray(got[f"a{i}w{j}"], dtype=np.float32)[kept]
 
 
+def _numpy(table: pa.Table) -> dict[str, np.ndarray]:
+    """Columns as numpy arrays (dates as datetime64[D]), as DuckDB's ``fetchnumpy``."""
+    return {name: table.column(name).to_numpy() for name in table.column_names}
+
+
 def register_users(
-    con: duckdb.DuckDBPyConnection, users: str | Sequence[str] | pl.Series | pl.DataFrame | None
+    con: duckdb.DuckDBPyConnection,
+    users: str | Sequence[str] | pl.Series | pl.DataFrame | None,
+    engine: Engine = DUCKDB_ENGINE,
 ) -> bool:
-    """``_gf_users(user_id)`` from a table reference (from code), ids, or a frame with
-    ``user_id``; False (no table) when ``users`` is None, meaning everyone."""
+    """``_gf_users(user_id)`` from a table reference (from code, a warehouse table), ids, or
+    a frame with ``user_id``; False (no table) when ``users`` is None, meaning everyone."""
     if users is None:
         return False
     if isinstance(users, str):
-        con.execute(
-            f"CREATE OR REPLACE TEMP TABLE _gf_users AS SELECT DISTINCT CAST(user_id AS VARCHAR) AS user_id FROM {users}"
-        )
+        engine.from_warehouse(con, "_gf_users", f"SELECT DISTINCT CAST(user_id AS VARCHAR) AS user_id FROM {users}")
         return True
     if isinstance(users, pl.DataFrame):
         ids = users.get_column("user_id")
     else:
         ids = users if isinstance(users, pl.Series) else pl.Series("user_id", list(users), dtype=pl.String)
     frame = pl.DataFrame({"user_id": ids.cast(pl.String)}).unique()
-    con.register("_gf_users_view", frame)
-    try:
-        con.execute("CREATE OR REPLACE TEMP TABLE _gf_users AS SELECT user_id FROM _gf_users_view")
-    finally:
-        con.unregister("_gf_users_view")
+    if engine is DUCKDB_ENGINE:
+        con.register("_gf_users_view", frame)
+        try:
+            con.execute("CREATE OR REPLACE TEMP TABLE _gf_users AS SELECT user_id FROM _gf_users_view")
+        finally:
+            con.unregister("_gf_users_view")
+    else:
+        engine.upload(con, "_gf_users", frame.to_arrow())
     return True

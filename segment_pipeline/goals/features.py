@@ -49,6 +49,7 @@ import polars as pl
 
 from segment_pipeline.config.goals import GoalDefinition
 from segment_pipeline.config.segments import ALL_USERS, SegmentConfig
+from segment_pipeline.engines import Engine, current_engine
 from segment_pipeline.goals import feature_sql as sql
 from segment_pipeline.goals.feature_spec import (
     HORIZON,
@@ -138,6 +139,7 @@ def build_training_set(
     max_rows: int = MAX_ROWS,
     max_event_types: int = MAX_EVENT_TYPES,
     max_users_per_anchor: int | None = None,
+    engine: Engine | None = None,
 ) -> TrainingSet:
     """Samples of the goal segment's members at each anchor (members as of A-1).
 
@@ -150,6 +152,8 @@ def build_training_set(
     Above ``max_users_per_anchor`` users (default: SEGMENT_PIPELINE_TRAINING_USERS_PER_ANCHOR)
     an anchor is sampled (``feature_sql.sample_population``, ``metadata["sampled_anchors"]``);
     ``anchor_stats`` always counts the whole population.
+
+    The feature SQL runs on ``engine`` (default: the one ``engines.using`` set, else DuckDB).
     """
     anchors = sorted(set(anchors))
     length = goal.length_days
@@ -173,29 +177,33 @@ def build_training_set(
     population = None if goal.segment == ALL_USERS else segments.by_name[goal.segment]
     goal_events = spec.goal_event_models if spec else goal.events
     lookback = spec.lookback_days if spec else goal.lookback_days
-    with sql.temp_tables(con):
-        sql.load_population(con, anchors, goal.segment, population, profile_columns)
+    engine = engine or current_engine()
+    with sql.temp_tables(con, engine):
+        sql.load_population(con, anchors, goal.segment, population, profile_columns, engine)
         rows = sql.make_population(
             con,
             "SELECT anchor, user_id FROM _gf_members WHERE segment_name = $pop",
             lookback,
             len(horizons),
             {"pop": sql.POPULATION},
+            engine,
         )
         if anchors:
-            sql.load_labels(con, goal.events, anchors, length)
+            sql.load_labels(con, goal.events, anchors, length, engine)
         else:
-            sql.empty_daily(con)
-        stats = sql.anchor_stats(con, anchors, length)
+            sql.empty_daily(con, engine)
+        stats = sql.anchor_stats(con, anchors, length, engine)
         cap = training_users_per_anchor() if max_users_per_anchor is None else max_users_per_anchor
-        sampled = sql.sample_population(con, length, cap) if anchors else {}
+        sampled = sql.sample_population(con, length, cap, engine) if anchors else {}
         if sampled:
-            rows = con.execute("SELECT count(*) FROM _gf_pop").fetchone()[0]
-        sql.load_flags(con, anchors, flag_segments, profile_columns)
+            rows = sql.count_rows(con, engine, "_gf_pop")
+        sql.load_flags(con, anchors, flag_segments, profile_columns, engine)
         timings["population_s"] = _lap(clock_start)
         if spec is not None:
             value_properties = list(spec.value_properties)
         elif anchors:
+            # On DuckDB whatever the engine: a bounded sample (the first goal events in the
+            # snapshot's order, which Spark's Parquet copy does not keep) that picks columns.
             value_properties = sql.numeric_goal_properties(con, goal.events, max(anchors), MAX_VALUE_PROPERTIES)
             if goal.value_property and goal.value_property not in value_properties:
                 # A value goal's monetary features must be of its own property, however rare.
@@ -203,12 +211,14 @@ def build_training_set(
         else:
             value_properties = []
         if anchors:
-            sql.load_daily(con, goal_events, anchors, lookback, value_properties)
+            sql.load_daily(con, goal_events, anchors, lookback, value_properties, engine)
         timings["events_s"] = round(_lap(clock_start) - timings["population_s"], 3)
         spec_derived = spec is None
         if spec is None:
-            spec = _derive_spec(con, goal, segments, profile_columns, left_out, max_event_types, value_properties)
-        frame = _features(con, spec, profile_columns, rows, with_labels=True)
+            spec = _derive_spec(
+                con, goal, segments, profile_columns, left_out, max_event_types, value_properties, engine
+            )
+        frame = _features(con, spec, profile_columns, rows, with_labels=True, engine=engine)
     pairs = frame.height
     sampling = "all" if pairs * len(horizons) <= max_rows else "one per anchor and user"
     if sampling == "all":
@@ -240,7 +250,9 @@ def build_training_set(
     return TrainingSet(frame, list(spec.feature_columns), spec, anchors, horizons, stats, metadata)
 
 
-def build_scoring_set(con, goal: GoalDefinition, users: Users, as_of: date, *, spec: FeatureSpec) -> pl.DataFrame:
+def build_scoring_set(
+    con, goal: GoalDefinition, users: Users, as_of: date, *, spec: FeatureSpec, engine: Engine | None = None
+) -> pl.DataFrame:
     """Features of ``users`` as of ``as_of`` with the training ``spec``'s columns: anchor
     ``as_of + 1`` (events before it), ``horizon_days`` = days of the window left after ``as_of``.
 
@@ -251,18 +263,20 @@ def build_scoring_set(con, goal: GoalDefinition, users: Users, as_of: date, *, s
         raise ValueError(f"goal '{goal.name}' ended on {goal.end_date}; nothing is left of its window after {as_of}")
     anchor = as_of + timedelta(days=1)
     profile_columns = read_profile_columns(con)
-    with sql.temp_tables(con):
-        sql.register_users(con, users)
+    engine = engine or current_engine()
+    with sql.temp_tables(con, engine):
+        sql.register_users(con, users, engine)
         rows = sql.make_population(
             con,
             "SELECT CAST($anchor AS DATE) AS anchor, user_id FROM _gf_users",
             spec.lookback_days,
             1,
             {"anchor": anchor},
+            engine,
         )
-        sql.load_flags(con, [anchor], spec.segment_models, profile_columns)
-        sql.load_daily(con, spec.goal_event_models, [anchor], spec.lookback_days, spec.value_properties)
-        frame = _features(con, spec, profile_columns, rows, with_labels=False)
+        sql.load_flags(con, [anchor], spec.segment_models, profile_columns, engine)
+        sql.load_daily(con, spec.goal_event_models, [anchor], spec.lookback_days, spec.value_properties, engine)
+        frame = _features(con, spec, profile_columns, rows, with_labels=False, engine=engine)
     frame = frame.with_columns(pl.lit(float(horizon), dtype=pl.Float32).alias(HORIZON))
     return frame.select(*ID_COLUMNS, *spec.feature_columns)
 
@@ -290,7 +304,9 @@ def left_out_profile_columns(
     return reasons
 
 
-def _derive_spec(con, goal, segments, profile_columns, left_out, max_event_types, value_properties) -> FeatureSpec:
+def _derive_spec(
+    con, goal, segments, profile_columns, left_out, max_event_types, value_properties, engine: Engine
+) -> FeatureSpec:
     profile = []
     for column, column_type in (profile_columns or {}).items():
         kind = profile_kind(column_type)
@@ -298,7 +314,7 @@ def _derive_spec(con, goal, segments, profile_columns, left_out, max_event_types
             continue
         categories: list[str] = []
         if kind == "category":
-            categories = sql.profile_categories(con, column, MAX_CATEGORY_VALUES, MAX_CATEGORIES) or []
+            categories = sql.profile_categories(con, column, MAX_CATEGORY_VALUES, MAX_CATEGORIES, engine) or []
             if not categories:
                 continue
         profile.append((column, kind, categories))
@@ -306,7 +322,7 @@ def _derive_spec(con, goal, segments, profile_columns, left_out, max_event_types
         goal.name,
         goal.events,
         goal.lookback_days,
-        sql.top_event_types(con, max_event_types),
+        sql.top_event_types(con, max_event_types, engine),
         segments.past,
         profile,
         value_properties,
@@ -314,9 +330,9 @@ def _derive_spec(con, goal, segments, profile_columns, left_out, max_event_types
 
 
 def _features(
-    con, spec: FeatureSpec, profile_columns: dict[str, str] | None, rows: int, *, with_labels: bool
+    con, spec: FeatureSpec, profile_columns: dict[str, str] | None, rows: int, *, with_labels: bool, engine: Engine
 ) -> pl.DataFrame:
     """The fixed features (wide) beside the open-ended ones (long, pivoted by position);
     one row per ``_gf_pop`` row, in its order."""
-    wide = sql.wide_features(con, spec, set(profile_columns or {}), with_labels)
-    return pl.concat([wide, sql.long_features(con, spec, rows)], how="horizontal")
+    wide = sql.wide_features(con, spec, set(profile_columns or {}), with_labels, engine)
+    return pl.concat([wide, sql.long_features(con, spec, rows, engine)], how="horizontal")

@@ -23,6 +23,7 @@ import duckdb
 
 from segment_pipeline.config.goals import GoalEvent
 from segment_pipeline.goals.matching import SqlParams, event_types_condition, goal_event_condition
+from segment_pipeline.rules.dialect import DUCKDB, DuckDBDialect
 from segment_pipeline.storage.warehouse import one_row, scalar
 
 EVENTS = "analytics.event_snapshots"
@@ -30,12 +31,13 @@ MARKS = "pipeline_state.goal_rollup_marks"
 _MARKS_DDL = "signature VARCHAR PRIMARY KEY, next_rowid BIGINT NOT NULL, snapshot_rows BIGINT NOT NULL"
 
 
-def stable_sum(expr: str) -> str:
+def stable_sum(expr: str, dialect: DuckDBDialect = DUCKDB, where: str = "") -> str:
     """``sum`` of a DOUBLE expression with the same bits on every run. DuckDB's parallel
     ``sum`` adds the threads' partial sums in the order they finish, so the last bits of a
     group's sum change from run to run, and a fitted model amplifies them; summing in the
-    order of the values (a sort per group) fixes them. Counts and integers need no such care."""
-    return f"sum({expr} ORDER BY {expr})"
+    order of the values (a sort per group) fixes them. Counts and integers need no such care.
+    ``where``: a FILTER clause."""
+    return dialect.stable_sum(expr, where)
 
 
 def available(con: duckdb.DuckDBPyConnection) -> bool:
@@ -60,19 +62,15 @@ def table_name(goal_events: Sequence[GoalEvent], value_properties: Sequence[str]
     return f"pipeline_state.goal_days_{signature(goal_events, value_properties)}"
 
 
-def _json_pointer(key: str) -> str:
-    return "/" + key.replace("~", "~0").replace("/", "~1")
-
-
-def value_columns(value_properties: Sequence[str], params: SqlParams) -> str:
+def value_columns(value_properties: Sequence[str], params: SqlParams, dialect: DuckDBDialect = DUCKDB) -> str:
     """``, v0, v1 ...``: each numeric property of an event (NULL when absent or not a number)."""
     return "".join(
-        f", TRY_CAST(json_extract_string(properties, {params.bind(_json_pointer(key), 'VARCHAR')}) AS DOUBLE) AS v{i}"
+        f", {dialect.json_number(params.bind(dialect.json_key(key), 'VARCHAR'))} AS v{i}"
         for i, key in enumerate(value_properties)
     )
 
 
-def value_aggregates(count: int, *, alias: str = "", goal_only: str = "") -> str:
+def value_aggregates(count: int, *, alias: str = "", goal_only: str = "", dialect: DuckDBDialect = DUCKDB) -> str:
     """Per group, for each ``v<i>`` of ``value_columns``: sum, count, last value and its time.
     ``goal_only`` (code, e.g. ``e.is_goal``) restricts them to goal events."""
     a = alias
@@ -80,8 +78,8 @@ def value_aggregates(count: int, *, alias: str = "", goal_only: str = "") -> str
     where = f" FILTER (WHERE {goal_only})" if goal_only else ""
     # (ts, value): of two goal events at the same instant the larger value is the last, every run.
     return "".join(
-        f", {stable_sum(f'{a}v{i}')}{where} AS vs{i}, count({a}v{i}){where} AS vc{i}"
-        f", arg_max({a}v{i}, ({a}ts, {a}v{i})) FILTER (WHERE {a}v{i} IS NOT NULL{only}) AS vl{i}"
+        f", {stable_sum(f'{a}v{i}', dialect, where)} AS vs{i}, count({a}v{i}){where} AS vc{i}"
+        f", {dialect.last_value(f'{a}v{i}', f'{a}ts')} FILTER (WHERE {a}v{i} IS NOT NULL{only}) AS vl{i}"
         f", max({a}ts) FILTER (WHERE {a}v{i} IS NOT NULL{only}) AS vt{i}"
         for i in range(count)
     )

@@ -259,17 +259,31 @@ def _fit_booster(
     xgb_params = {**DEFAULT_PARAMS, "seed": seed, "nthread": nthread, **params}
     rounds = int(xgb_params.pop("num_boost_round", NUM_BOOST_ROUND))
     patience = int(xgb_params.pop("early_stopping_rounds", EARLY_STOPPING_ROUNDS))
-    dtrain = xgb.QuantileDMatrix(
-        feature_matrix(train, feature_columns),
-        label=train["label"].to_numpy(),
-        feature_names=feature_columns,
-        nthread=xgb_params["nthread"],
-    )
-    dtune = xgb.DMatrix(x_tune, label=y_tune, feature_names=feature_columns, nthread=xgb_params["nthread"])
-    booster = xgb.train(
-        xgb_params, dtrain, rounds, evals=[(dtune, "tuning")], early_stopping_rounds=patience, verbose_eval=False
-    )
+    x_train, y_train = feature_matrix(train, feature_columns), train["label"].to_numpy()
+    booster = _fit_on_engine(x_train, y_train, x_tune, y_tune, feature_columns, xgb_params, rounds, patience)
+    if booster is None:
+        dtrain = xgb.QuantileDMatrix(
+            x_train, label=y_train, feature_names=feature_columns, nthread=xgb_params["nthread"]
+        )
+        dtune = xgb.DMatrix(x_tune, label=y_tune, feature_names=feature_columns, nthread=xgb_params["nthread"])
+        booster = xgb.train(
+            xgb_params, dtrain, rounds, evals=[(dtune, "tuning")], early_stopping_rounds=patience, verbose_eval=False
+        )
     return booster, {**xgb_params, "num_boost_round": rounds, "early_stopping_rounds": patience}
+
+
+def _fit_on_engine(x_train, y_train, x_tune, y_tune, feature_columns, xgb_params, rounds, patience):
+    """With the Spark engine (``engines.using``), the booster of ``SparkXGBClassifier``; None
+    otherwise, or where it cannot run (Spark Connect: ``engines/spark_training.py`` logs it)."""
+    from segment_pipeline.engines import current_engine
+
+    engine = current_engine()
+    session = getattr(engine, "session", None)
+    if engine.name != "spark" or session is None:
+        return None
+    from segment_pipeline.engines.spark_training import fit_booster
+
+    return fit_booster(session, x_train, y_train, x_tune, y_tune, feature_columns, xgb_params, rounds, patience)
 
 
 def tuning_half_mask(user_ids: pl.Series) -> pl.Series:

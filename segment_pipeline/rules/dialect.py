@@ -4,7 +4,9 @@ The compiled SQL is DuckDB SQL. Where Spark has the same construct under another
 the Spark engine's translation (``engines/spark_sql.py``: sqlglot plus tested rewrites)
 changes the spelling. Where the two have no common construct at all, the SQL builders
 ask a dialect: a typed test of a JSON property, the n-th smallest value of a group, a
-CTE computed once, the slot/control hash's 32-bit prefix, and a DOUBLE constant.
+CTE computed once, the slot/control hash's 32-bit prefix, and a DOUBLE constant; for goal
+features also date arithmetic (DATE - DATE is an interval in Spark), a sum in a fixed
+order, the value of the latest event, and a JSON property read as a number.
 
 ``DUCKDB`` writes exactly the SQL this project wrote before the seam existed;
 ``SPARK`` writes Spark 4 forms that survive the translation (each covered by a test on a
@@ -71,6 +73,39 @@ class DuckDBDialect:
         """A DOUBLE constant from its decimal spelling (``4294967296.0``)."""
         return literal
 
+    def days_from(self, earlier: str, later: str) -> str:
+        """Whole days from one DATE expression to another (an integer)."""
+        return f"{later} - {earlier}"
+
+    def days_before(self, day: str, days: int) -> str:
+        """The DATE ``days`` days before the DATE expression ``day``."""
+        return f"{day} - {int(days)}"
+
+    def days_after(self, day: str, days: int) -> str:
+        return f"{day} + {int(days)}"
+
+    def median(self, expr: str) -> str:
+        """The interpolated median of a DOUBLE expression (a FILTER clause may follow)."""
+        return f"median({expr})"
+
+    def stable_sum(self, expr: str, where: str = "") -> str:
+        """``sum`` of a DOUBLE expression added in the order of its values (the same bits on
+        every run, whatever the threads); ``where`` a FILTER clause."""
+        return f"sum({expr} ORDER BY {expr}){where}"
+
+    def last_value(self, value: str, at: str) -> str:
+        """The non-NULL ``value`` of the group's latest ``at``; of values at the same time, the largest."""
+        return f"arg_max({value}, ({at}, {value}))"
+
+    def json_number(self, key_param: str) -> str:
+        """The event's property (``key_param``: its JSON pointer, bound) as DOUBLE: numbers and
+        number-like strings; NULL when absent or not a number."""
+        return f"TRY_CAST(json_extract_string(properties, {key_param}) AS DOUBLE)"
+
+    def json_key(self, key: str) -> str:
+        """How ``json_number`` names a key: DuckDB takes a JSON pointer."""
+        return _json_pointer(key)
+
 
 class SparkDialect(DuckDBDialect):
     """Spark 4 forms, written so that the DuckDB-to-Spark translation keeps them as they are."""
@@ -114,6 +149,37 @@ class SparkDialect(DuckDBDialect):
 
     def hash32(self, text: str) -> str:
         return f"CAST(conv(substr(sha2({text}, 256), 1, 8), 16, 10) AS BIGINT)"
+
+    def days_from(self, earlier: str, later: str) -> str:
+        return f"date_diff('day', {earlier}, {later})"  # written DATEDIFF(DAY, a, b): a BIGINT
+
+    def days_before(self, day: str, days: int) -> str:
+        return f"date_add({day}, -{int(days)})"
+
+    def days_after(self, day: str, days: int) -> str:
+        return f"date_add({day}, {int(days)})"
+
+    def median(self, expr: str) -> str:
+        return f"median({expr})"
+
+    def stable_sum(self, expr: str, where: str = "") -> str:
+        # Spark's sum takes no ORDER BY: the values sorted, then added from the smallest, as
+        # DuckDB does (0.0 + the first value is that value); NULL when the group has none.
+        return (
+            f"CASE WHEN count({expr}){where} > 0 THEN "
+            f"aggregate(array_sort(collect_list({expr}){where}), CAST(0 AS DOUBLE), (acc, x) -> acc + x) END"
+        )
+
+    def last_value(self, value: str, at: str) -> str:
+        # DuckDB's arg_max skips rows whose value is NULL; max_by skips rows whose key is.
+        return f"max_by({value}, CASE WHEN {value} IS NOT NULL THEN struct({at}, {value}) END)"
+
+    def json_number(self, key_param: str) -> str:
+        # Strings are read unquoted and numbers as their text, as json_extract_string does.
+        return f"TRY_CAST(try_element_at(from_json(properties, 'map<string,string>'), {key_param}) AS DOUBLE)"
+
+    def json_key(self, key: str) -> str:
+        return key
 
     def double(self, literal: str) -> str:
         # A decimal literal would make Spark divide in DECIMAL, which moves the control

@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 
 from segment_pipeline.config.goals import GoalEvent
 from segment_pipeline.config.project import load_project_config
-from segment_pipeline.config.segments import SegmentDefinition
+from segment_pipeline.config.segments import ALL_USERS, SegmentDefinition
 from segment_pipeline.demo.generator import DemoSpec, build_demo_tables
 from segment_pipeline.engines.duckdb_engine import DUCKDB_ENGINE
 from segment_pipeline.engines.spark_engine import SparkEngine
@@ -28,8 +28,17 @@ from segment_pipeline.engines.spark_session import spark_session
 from segment_pipeline.goals.control_group import assign_group
 from segment_pipeline.goals.matching import SqlParams, goal_event_condition
 from segment_pipeline.goals.target_groups import group_sql
+from segment_pipeline.ingest import state
+from segment_pipeline.ingest.events import load_events
+from segment_pipeline.ingest.sources import discover
 from segment_pipeline.rules.compiler import read_profile_columns
+from segment_pipeline.segments.evaluate import evaluate_day
 from segment_pipeline.settings import BUNDLED_CONFIG_DIR
+from segment_pipeline.storage import warehouse
+from segment_pipeline_tests.goals.goal_world import make_goal, segments_yaml
+from segment_pipeline_tests.goals.test_rollups import NIGHTS
+from segment_pipeline_tests.goals.test_rollups import _load_nights as load_nights
+from segment_pipeline_tests.goals.test_rollups import _without_summaries as without_summaries
 from segment_pipeline_tests.rules.test_compiler_properties import (
     PROFILE_COLUMNS,
     D,
@@ -294,3 +303,119 @@ def test_nightly_memberships_asset_on_spark_gives_the_duckdb_tables(spark, tmp_p
     assert dumps["spark"] == dumps["duckdb"]
     assert {"segment_memberships", "segment_tags", "segment_overlaps"} <= set(dumps["duckdb"])
     assert len(dumps["duckdb"]["segment_memberships"]) > 1000
+
+
+# Goal features: the training and scoring frames of the feature SQL on both engines.
+
+
+def assert_feature_frames_agree(engine, con, goal, segments, anchors, scoring_users, scoring_day):
+    """The training set (spec derived on DuckDB, then fixed) and a scoring set, built by each
+    engine: identical frames, spec and anchor stats. Returns the DuckDB training set."""
+    from polars.testing import assert_frame_equal
+
+    from segment_pipeline.goals.features import build_scoring_set, build_training_set
+
+    duck = build_training_set(con, goal, segments, anchors, engine=DUCKDB_ENGINE)
+    spark = build_training_set(con, goal, segments, anchors, engine=engine)
+    assert spark.spec == duck.spec  # derived on each engine: same event types, categories, values
+    assert_frame_equal(spark.frame, duck.frame)
+    assert_frame_equal(spark.anchor_stats, duck.anchor_stats)
+    scored = [
+        build_scoring_set(con, goal, scoring_users, scoring_day, spec=duck.spec, engine=run)
+        for run in (DUCKDB_ENGINE, engine)
+    ]
+    assert_frame_equal(scored[1], scored[0])
+    return duck, scored[0]
+
+
+@settings(max_examples=3, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(batches=NIGHTS, all_users=st.booleans(), from_events=st.booleans())
+def test_goal_features_agree_on_random_events(engine, tmp_path_factory, batches, all_users, from_events):
+    """Random nights of events (late ones too, odd ``spend`` values): features from the
+    rollups, or from the events when the summaries do not cover the snapshot."""
+    tmp = tmp_path_factory.mktemp("features")
+    segments = segments_yaml(timeframe=10)
+    goal = make_goal(
+        segments,
+        segment="All Users" if all_users else "launchers",
+        createdOn="2026-02-05",
+        endDate="2026-02-09",
+        lookbackDays=10,
+        valueProperty="spend",
+    )
+    anchors = [date(2026, 1, 20), date(2026, 1, 25), date(2026, 1, 31)]
+    with warehouse.connect(tmp / "w.duckdb") as con:
+        list(load_nights(tmp, con, batches))
+        # One anchor's eve stored: that anchor's population and flags are read, not evaluated.
+        evaluate_day(con, segments, anchors[1] - timedelta(days=1))
+        if from_events:
+            without_summaries(con)
+        assert_feature_frames_agree(
+            engine, con, goal, segments, anchors, [f"u{u}" for u in range(10)], date(2026, 2, 6)
+        )
+
+
+@pytest.fixture(scope="module")
+def demo_goal_world(tmp_path_factory):
+    """The demo on 1,000 users loaded as a night's load does (rollups kept), its first goal
+    and that goal's two latest anchors."""
+    from segment_pipeline.goals.features import choose_anchors, first_event_day
+
+    tmp = tmp_path_factory.mktemp("demo_goal")
+    config = load_project_config(BUNDLED_CONFIG_DIR)
+    tables = build_demo_tables(DemoSpec(users=1000))
+    with warehouse.connect(tmp / "w.duckdb") as con:
+        (tmp / "events").mkdir()
+        tables.events.write_parquet(tmp / "events" / "demo.parquet")
+        load_events(con, discover(str(tmp / "events" / "*"), env_var="E"), snapshot_date=DEMO_DAY, max_reject_rate=0)
+        con.register("_profiles", tables.profiles.to_arrow())
+        con.execute("CREATE TABLE analytics.profiles AS SELECT * FROM _profiles")
+        assert state.is_current(con)
+        goal = config.goals.by_name["sell concert tickets"]
+        anchors = choose_anchors(first_event_day(con), goal.created_on, goal.length_days, goal.lookback_days)[-2:]
+        yield con, config, goal, anchors, tmp
+
+
+def test_goal_features_agree_on_the_demo(engine, demo_goal_world):
+    """Training anchors (population, labels, sampling, flags, lifetime and value features,
+    profile categories) and tonight's scoring set of every user: identical on both engines."""
+    con, config, goal, anchors, _ = demo_goal_world
+    users = [r[0] for r in con.execute("SELECT user_id FROM pipeline_state.users ORDER BY 1").fetchall()]
+    duck, scored = assert_feature_frames_agree(engine, con, goal, config.segments, anchors, users, DEMO_DAY)
+    assert len(anchors) == 2 and duck.frame.height > 500 and duck.frame["label"].sum() > 10
+    assert scored.height == len(users)
+
+
+def test_a_goal_model_boosted_on_spark_is_registered_with_the_duckdb_auc(engine, demo_goal_world, caplog):
+    """SparkXGBClassifier (same parameters, calibration and MLflow logging) against the
+    single-node booster on the same training set: a registered champion, the same held-out AUC."""
+    import logging
+
+    from segment_pipeline.engines import using
+    from segment_pipeline.goals import tracking
+    from segment_pipeline.goals.buckets import bucket_report, choose_thresholds
+    from segment_pipeline.goals.features import build_training_set, choose_anchors, first_event_day
+    from segment_pipeline.goals.training import train_goal_model
+
+    con, config, goal, _, tmp = demo_goal_world
+    # Every user at every training anchor (the features' own test takes two anchors of the
+    # goal's segment): more rows than one Arrow batch of the Spark worker.
+    goal = goal.model_copy(update={"segment": ALL_USERS})
+    anchors = choose_anchors(first_event_day(con), goal.created_on, goal.length_days, goal.lookback_days)
+    training = build_training_set(con, goal, config.segments, anchors, engine=DUCKDB_ENGINE)
+    assert training.frame.height > 10_000
+    single = train_goal_model(training.frame, training.feature_columns)
+    with using(engine), caplog.at_level(logging.INFO, logger="segment_pipeline.engines.spark_training"):
+        boosted = train_goal_model(training.frame, training.feature_columns)
+    assert "boosted with SparkXGBClassifier" in caplog.text
+    assert abs(boosted.metrics["auc"] - single.metrics["auc"]) < 0.005
+    assert boosted.metrics["auc"] > 0.6 and boosted.best_iteration > 0
+    thresholds = choose_thresholds(
+        boosted.evaluation_scores, boosted.evaluation_labels, precision_level=goal.precision_level
+    )
+    report = bucket_report(boosted.evaluation_scores, boosted.evaluation_labels, thresholds)
+    uri = (tmp / "mlruns").as_uri()
+    record = tracking.log_goal_model(uri, goal.name, boosted, thresholds, report, as_of=DEMO_DAY)
+    champion = tracking.require_champion(uri, goal.name)
+    assert record.promoted and champion.version == record.version
+    assert champion.predict_proba(boosted.evaluation_frame) == pytest.approx(boosted.evaluation_scores)

@@ -45,3 +45,42 @@ def test_demo_memberships_through_spark_connect(connect_session, tmp_path):
     assert len({name for name, _ in rows}) > len(past) // 2
     assert rows == sorted(rows) and len(rows) > 500
     engine.close()
+
+
+def test_goal_models_are_boosted_single_node_under_spark_connect_and_it_is_logged(connect_session, caplog):
+    """SparkXGBClassifier needs sparkContext and a barrier stage: under Connect the caller
+    boosts on the driver, and a warning says so."""
+    import logging
+
+    import numpy as np
+
+    from segment_pipeline.engines.spark_training import fit_booster, is_connect
+
+    assert is_connect(connect_session)
+    x, y = np.zeros((4, 1), dtype=np.float32), np.array([0, 1, 0, 1])
+    with caplog.at_level(logging.WARNING, logger="segment_pipeline.engines.spark_training"):
+        assert fit_booster(connect_session, x, y, x, y, ["f"], {"eta": 0.1}, 10, 2) is None
+    assert "boosted single-node on the driver" in caplog.text
+
+
+def test_estimator_parameters_mean_the_single_node_ones():
+    from segment_pipeline.engines.spark_training import estimator_params
+    from segment_pipeline.goals.training import DEFAULT_PARAMS
+
+    params = estimator_params({**DEFAULT_PARAMS, "seed": 3, "nthread": 2}, 300, 20)
+    assert params == {
+        "eval_metric": "logloss",
+        "tree_method": "hist",
+        "max_depth": 6,
+        "learning_rate": 0.1,
+        "subsample": 0.8,
+        "colsample_bytree": 0.8,
+        "min_child_weight": 5,
+        "max_bin": 256,
+        "random_state": 3,
+        "n_estimators": 300,
+        "early_stopping_rounds": 20,
+        "num_workers": 1,
+    }
+    with pytest.raises(ValueError, match="binary:logistic"):
+        estimator_params({"objective": "reg:squarederror"}, 10, 2)

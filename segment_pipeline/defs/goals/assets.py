@@ -3,11 +3,13 @@
 import dagster as dg
 
 from segment_pipeline.defs.constants import GOALS_GROUP, KEY_PREFIX
+from segment_pipeline.defs.engines.resources import EngineResource
 from segment_pipeline.defs.failures import input_errors_as_failures
 from segment_pipeline.defs.goals.metadata import goal_asset_metadata
 from segment_pipeline.defs.partitions import daily, run_days
 from segment_pipeline.defs.resources import ConfigResource, MLflowResource, WarehouseResource
 from segment_pipeline.defs.segments.assets import SEGMENT_MEMBERSHIPS
+from segment_pipeline.engines import using
 from segment_pipeline.goals import goal_day
 from segment_pipeline.goals.store import ensure_tables
 
@@ -90,10 +92,18 @@ def goals(
     warehouse: WarehouseResource,
     project_config: ConfigResource,
     mlflow: MLflowResource,
+    engine: EngineResource,
 ):
     config = project_config.load()
     rows: list[goal_day.GoalDayResult] = []
-    with warehouse.connect() as con, input_errors_as_failures():
+    # Goal features (training and nightly scoring sets) and model boosting run on the engine;
+    # target groups, status, buckets and the model registry stay in DuckDB and MLflow.
+    with (
+        warehouse.connect() as con,
+        engine.open(warehouse.path) as compute,
+        using(compute),
+        input_errors_as_failures(),
+    ):
         for day in run_days(context):
             for goal in config.goals.goals:
                 result = goal_day.run_goal_day(con, goal, config.segments, day, tracking_uri=mlflow.tracking_uri)
