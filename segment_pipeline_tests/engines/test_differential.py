@@ -32,13 +32,9 @@ from segment_pipeline.ingest import state
 from segment_pipeline.ingest.events import load_events
 from segment_pipeline.ingest.sources import discover
 from segment_pipeline.rules.compiler import read_profile_columns
-from segment_pipeline.segments.evaluate import evaluate_day
 from segment_pipeline.settings import BUNDLED_CONFIG_DIR
 from segment_pipeline.storage import warehouse
-from segment_pipeline_tests.goals.goal_world import make_goal, segments_yaml
-from segment_pipeline_tests.goals.test_rollups import NIGHTS
-from segment_pipeline_tests.goals.test_rollups import _load_nights as load_nights
-from segment_pipeline_tests.goals.test_rollups import _without_summaries as without_summaries
+from segment_pipeline_tests.goals.test_rollups import NIGHTS, load_spend_goal_world, without_summaries
 from segment_pipeline_tests.rules.test_compiler_properties import (
     PROFILE_COLUMNS,
     D,
@@ -334,20 +330,8 @@ def test_goal_features_agree_on_random_events(engine, tmp_path_factory, batches,
     """Random nights of events (late ones too, odd ``spend`` values): features from the
     rollups, or from the events when the summaries do not cover the snapshot."""
     tmp = tmp_path_factory.mktemp("features")
-    segments = segments_yaml(timeframe=10)
-    goal = make_goal(
-        segments,
-        segment="All Users" if all_users else "launchers",
-        createdOn="2026-02-05",
-        endDate="2026-02-09",
-        lookbackDays=10,
-        valueProperty="spend",
-    )
-    anchors = [date(2026, 1, 20), date(2026, 1, 25), date(2026, 1, 31)]
     with warehouse.connect(tmp / "w.duckdb") as con:
-        list(load_nights(tmp, con, batches))
-        # One anchor's eve stored: that anchor's population and flags are read, not evaluated.
-        evaluate_day(con, segments, anchors[1] - timedelta(days=1))
+        segments, goal, anchors = load_spend_goal_world(tmp, con, batches, all_users=all_users)
         if from_events:
             without_summaries(con)
         assert_feature_frames_agree(

@@ -53,7 +53,7 @@ def _rows(batch: list[dict], night: int) -> list[dict]:
     return rows
 
 
-def _load_nights(tmp, con, batches: list[list[dict]]) -> date:
+def load_nights(tmp, con, batches: list[list[dict]]) -> date:
     """Each batch is a night's file; its events fall anywhere in the history (late events too)."""
     last = START.date() + timedelta(days=DAYS)
     for night, batch in enumerate(batches):
@@ -67,7 +67,7 @@ def _load_nights(tmp, con, batches: list[list[dict]]) -> date:
         yield night
 
 
-def _without_summaries(con):
+def without_summaries(con):
     """Make the readers take the events (as for a snapshot written some other way)."""
     con.execute(f"DELETE FROM {state.MARKS}")
     assert not state.is_current(con)
@@ -83,7 +83,7 @@ def test_daily_and_goal_rollups_equal_a_direct_computation_after_every_load(tmp_
     segments = segments_yaml()
     goal = make_goal(segments, valueProperty="spend")
     with warehouse.connect(tmp / "w.duckdb") as con:
-        for _ in _load_nights(tmp, con, batches):
+        for _ in load_nights(tmp, con, batches):
             assert state.is_current(con)
             assert con.execute(f"SELECT * FROM {state.ROLLUPS} ORDER BY ALL").fetchall() == (
                 con.execute(DIRECT_ROLLUPS).fetchall()
@@ -97,14 +97,9 @@ def test_daily_and_goal_rollups_equal_a_direct_computation_after_every_load(tmp_
             assert _rounded(folded) == _rounded(rebuilt)
 
 
-def _rounded(rows):
-    return [tuple(round(v, 9) if isinstance(v, float) else v for v in row) for row in rows]
-
-
-@settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(batches=NIGHTS, all_users=st.booleans())
-def test_features_and_achievers_from_rollups_equal_those_from_the_events(tmp_path_factory, batches, all_users):
-    tmp = tmp_path_factory.mktemp("features")
+def load_spend_goal_world(tmp, con, batches: list[list[dict]], *, all_users: bool):
+    """The nights loaded, a value goal on ``spend`` (All Users or a segment's members) and three
+    anchors, one anchor's eve memberships stored (that anchor's flags and population read them)."""
     segments = segments_yaml(timeframe=10)
     goal = make_goal(
         segments,
@@ -115,17 +110,28 @@ def test_features_and_achievers_from_rollups_equal_those_from_the_events(tmp_pat
         valueProperty="spend",
     )
     anchors = [date(2026, 1, 20), date(2026, 1, 25), date(2026, 1, 31)]
+    list(load_nights(tmp, con, batches))
+    evaluate_day(con, segments, anchors[1] - timedelta(days=1))
+    return segments, goal, anchors
+
+
+def _rounded(rows):
+    return [tuple(round(v, 9) if isinstance(v, float) else v for v in row) for row in rows]
+
+
+@settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(batches=NIGHTS, all_users=st.booleans())
+def test_features_and_achievers_from_rollups_equal_those_from_the_events(tmp_path_factory, batches, all_users):
+    tmp = tmp_path_factory.mktemp("features")
     with warehouse.connect(tmp / "w.duckdb") as con:
-        list(_load_nights(tmp, con, batches))
-        # Memberships of one anchor's eve are stored: that anchor's flags and population read them.
-        evaluate_day(con, segments, anchors[1] - timedelta(days=1))
+        segments, goal, anchors = load_spend_goal_world(tmp, con, batches, all_users=all_users)
         assert state.is_current(con)
         from_rollups = build_training_set(con, goal, segments, anchors)
         scored_rollups = build_scoring_set(con, goal, ["u1", "u2", "u7"], date(2026, 2, 6), spec=from_rollups.spec)
         achieved_rollups = achievers_by_day(con, goal, None, date(2026, 1, 10), date(2026, 2, 9))
         first_day = feature_sql.first_event_day(con)
         con.execute("DELETE FROM pipeline_state.segment_definitions")  # flags evaluated again
-        _without_summaries(con)
+        without_summaries(con)
         direct = build_training_set(con, goal, segments, anchors, spec=from_rollups.spec)
         assert_frame_equal(from_rollups.frame, direct.frame)
         assert_frame_equal(from_rollups.anchor_stats, direct.anchor_stats)
@@ -179,7 +185,7 @@ def test_a_read_only_reader_takes_the_events_and_gets_the_same_achievers(tmp_pat
         for d in (3, 9)
     ]
     with warehouse.connect(tmp_path / "w.duckdb") as con:
-        list(_load_nights(tmp_path, con, [batch]))
+        list(load_nights(tmp_path, con, [batch]))
         written = achievers_by_day(con, goal, None, date(2026, 1, 1), date(2026, 1, 31))
         assert goal_rollups.available(con) and written.height == 4
     with warehouse.connect(tmp_path / "w.duckdb", read_only=True) as con:
