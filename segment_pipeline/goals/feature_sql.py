@@ -33,7 +33,6 @@ from segment_pipeline.engines.base import Engine
 from segment_pipeline.engines.duckdb_engine import DUCKDB_ENGINE
 from segment_pipeline.goals import goal_rollups
 from segment_pipeline.goals.feature_spec import FeatureSpec
-from segment_pipeline.goals.goal_rollups import stable_sum
 from segment_pipeline.goals.matching import SqlParams, event_types_condition, goal_event_condition
 from segment_pipeline.ingest import state
 from segment_pipeline.rules.compiler import compile_past_segment_chunks, compile_past_segments, window_end
@@ -353,10 +352,6 @@ def _load_daily_from_rollups(
         {"latest": latest},
     )
     engine.materialize(con, "_gf_first", "SELECT uid, min(first_ts) AS first_ts FROM _gf_life GROUP BY uid")
-
-
-def _json_pointer(key: str) -> str:
-    return "/" + key.replace("~", "~0").replace("/", "~1")
 
 
 def load_lifetime(
@@ -683,7 +678,7 @@ def _lifetime_sql(value_count: int, dialect: DuckDBDialect = DUCKDB) -> tuple[st
     the population's first event day); mean gap, recency ratio and value mean/last are
     empty (NaN) when undefined."""
     value_aggs = "".join(
-        f", {stable_sum(f'd.vs{i}', dialect)} AS vs{i}, sum(d.vc{i}) AS vc{i},"
+        f", {dialect.stable_sum(f'd.vs{i}')} AS vs{i}, sum(d.vc{i}) AS vc{i},"
         f" {dialect.last_value(f'd.vl{i}', f'd.vt{i}')} AS vl{i}"
         for i in range(value_count)
     )

@@ -262,6 +262,8 @@ def build_scoring_set(
     if horizon < 1:
         raise ValueError(f"goal '{goal.name}' ended on {goal.end_date}; nothing is left of its window after {as_of}")
     anchor = as_of + timedelta(days=1)
+    # What the spec asks for, taken up front: the SQL steps below then run in one stretch.
+    segment_models, goal_event_models = spec.segment_models, spec.goal_event_models
     profile_columns = read_profile_columns(con)
     engine = engine or current_engine()
     with sql.temp_tables(con, engine):
@@ -274,8 +276,8 @@ def build_scoring_set(
             {"anchor": anchor},
             engine,
         )
-        sql.load_flags(con, [anchor], spec.segment_models, profile_columns, engine)
-        sql.load_daily(con, spec.goal_event_models, [anchor], spec.lookback_days, spec.value_properties, engine)
+        sql.load_flags(con, [anchor], segment_models, profile_columns, engine)
+        sql.load_daily(con, goal_event_models, [anchor], spec.lookback_days, spec.value_properties, engine)
         frame = _features(con, spec, profile_columns, rows, with_labels=False, engine=engine)
     frame = frame.with_columns(pl.lit(float(horizon), dtype=pl.Float32).alias(HORIZON))
     return frame.select(*ID_COLUMNS, *spec.feature_columns)

@@ -31,15 +31,6 @@ MARKS = "pipeline_state.goal_rollup_marks"
 _MARKS_DDL = "signature VARCHAR PRIMARY KEY, next_rowid BIGINT NOT NULL, snapshot_rows BIGINT NOT NULL"
 
 
-def stable_sum(expr: str, dialect: DuckDBDialect = DUCKDB, where: str = "") -> str:
-    """``sum`` of a DOUBLE expression with the same bits on every run. DuckDB's parallel
-    ``sum`` adds the threads' partial sums in the order they finish, so the last bits of a
-    group's sum change from run to run, and a fitted model amplifies them; summing in the
-    order of the values (a sort per group) fixes them. Counts and integers need no such care.
-    ``where``: a FILTER clause."""
-    return dialect.stable_sum(expr, where)
-
-
 def available(con: duckdb.DuckDBPyConnection) -> bool:
     """Rollups can answer exactly: the load's summaries cover the snapshot, and the connection
     may write (a read-only reader takes the events instead of building a rollup)."""
@@ -78,7 +69,7 @@ def value_aggregates(count: int, *, alias: str = "", goal_only: str = "", dialec
     where = f" FILTER (WHERE {goal_only})" if goal_only else ""
     # (ts, value): of two goal events at the same instant the larger value is the last, every run.
     return "".join(
-        f", {stable_sum(f'{a}v{i}', dialect, where)} AS vs{i}, count({a}v{i}){where} AS vc{i}"
+        f", {dialect.stable_sum(f'{a}v{i}', where)} AS vs{i}, count({a}v{i}){where} AS vc{i}"
         f", {dialect.last_value(f'{a}v{i}', f'{a}ts')} FILTER (WHERE {a}v{i} IS NOT NULL{only}) AS vl{i}"
         f", max({a}ts) FILTER (WHERE {a}v{i} IS NOT NULL{only}) AS vt{i}"
         for i in range(count)
@@ -104,7 +95,7 @@ def _aggregate_sql(
 def _merge_sql(value_count: int) -> str:
     """Partial rows of the same (user, day) into one."""
     merged = "".join(
-        f", {stable_sum(f'vs{i}')} AS vs{i}, sum(vc{i}) AS vc{i}"
+        f", {DUCKDB.stable_sum(f'vs{i}')} AS vs{i}, sum(vc{i}) AS vc{i}"
         f", arg_max(vl{i}, (vt{i}, vl{i})) FILTER (WHERE vt{i} IS NOT NULL) AS vl{i}"
         f", max(vt{i}) AS vt{i}"
         for i in range(value_count)

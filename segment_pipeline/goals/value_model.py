@@ -35,6 +35,7 @@ from segment_pipeline.goals import feature_sql as sql
 from segment_pipeline.goals.feature_spec import BGNBD_T, BGNBD_T_X, BGNBD_X
 from segment_pipeline.goals.matching import SqlParams, event_types_condition, goal_event_condition
 from segment_pipeline.goals.training import feature_matrix, time_split, xgboost_module
+from segment_pipeline.rules.dialect import DUCKDB
 from segment_pipeline.stats.value import value_errors
 from segment_pipeline.storage.warehouse import one_row
 
@@ -90,7 +91,7 @@ class PropertyCheck:
 def _value_path(goal: GoalDefinition) -> str:
     if goal.value_property is None:
         raise ValueError(f"goal '{goal.name}' has no valueProperty: it has no value model")
-    return sql._json_pointer(goal.value_property)
+    return DUCKDB.json_key(goal.value_property)
 
 
 def check_property(con: duckdb.DuckDBPyConnection, goal: GoalDefinition, before: date) -> PropertyCheck:
@@ -147,7 +148,7 @@ def window_values(con: duckdb.DuckDBPyConnection, goal: GoalDefinition, rows: pl
             f"""WITH e AS (SELECT user_id, ts, {value} AS v FROM {sql.EVENTS}
                            WHERE {types} AND ts >= {first} AND ts < {last} AND {is_goal}
                              AND user_id IN (SELECT user_id FROM _value_rows))
-                SELECT r._row, coalesce({sql.stable_sum("e.v")}, 0) AS v FROM _value_rows r
+                SELECT r._row, coalesce({DUCKDB.stable_sum("e.v")}, 0) AS v FROM _value_rows r
                 LEFT JOIN e ON e.user_id = r.user_id AND e.ts >= CAST(r.anchor AS TIMESTAMP)
                            AND e.ts < CAST(r.anchor AS TIMESTAMP) + to_days(r.horizon_days)
                 GROUP BY r._row ORDER BY r._row""",
@@ -172,7 +173,7 @@ def realized_by_day(
     try:
         return con.execute(
             f"""SELECT user_id, CAST(datediff('day', {params.bind(start, "DATE")}, CAST(ts AS DATE)) + 1 AS INTEGER) AS window_day,
-                       coalesce({sql.stable_sum("v")}, 0) AS value
+                       coalesce({DUCKDB.stable_sum("v")}, 0) AS value
                 FROM (SELECT user_id, ts, {value} AS v FROM {sql.EVENTS}
                       WHERE {types} AND ts >= {lower} AND ts < {upper} AND {is_goal}
                         AND user_id IN (SELECT user_id FROM _value_users))
@@ -195,7 +196,7 @@ def value_timing_curve(con: duckdb.DuckDBPyConnection, goal: GoalDefinition, anc
         upper = params.bind(sql.midnight(anchor + timedelta(days=length)), "TIMESTAMP")
         start = params.bind(anchor, "DATE")
         for day, v in con.execute(
-            f"""SELECT datediff('day', {start}, CAST(ts AS DATE)) AS d, {sql.stable_sum("v")}
+            f"""SELECT datediff('day', {start}, CAST(ts AS DATE)) AS d, {DUCKDB.stable_sum("v")}
                 FROM (SELECT ts, {value} AS v FROM {sql.EVENTS}
                       WHERE {types} AND ts >= {lower} AND ts < {upper} AND {is_goal})
                 GROUP BY 1""",

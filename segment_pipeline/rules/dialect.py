@@ -89,8 +89,9 @@ class DuckDBDialect:
         return f"median({expr})"
 
     def stable_sum(self, expr: str, where: str = "") -> str:
-        """``sum`` of a DOUBLE expression added in the order of its values (the same bits on
-        every run, whatever the threads); ``where`` a FILTER clause."""
+        """``sum`` of a DOUBLE expression added in the order of its values; ``where`` a FILTER clause.
+        DuckDB's parallel ``sum`` adds the threads' partial sums in the order they finish, so the
+        last bits of a group's sum change from run to run, and a fitted model amplifies them."""
         return f"sum({expr} ORDER BY {expr}){where}"
 
     def last_value(self, value: str, at: str) -> str:
