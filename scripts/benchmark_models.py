@@ -43,13 +43,14 @@ import polars as pl
 
 from segment_pipeline.config.goals import load_goals_text
 from segment_pipeline.config.segments import load_segments_text
-from segment_pipeline.goals import bgnbd, features
-from segment_pipeline.goals.bgnbd import CDNOW_PARAMS, BgNbdParams
+from segment_pipeline.goals import features
 from segment_pipeline.goals.candidates import model_kind
 from segment_pipeline.goals.setup import set_up_goal, train
 from segment_pipeline.goals.target_groups import target_group
 from segment_pipeline.ingest.events import load_events
 from segment_pipeline.ingest.sources import discover
+from segment_pipeline.stats import bgnbd
+from segment_pipeline.stats.bgnbd import CDNOW_PARAMS, BgNbdParams
 from segment_pipeline.storage import warehouse
 
 START = date(2025, 1, 6)  # a Monday

@@ -33,15 +33,16 @@ import polars as pl
 
 from segment_pipeline.config.goals import load_goals_text
 from segment_pipeline.config.segments import load_segments_text
-from segment_pipeline.goals import bgnbd, features, gamma_gamma, value_model
-from segment_pipeline.goals.bgnbd import CDNOW_PARAMS, BgNbdParams
-from segment_pipeline.goals.gamma_gamma import CDNOW_SPEND_PARAMS, GammaGammaParams
+from segment_pipeline.goals import features, value_model
 from segment_pipeline.goals.setup import set_up_goal, train
 from segment_pipeline.goals.target_groups import target_group
 from segment_pipeline.goals.tracking import load_champion
 from segment_pipeline.goals.value_setup import load_value_model
 from segment_pipeline.ingest.events import load_events
 from segment_pipeline.ingest.sources import discover
+from segment_pipeline.stats import bgnbd, gamma_gamma
+from segment_pipeline.stats.bgnbd import CDNOW_PARAMS, BgNbdParams
+from segment_pipeline.stats.gamma_gamma import CDNOW_SPEND_PARAMS, GammaGammaParams
 from segment_pipeline.stats.value import spearman, value_errors
 from segment_pipeline.storage import warehouse
 

@@ -120,27 +120,7 @@ def main() -> int:
     )
     args = parser.parse_args()
 
-    from segment_pipeline.definitions import defs
-
-    definitions = defs()
-    walk = Walk(goal_files_only=not args.everything)
-    with tempfile.TemporaryDirectory() as tmp:
-        res = resources(Path(tmp), args.users)
-        for night in NIGHTS:
-            traced = night == NIGHTS[1] or not args.next_night_only
-            if traced:
-                sys.setprofile(walk.profile)
-            try:
-                result = dg.materialize(
-                    _assets(definitions),
-                    resources=res,
-                    partition_key=night,
-                )
-            finally:
-                sys.setprofile(None)
-            if not result.success:
-                print(f"night {night} failed", file=sys.stderr)
-                return 1
+    walk = take_walk(args.users, next_night_only=args.next_night_only, goal_files_only=not args.everything)
     files = []
     for file, _ in walk.stops:
         if file not in files:
@@ -154,6 +134,27 @@ def main() -> int:
     for i, file in found:
         print(f"  return at stop {i}: {file} ({walk.stops[i][1]})")
     return 0
+
+
+def take_walk(users: int, *, next_night_only: bool, goal_files_only: bool = True) -> Walk:
+    """Run the two demo nights in a temp folder, tracing the night(s) asked for."""
+    from segment_pipeline.definitions import defs
+
+    definitions = defs()
+    walk = Walk(goal_files_only=goal_files_only)
+    with tempfile.TemporaryDirectory() as tmp:
+        res = resources(Path(tmp), users)
+        for night in NIGHTS:
+            traced = night == NIGHTS[1] or not next_night_only
+            if traced:
+                sys.setprofile(walk.profile)
+            try:
+                result = dg.materialize(_assets(definitions), resources=res, partition_key=night)
+            finally:
+                sys.setprofile(None)
+            if not result.success:
+                raise RuntimeError(f"night {night} failed")
+    return walk
 
 
 def _assets(definitions: dg.Definitions) -> list:

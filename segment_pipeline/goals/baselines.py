@@ -2,7 +2,7 @@
 
 - ``logistic``: logistic regression on log1p of recency, frequency and tenure (of all
   events and of the goal's events) and the horizon.
-- ``bgnbd``: a BG/NBD fit (``goals/bgnbd.py``) on the hold-out anchor's lifetime summaries
+- ``bgnbd``: a BG/NBD fit (``stats/bgnbd.py``) on the hold-out anchor's lifetime summaries
   (``bgnbd_x``, ``bgnbd_t_x``, ``bgnbd_T``; no labels are used), scoring
   P(at least one goal event in the next ``horizon_days``).
 
@@ -20,9 +20,10 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from segment_pipeline.goals import bgnbd
 from segment_pipeline.goals.feature_spec import BGNBD_T, BGNBD_T_X, BGNBD_X, HORIZON
-from segment_pipeline.goals.training import apply_calibration, feature_matrix, fit_calibration
+from segment_pipeline.goals.training import feature_matrix
+from segment_pipeline.stats import bgnbd
+from segment_pipeline.stats.calibration import apply_calibration, fit_calibration
 
 LOGISTIC_FEATURES = (
     HORIZON,

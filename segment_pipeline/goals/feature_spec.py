@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from datetime import date
 from typing import Any
 
@@ -71,16 +71,19 @@ class FeatureSpec:
     lifetime_names: list[str] = field(default_factory=list)
     value_properties: list[str] = field(default_factory=list)  # numeric properties of the goal events
 
-    @property
-    def goal_event_models(self) -> list[GoalEvent]:
-        return [GoalEvent.model_validate(e) for e in self.goal_events]
+    # The goal events and segments as config objects, built once with the spec (not stored).
+    goal_event_models: list[GoalEvent] = field(init=False, repr=False, compare=False)
+    segment_models: list[SegmentDefinition] = field(init=False, repr=False, compare=False)
 
-    @property
-    def segment_models(self) -> list[SegmentDefinition]:
-        return [SegmentDefinition.model_validate(s, strict=False) for s in self.segments]
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "goal_event_models", [GoalEvent.model_validate(e) for e in self.goal_events])
+        segments = [SegmentDefinition.model_validate(s, strict=False) for s in self.segments]
+        object.__setattr__(self, "segment_models", segments)
 
     def to_json(self) -> str:
-        return json.dumps(asdict(self), sort_keys=True)
+        stored = {f.name: getattr(self, f.name) for f in fields(self) if f.init}
+        stored["profile"] = [asdict(p) for p in self.profile]
+        return json.dumps(stored, sort_keys=True)
 
     @classmethod
     def from_json(cls, text: str) -> FeatureSpec:

@@ -18,9 +18,8 @@ Stateful inputs (the rollups, stored memberships) are kept up to date in DuckDB 
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
-from datetime import date, datetime, time, timedelta
+from collections.abc import Sequence
+from datetime import date, timedelta
 
 import duckdb
 import numpy as np
@@ -38,53 +37,12 @@ from segment_pipeline.ingest import state
 from segment_pipeline.rules.compiler import compile_past_segment_chunks, compile_past_segments, window_end
 from segment_pipeline.rules.dialect import DUCKDB, DuckDBDialect
 from segment_pipeline.segments import history
-from segment_pipeline.storage.warehouse import quote_ident, scalar
+from segment_pipeline.storage.warehouse import midnight, quote_ident, scalar
 
 EVENTS = "analytics.event_snapshots"
 PROFILES = "analytics.profiles"
 POPULATION = "\x00population"  # the goal segment's name in _gf_members; no config name can hold NUL
-TEMP_TABLES = (
-    "_gf_members",
-    "_gf_pop",
-    "_gf_uids",
-    "_gf_utd",
-    "_gf_ud",
-    "_gf_first",
-    "_gf_life",
-    "_gf_labels",
-    "_gf_users",
-    "_gf_typemap",
-    "_gf_anchors",
-    "_gf_sampled",
-    "_gf_kept",
-    "_gf_flagmap",
-)
 DAY_US = 86_400_000_000
-
-
-@contextmanager
-def temp_tables(con: duckdb.DuckDBPyConnection, engine: Engine = DUCKDB_ENGINE) -> Iterator[duckdb.DuckDBPyConnection]:
-    """Drops this module's temp tables afterwards, whatever happens; within, the engine
-    reads one state of the warehouse (``Engine.pinned``)."""
-    try:
-        with engine.pinned(con):
-            yield con
-    finally:
-        if engine is not DUCKDB_ENGINE:
-            for name in ("_gf_pop_events", *TEMP_TABLES):
-                engine.drop(con, name)
-        con.execute("DROP VIEW IF EXISTS temp._gf_pop_events")
-        for name in TEMP_TABLES:
-            con.execute(f"DROP TABLE IF EXISTS temp.{name}")
-
-
-def first_event_day(con: duckdb.DuckDBPyConnection) -> date | None:
-    """The day of the snapshot's first event: where history starts."""
-    return state.first_event_day(con)
-
-
-def midnight(day: date) -> datetime:
-    return datetime.combine(day, time())
 
 
 def days_between_sql(earlier: str, later: str, dialect: DuckDBDialect = DUCKDB) -> str:
@@ -809,31 +767,3 @@ def _type_counts(
 def _numpy(table: pa.Table) -> dict[str, np.ndarray]:
     """Columns as numpy arrays (dates as datetime64[D]), as DuckDB's ``fetchnumpy``."""
     return {name: table.column(name).to_numpy() for name in table.column_names}
-
-
-def register_users(
-    con: duckdb.DuckDBPyConnection,
-    users: str | Sequence[str] | pl.Series | pl.DataFrame | None,
-    engine: Engine = DUCKDB_ENGINE,
-) -> bool:
-    """``_gf_users(user_id)`` from a table reference (from code, a warehouse table), ids, or
-    a frame with ``user_id``; False (no table) when ``users`` is None, meaning everyone."""
-    if users is None:
-        return False
-    if isinstance(users, str):
-        engine.from_warehouse(con, "_gf_users", f"SELECT DISTINCT CAST(user_id AS VARCHAR) AS user_id FROM {users}")
-        return True
-    if isinstance(users, pl.DataFrame):
-        ids = users.get_column("user_id")
-    else:
-        ids = users if isinstance(users, pl.Series) else pl.Series("user_id", list(users), dtype=pl.String)
-    frame = pl.DataFrame({"user_id": ids.cast(pl.String)}).unique()
-    if engine is DUCKDB_ENGINE:
-        con.register("_gf_users_view", frame)
-        try:
-            con.execute("CREATE OR REPLACE TEMP TABLE _gf_users AS SELECT user_id FROM _gf_users_view")
-        finally:
-            con.unregister("_gf_users_view")
-    else:
-        engine.upload(con, "_gf_users", frame.to_arrow())
-    return True

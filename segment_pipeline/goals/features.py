@@ -49,7 +49,7 @@ import polars as pl
 
 from segment_pipeline.config.goals import GoalDefinition
 from segment_pipeline.config.segments import ALL_USERS, SegmentConfig
-from segment_pipeline.engines import Engine, current_engine
+from segment_pipeline.engines import Engine, current_engine, scratch
 from segment_pipeline.goals import feature_sql as sql
 from segment_pipeline.goals.feature_spec import (
     HORIZON,
@@ -60,7 +60,6 @@ from segment_pipeline.goals.feature_spec import (
     make_spec,
     profile_kind,
 )
-from segment_pipeline.goals.feature_sql import first_event_day
 from segment_pipeline.goals.outcomes import (
     MIN_ANCHORS,
     MIN_OUTCOMES,
@@ -69,6 +68,7 @@ from segment_pipeline.goals.outcomes import (
     historical_timing_curve,
     history_problem,
 )
+from segment_pipeline.ingest.state import first_event_day
 from segment_pipeline.rules.compiler import read_profile_columns
 from segment_pipeline.settings import training_users_per_anchor
 
@@ -178,7 +178,7 @@ def build_training_set(
     goal_events = spec.goal_event_models if spec else goal.events
     lookback = spec.lookback_days if spec else goal.lookback_days
     engine = engine or current_engine()
-    with sql.temp_tables(con, engine):
+    with scratch.temp_tables(con, engine):
         sql.load_population(con, anchors, goal.segment, population, profile_columns, engine)
         rows = sql.make_population(
             con,
@@ -251,14 +251,22 @@ def build_training_set(
 
 
 def build_scoring_set(
-    con, goal: GoalDefinition, users: Users, as_of: date, *, spec: FeatureSpec, engine: Engine | None = None
+    con,
+    goal: GoalDefinition,
+    users: Users,
+    as_of: date,
+    *,
+    spec: FeatureSpec,
+    horizon_days: int | None = None,
+    engine: Engine | None = None,
 ) -> pl.DataFrame:
     """Features of ``users`` as of ``as_of`` with the training ``spec``'s columns: anchor
-    ``as_of + 1`` (events before it), ``horizon_days`` = days of the window left after ``as_of``.
+    ``as_of + 1`` (events before it), ``horizon_days`` = days of the window left after ``as_of``
+    (given by a night that knows it already).
 
     Columns: ``anchor``, ``user_id`` and ``spec.feature_columns``; one row per user, sorted.
     """
-    horizon = goal.days_left_after(as_of)
+    horizon = goal.days_left_after(as_of) if horizon_days is None else horizon_days
     if horizon < 1:
         raise ValueError(f"goal '{goal.name}' ended on {goal.end_date}; nothing is left of its window after {as_of}")
     anchor = as_of + timedelta(days=1)
@@ -266,8 +274,8 @@ def build_scoring_set(
     segment_models, goal_event_models = spec.segment_models, spec.goal_event_models
     profile_columns = read_profile_columns(con)
     engine = engine or current_engine()
-    with sql.temp_tables(con, engine):
-        sql.register_users(con, users, engine)
+    with scratch.temp_tables(con, engine):
+        scratch.register_users(con, users, engine)
         rows = sql.make_population(
             con,
             "SELECT CAST($anchor AS DATE) AS anchor, user_id FROM _gf_users",

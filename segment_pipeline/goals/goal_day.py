@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date
 
@@ -17,10 +18,11 @@ from segment_pipeline.goals.outcomes import load_night
 from segment_pipeline.goals.retrain import retrain, retrain_due
 from segment_pipeline.goals.scoring import score_night
 from segment_pipeline.goals.setup import set_up_goal
+from segment_pipeline.goals.status import ACTIVE, ENDED, INSUFFICIENT, INVALID, write_status
 from segment_pipeline.goals.target_groups import frozen_goal, open_goal
 from segment_pipeline.goals.uplift_report import BucketUplift, replace_uplift
 
-ACTIVE, INSUFFICIENT, ENDED, INVALID = "active", "insufficient_history", "ended", "invalid"
+__all__ = ["ACTIVE", "ENDED", "INSUFFICIENT", "INVALID", "GoalDayResult", "run_goal_day", "run_goal_nights"]
 
 
 def is_infrastructure_failure(exc: BaseException) -> bool:
@@ -75,6 +77,27 @@ def _held_out_auc(state: store.GoalState) -> float | None:
     return float(metrics["auc"]) if "auc" in metrics else None
 
 
+def run_goal_nights(
+    con: duckdb.DuckDBPyConnection,
+    goals: Sequence[GoalDefinition],
+    segments: SegmentConfig,
+    days: Sequence[date],
+    *,
+    tracking_uri: str,
+    report: Callable[[GoalDayResult], None] = lambda _result: None,
+) -> list[GoalDayResult]:
+    """Every goal on every day, in order; ``report`` hears each goal's night as it ends."""
+    store.ensure_tables(con)  # the goal tables exist from the first night, also before any goal's freeze
+    results = []
+    for day in days:
+        for goal in goals:
+            result = run_goal_day(con, goal, segments, day, tracking_uri=tracking_uri)
+            if result is not None:
+                report(result)
+                results.append(result)
+    return results
+
+
 def run_goal_day(
     con: duckdb.DuckDBPyConnection,
     goal: GoalDefinition,
@@ -87,13 +110,13 @@ def run_goal_day(
     """Everything for ``goal`` as of ``as_of``; None before the goal's freeze day.
 
     ``xgb_params`` override XGBoost's training parameters (tests and benchmarks)."""
-    if as_of < goal.frozen_as_of:
+    # Read once, then handed down: what was kept of the goal, and its frozen group.
+    state = store.load_state(con, goal.name)
+    opened = open_goal(con, goal, segments, as_of=as_of)
+    if opened is None:  # before the goal's freeze day
         return None
     result = GoalDayResult(goal.name, as_of, INVALID, "")
     try:
-        # Read once, then handed down: what was kept of the goal, and its frozen group.
-        state = store.load_state(con, goal.name)
-        opened = open_goal(con, goal, segments, as_of=as_of)
         setup = set_up_goal(
             con,
             goal,
@@ -113,7 +136,7 @@ def run_goal_day(
             goal = opened.frozen or goal  # the definition the goal was frozen with
         result.model_auc = _held_out_auc(state)
         if setup.status == ACTIVE:
-            night = load_night(con, goal, opened.group, state.model, as_of)
+            night = load_night(con, goal, opened.group, state.model, as_of, days_left=opened.days_left)
             standing = _forecast_standing(replace_forecast_rows(con, night))
             result.uplift = replace_uplift(con, night)
             overall = next((u.result.verdict for u in result.uplift if u.bucket == "all"), "")
@@ -156,5 +179,5 @@ def run_goal_day(
             raise  # the run goes red; marking every goal invalid would hide it behind a green run
         # One goal's own problem is reported in its status and never stops the others.
         result.status, result.message = INVALID, f"{type(exc).__name__}: {exc}"
-    store.write_status(con, result.goal_name, result.as_of, result.status, result.message, result.run_id)
+    write_status(con, result.goal_name, result.as_of, result.status, result.message, result.run_id)
     return result

@@ -1,4 +1,4 @@
-"""SQL for "this event achieves the goal": the same typed matching as segment steps.
+"""SQL for "this event achieves the goal" (and what it is worth): the same typed matching as segment steps.
 
 An event achieves a goal when its ``event_name`` equals one of the goal's ``eventType``s
 and every given ``eventProperties`` key equals the event's property, numbers as numbers,
@@ -10,14 +10,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from segment_pipeline.config.goals import GoalEvent
+from segment_pipeline.config.goals import GoalDefinition, GoalEvent
 
 # The compiler's typed equality and parameter binder are private there; this module is
 # their one user outside rules/, so a change of theirs shows up in one place.
 from segment_pipeline.rules.compiler import SqlParams, property_condition
 from segment_pipeline.rules.dialect import DUCKDB, DuckDBDialect
 
-__all__ = ["SqlParams", "event_types_condition", "goal_event_condition"]
+__all__ = ["SqlParams", "event_types_condition", "goal_event_condition", "goal_value_sql", "value_path"]
 
 
 def goal_event_condition(events: Sequence[GoalEvent], params: SqlParams, dialect: DuckDBDialect = DUCKDB) -> str:
@@ -40,3 +40,22 @@ def event_types_condition(events: Sequence[GoalEvent], params: SqlParams) -> str
     if not types:
         return "FALSE"
     return f"event_name IN ({', '.join(params.bind(t, 'VARCHAR') for t in types)})"
+
+
+def value_path(goal: GoalDefinition) -> str:
+    """The JSON path of the goal's ``valueProperty`` in ``properties``."""
+    if goal.value_property is None:
+        raise ValueError(f"goal '{goal.name}' has no valueProperty: it has no value model")
+    return DUCKDB.json_key(goal.value_property)
+
+
+def goal_value_sql(goal: GoalDefinition, params: SqlParams) -> tuple[str, str, str]:
+    """(type pre-filter, goal-event test, the event's value as DOUBLE or NULL) of a value goal."""
+    types, is_goal = event_types_condition(goal.events, params), goal_event_condition(goal.events, params)
+    path = params.bind(value_path(goal), "VARCHAR")
+    # Booleans cast to 1/0 in DuckDB: they are not amounts.
+    value = (
+        f"CASE WHEN json_type(properties, {path}) = 'BOOLEAN' THEN NULL "
+        f"ELSE TRY_CAST(json_extract_string(properties, {path}) AS DOUBLE) END"
+    )
+    return types, is_goal, value

@@ -11,16 +11,20 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
 
+import duckdb
 import polars as pl
 
 from segment_pipeline.config.goals import GoalDefinition
 from segment_pipeline.config.segments import ALL_USERS, SegmentConfig
+from segment_pipeline.engines import scratch
 from segment_pipeline.goals import feature_sql as sql
 from segment_pipeline.goals import goal_rollups
 from segment_pipeline.goals.feature_spec import ID_COLUMNS, TrainingSet
-from segment_pipeline.goals.feature_sql import first_event_day
-from segment_pipeline.goals.matching import SqlParams, event_types_condition, goal_event_condition
+from segment_pipeline.goals.matching import SqlParams, event_types_condition, goal_event_condition, goal_value_sql
+from segment_pipeline.ingest.state import first_event_day
 from segment_pipeline.rules.compiler import read_profile_columns
+from segment_pipeline.rules.dialect import DUCKDB
+from segment_pipeline.storage.warehouse import midnight
 
 MIN_OUTCOMES = 20  # achievers and non-achievers a model needs (full-length windows, all anchors)
 MAX_ANCHOR_STEP_WEEKS = 4  # 91-day benchmark window: XGBoost AUC 0.776 with 6-week steps, 0.780 with 4
@@ -34,10 +38,10 @@ def achievers_by_day(con, goal: GoalDefinition, users: Users | None, start: date
     ``user_id, achieved_at, achieved_on, window_day`` (1 = ``start``), sorted by user."""
     params = SqlParams()
     types, is_goal = event_types_condition(goal.events, params), goal_event_condition(goal.events, params)
-    lower = params.bind(sql.midnight(start), "TIMESTAMP")
-    upper = params.bind(sql.midnight(end + timedelta(days=1)), "TIMESTAMP")
-    with sql.temp_tables(con):
-        restricted = sql.register_users(con, users)
+    lower = params.bind(midnight(start), "TIMESTAMP")
+    upper = params.bind(midnight(end + timedelta(days=1)), "TIMESTAMP")
+    with scratch.temp_tables(con):
+        restricted = scratch.register_users(con, users)
         only = "AND user_id IN (SELECT user_id FROM _gf_users)" if restricted else ""
         if goal_rollups.available(con):
             # The goal's daily rollup: its first event of each day, so no scan of the window's events.
@@ -58,6 +62,31 @@ def achievers_by_day(con, goal: GoalDefinition, users: Users | None, start: date
     )
 
 
+def realized_by_day(
+    con: duckdb.DuckDBPyConnection, goal: GoalDefinition, users: pl.Series, start: date, end: date
+) -> pl.DataFrame:
+    """``user_id, window_day, value``: value of the users' goal events per day of ``[start, end]``."""
+    params = SqlParams()
+    types, is_goal, value = goal_value_sql(goal, params)
+    lower, upper = (
+        params.bind(midnight(start), "TIMESTAMP"),
+        params.bind(midnight(end + timedelta(days=1)), "TIMESTAMP"),
+    )
+    con.register("_value_users", pl.DataFrame({"user_id": users.cast(pl.String)}))
+    try:
+        return con.execute(
+            f"""SELECT user_id, CAST(datediff('day', {params.bind(start, "DATE")}, CAST(ts AS DATE)) + 1 AS INTEGER) AS window_day,
+                       coalesce({DUCKDB.stable_sum("v")}, 0) AS value
+                FROM (SELECT user_id, ts, {value} AS v FROM {sql.EVENTS}
+                      WHERE {types} AND ts >= {lower} AND ts < {upper} AND {is_goal}
+                        AND user_id IN (SELECT user_id FROM _value_users))
+                GROUP BY ALL ORDER BY user_id, window_day""",
+            params.values,
+        ).pl()
+    finally:
+        con.unregister("_value_users")
+
+
 @dataclass(frozen=True)
 class NightInputs:
     """What one goal's night reads once and hands to each of its steps."""
@@ -68,27 +97,30 @@ class NightInputs:
     achieved: pl.DataFrame  # its achievers in the window up to the end of as_of: user_id, window_day
     realized: pl.DataFrame | None  # value goals: user_id, window_day, value of the group's goal events so far
     stored: dict | None  # the model the goal scores with (store.stored_model)
+    days_left: int  # whole days of the window after as_of: the horizon of tonight's scores
 
 
-def load_night(con, goal: GoalDefinition, group: pl.DataFrame, stored: dict | None, as_of: date) -> NightInputs:
+def load_night(
+    con, goal: GoalDefinition, group: pl.DataFrame, stored: dict | None, as_of: date, *, days_left: int | None = None
+) -> NightInputs:
     """The target group's achievers (and, for a value goal, the value it realized) in the window
     up to the end of ``as_of``: read once, for the forecast, the uplift and the buckets."""
     last = min(as_of, goal.end_date)
     users = group.get_column("user_id")
-    if last < goal.created_on:
-        achieved = pl.DataFrame(schema={"user_id": pl.String, "window_day": pl.Int32})
-    else:
-        achieved = achievers_by_day(con, goal, users, goal.created_on, last).select("user_id", "window_day")
+    started = last >= goal.created_on
     realized = None
     if goal.value_property:
-        from segment_pipeline.goals.value_model import realized_by_day
-
         realized = (
             realized_by_day(con, goal, users, goal.created_on, last)
-            if last >= goal.created_on
+            if started
             else pl.DataFrame(schema={"user_id": pl.String, "window_day": pl.Int32, "value": pl.Float64})
         )
-    return NightInputs(goal, as_of, group, achieved, realized, stored)
+    if started:
+        achieved = achievers_by_day(con, goal, users, goal.created_on, last).select("user_id", "window_day")
+    else:
+        achieved = pl.DataFrame(schema={"user_id": pl.String, "window_day": pl.Int32})
+    days_left = goal.days_left_after(as_of) if days_left is None else days_left
+    return NightInputs(goal, as_of, group, achieved, realized, stored, days_left)
 
 
 def historical_timing_curve(
@@ -117,9 +149,9 @@ def historical_timing_curve(
 def _timing_counts(con, goal: GoalDefinition, anchors: list[date], segments: SegmentConfig | None) -> pl.DataFrame:
     params = SqlParams()
     types, is_goal = event_types_condition(goal.events, params), goal_event_condition(goal.events, params)
-    first = params.bind(sql.midnight(anchors[0]), "TIMESTAMP")
-    last = params.bind(sql.midnight(anchors[-1] + timedelta(days=goal.length_days)), "TIMESTAMP")
-    with sql.temp_tables(con):
+    first = params.bind(midnight(anchors[0]), "TIMESTAMP")
+    last = params.bind(midnight(anchors[-1] + timedelta(days=goal.length_days)), "TIMESTAMP")
+    with scratch.temp_tables(con):
         member_join = ""
         if segments is not None:
             population = None if goal.segment == ALL_USERS else segments.by_name[goal.segment]
@@ -129,7 +161,7 @@ def _timing_counts(con, goal: GoalDefinition, anchors: list[date], segments: Seg
                 f"AND m.segment_name = {params.bind(sql.POPULATION, 'VARCHAR')}"
             )
         con.execute("CREATE OR REPLACE TEMP TABLE _gf_anchors (anchor DATE, anchor_ts TIMESTAMP)")
-        con.executemany("INSERT INTO _gf_anchors VALUES (?, ?)", [(a, sql.midnight(a)) for a in anchors])
+        con.executemany("INSERT INTO _gf_anchors VALUES (?, ?)", [(a, midnight(a)) for a in anchors])
         return con.execute(
             f"""WITH e AS (SELECT user_id, ts FROM {sql.EVENTS} WHERE {types} AND ts >= {first} AND ts < {last} AND {is_goal}),
                 firsts AS (
@@ -254,8 +286,8 @@ def _event_types_with_history(
                 HAVING count(*) >= $need AND $population - count(*) >= $need
                 ORDER BY n DESC, event_name LIMIT {int(limit)}""",
             {
-                "first": sql.midnight(min(anchors)),
-                "last": sql.midnight(max(anchors) + timedelta(days=goal.length_days)),
+                "first": midnight(min(anchors)),
+                "last": midnight(max(anchors) + timedelta(days=goal.length_days)),
                 "need": MIN_OUTCOMES,
                 "population": population,
             },

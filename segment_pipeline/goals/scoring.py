@@ -45,7 +45,9 @@ def score_night(
     # In batches of users: one batch's feature matrix is in memory at a time, whatever the group's size.
     for start in range(0, max(open_users.height, 1), batch):
         users = open_users.slice(start, batch)
-        scoring = features.build_scoring_set(con, goal, users.get_column("user_id"), as_of, spec=stored["spec"])
+        scoring = features.build_scoring_set(
+            con, goal, users.get_column("user_id"), as_of, spec=stored["spec"], horizon_days=night.days_left
+        )
         scored_batch = users.join(scoring, on="user_id", how="left")
         parts.append(np.asarray(model.predict_proba(scored_batch.select(stored["spec"].feature_columns)), dtype=float))
         if value_model is not None:

@@ -122,6 +122,10 @@ def set_up_goal(
     ``state`` and ``opened`` are what the night has read already (read here when not given)."""
     state = state or store.load_state(con, goal.name)
     opened = opened or open_goal(con, goal, segments, as_of=as_of)
+    if opened is None:
+        raise ValueError(
+            f"goal '{goal.name}' is set up from {goal.frozen_as_of} (the day before createdOn), not {as_of}"
+        )
     freeze, existing = opened.freeze, state.model
     configured = goal
     goal, applied, refused = effective_goal(con, goal, segments, opened, has_model=existing is not None)

@@ -1,20 +1,19 @@
 """Goal output tables (contract section 7) and the state the pipeline keeps between nights:
-their DDL (the output tables' from ``storage/tables.py``), the stored model and the decisions
-of its trainings, and each night's status."""
+their DDL (the output tables' from ``storage/tables.py``; ``goal_status``'s from its owner,
+``goals/status.py``), the stored model and the decisions of its trainings."""
 
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from datetime import date
 
 import duckdb
 
+from segment_pipeline.goals import status
 from segment_pipeline.goals.feature_spec import FeatureSpec
 from segment_pipeline.storage.tables import column_ddl
 from segment_pipeline.storage.warehouse import ANALYTICS, STATE, quote_ident, table_ref
 
-GOAL_STATUS = (ANALYTICS, "goal_status")
 GOAL_FORECASTS = (ANALYTICS, "goal_forecasts")
 INTENT_BUCKETS = (ANALYTICS, "intent_buckets")
 AUDIENCES = (ANALYTICS, "engagement_audiences")
@@ -27,7 +26,8 @@ VALUE_MODELS = (STATE, "goal_value_models")
 CREATION_VALUE_FORECASTS = (STATE, "goal_creation_value_forecasts")
 
 DDL = {
-    **{key: column_ddl(key[1]) for key in (GOAL_STATUS, GOAL_FORECASTS, INTENT_BUCKETS, MODEL_QUALITY)},
+    **status.DDL,
+    **{key: column_ddl(key[1]) for key in (GOAL_FORECASTS, INTENT_BUCKETS, MODEL_QUALITY)},
     # Every training of a goal (creation and each retrain): which kind won and whether it became champion.
     MODEL_DECISIONS: """goal_name VARCHAR NOT NULL, as_of_date DATE NOT NULL, model_kind VARCHAR NOT NULL,
                         promoted BOOLEAN NOT NULL, reason VARCHAR NOT NULL, run_id VARCHAR,
@@ -146,11 +146,3 @@ def record_decision(con: duckdb.DuckDBPyConnection, row: list) -> None:
     """One training's decision (``goal_model_decisions``), replacing that day's earlier one."""
     con.execute("DELETE FROM pipeline_state.goal_model_decisions WHERE goal_name = ? AND as_of_date = ?", row[:2])
     con.execute("INSERT INTO pipeline_state.goal_model_decisions VALUES (?, ?, ?, ?, ?, ?, ?, ?)", row)
-
-
-def write_status(
-    con: duckdb.DuckDBPyConnection, goal_name: str, as_of: date, status: str, message: str, run_id: str | None
-) -> None:
-    """The goal's ``goal_status`` row of ``as_of``, replacing an earlier run's."""
-    con.execute("DELETE FROM analytics.goal_status WHERE goal_name = ? AND as_of_date = ?", [goal_name, as_of])
-    con.execute("INSERT INTO analytics.goal_status VALUES (?, ?, ?, ?, ?)", [goal_name, as_of, status, message, run_id])

@@ -134,15 +134,20 @@ class OpenGoal:
     freeze: FreezeResult
     frozen: GoalDefinition | None  # the goal as frozen (None: frozen by something other than this module)
     group: pl.DataFrame  # user_id, group
+    days_left: int  # whole days of the (frozen) window after the night
 
 
 def open_goal(
     con: duckdb.DuckDBPyConnection, goal: GoalDefinition, segments: SegmentConfig, *, as_of: date
-) -> OpenGoal:
-    """Freeze the group if it is not yet, then what the night needs of it, in one visit."""
+) -> OpenGoal | None:
+    """None on a night before the goal's freeze day; else freeze the group if it is not yet,
+    then what the night needs of it, in one visit."""
+    if as_of < goal.frozen_as_of:
+        return None
     freeze = freeze_target_group(con, goal, segments, as_of=as_of)
     frozen = _as_goal(freeze.definition) if freeze.definition else None
-    return OpenGoal(freeze, frozen, target_group(con, goal.name))
+    days_left = (frozen or goal).days_left_after(as_of)
+    return OpenGoal(freeze, frozen, target_group(con, goal.name), days_left)
 
 
 def _write_group(con: duckdb.DuckDBPyConnection, goal: GoalDefinition, segments: SegmentConfig) -> None:

@@ -9,7 +9,7 @@ The split is by time, never random:
   Fitting the calibrator and measuring calibration on the same rows would flatter both.
 
 Calibration turns scores into probabilities whose sum forecasts the number of achievers:
-isotonic when the tuning half has at least ``MIN_ISOTONIC_CLASS_ROWS`` of each class,
+isotonic when the tuning half has enough rows of each class (``stats/calibration.py``),
 Platt scaling (a logistic fit on the margin) otherwise, because isotonic steps overfit
 when positives are few. Both reproduce the tuning half's mean exactly, and both correct
 drift between the training anchors and the latest one.
@@ -27,6 +27,8 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 import polars as pl
+
+from segment_pipeline.stats.calibration import apply_calibration, fit_calibration, sigmoid
 
 if TYPE_CHECKING:
     import xgboost as xgb
@@ -63,7 +65,6 @@ EARLY_STOPPING_ROUNDS = 20
 # Below this many training cells one thread is faster: OpenMP's per-node synchronisation
 # costs more than it saves, and 10x more when other processes share the cores.
 PARALLEL_MIN_CELLS = 2_000_000
-MIN_ISOTONIC_CLASS_ROWS = 200
 ECE_BINS = 10
 BOOTSTRAP_RESAMPLES = 200
 _SPLIT_SALT = "segment_pipeline holdout split"
@@ -185,7 +186,7 @@ def train_goal_model(
     eval_margin = model.raw_margin(eval_x)
     scores = model.calibrate(eval_margin)
     metrics = evaluation_metrics(eval_y, scores)
-    raw = evaluation_metrics(eval_y, _sigmoid(eval_margin))
+    raw = evaluation_metrics(eval_y, sigmoid(eval_margin))
     metrics.update({f"{k}_uncalibrated": raw[k] for k in ("brier", "log_loss", "ece", "forecast_rel_error")})
     metrics["forecast_rel_error_sd"] = bootstrap_rel_error_sd(eval_y, scores, seed=seed)
     metrics.update(
@@ -365,37 +366,6 @@ def _calibrate(
     return GoalModel(booster, feature_columns, method, x, y), reason
 
 
-def fit_calibration(margin: np.ndarray, labels: np.ndarray) -> tuple[str, np.ndarray, np.ndarray, str]:
-    """(method, x, y, why) mapping a raw margin (a logit) to a probability; see the module docstring."""
-    positives, negatives = int(labels.sum()), int(len(labels) - labels.sum())
-    if min(positives, negatives) >= MIN_ISOTONIC_CLASS_ROWS:
-        from sklearn.isotonic import IsotonicRegression
-
-        iso = IsotonicRegression(y_min=0.0, y_max=1.0, out_of_bounds="clip").fit(_sigmoid(margin), labels)
-        reason = (
-            f"isotonic: the tuning half has {positives} positives and {negatives} negatives "
-            f"(>= {MIN_ISOTONIC_CLASS_ROWS} of each), enough for a nonparametric fit"
-        )
-        x, y = np.asarray(iso.X_thresholds_, dtype=np.float64), np.asarray(iso.y_thresholds_, dtype=np.float64)
-        return "isotonic", x, y, reason
-    from sklearn.linear_model import LogisticRegression
-
-    platt = LogisticRegression(C=1e6, max_iter=1000).fit(margin.reshape(-1, 1), labels)
-    reason = (
-        f"platt: the tuning half has only {positives} positives and {negatives} negatives "
-        f"(< {MIN_ISOTONIC_CLASS_ROWS} of a class); isotonic steps would overfit"
-    )
-    coefficients = np.array([platt.coef_[0, 0], platt.intercept_[0]], dtype=np.float64)
-    return "platt", coefficients, np.zeros(0), reason
-
-
-def apply_calibration(method: str, x: np.ndarray, y: np.ndarray, margin: np.ndarray) -> np.ndarray:
-    if method == "isotonic":
-        return np.interp(_sigmoid(margin), x, y)
-    slope, intercept = x
-    return _sigmoid(slope * margin + intercept)
-
-
 def _importance(booster: xgb.Booster, feature_columns: list[str]) -> pl.DataFrame:
     gain = booster.get_score(importance_type="gain")
     total = booster.get_score(importance_type="total_gain")
@@ -452,7 +422,3 @@ def _cpu_count() -> int:
         return max(1, len(os.sched_getaffinity(0)))
     except AttributeError:  # not Linux
         return os.cpu_count() or 1
-
-
-def _sigmoid(x: np.ndarray) -> np.ndarray:
-    return 1.0 / (1.0 + np.exp(-np.asarray(x, dtype=np.float64)))

@@ -30,14 +30,20 @@ import numpy as np
 import polars as pl
 
 from segment_pipeline.config.goals import GoalDefinition
-from segment_pipeline.goals import bgnbd, gamma_gamma
 from segment_pipeline.goals import feature_sql as sql
 from segment_pipeline.goals.feature_spec import BGNBD_T, BGNBD_T_X, BGNBD_X
-from segment_pipeline.goals.matching import SqlParams, event_types_condition, goal_event_condition
+from segment_pipeline.goals.matching import (
+    SqlParams,
+    event_types_condition,
+    goal_event_condition,
+    goal_value_sql,
+    value_path,
+)
 from segment_pipeline.goals.training import feature_matrix, time_split, xgboost_module
 from segment_pipeline.rules.dialect import DUCKDB
+from segment_pipeline.stats import bgnbd, gamma_gamma
 from segment_pipeline.stats.value import value_errors
-from segment_pipeline.storage.warehouse import one_row
+from segment_pipeline.storage.warehouse import midnight, one_row
 
 VALUE = "value"
 BGNBD_UNIT_DAYS = 7.0
@@ -88,18 +94,12 @@ class PropertyCheck:
         return f"{self.non_numeric:,} goal events hold a non-numeric value property: left out of every value sum, not counted as 0"
 
 
-def _value_path(goal: GoalDefinition) -> str:
-    if goal.value_property is None:
-        raise ValueError(f"goal '{goal.name}' has no valueProperty: it has no value model")
-    return DUCKDB.json_key(goal.value_property)
-
-
 def check_property(con: duckdb.DuckDBPyConnection, goal: GoalDefinition, before: date) -> PropertyCheck:
     """How many goal events before ``before`` hold the value property as a number, and as something else."""
     params = SqlParams()
     types, is_goal = event_types_condition(goal.events, params), goal_event_condition(goal.events, params)
-    path = params.bind(_value_path(goal), "VARCHAR")
-    upper = params.bind(sql.midnight(before), "TIMESTAMP")
+    path = params.bind(value_path(goal), "VARCHAR")
+    upper = params.bind(midnight(before), "TIMESTAMP")
     numeric, non_numeric = one_row(
         con,
         f"""WITH e AS (SELECT json_type(properties, {path}) AS kind, json_extract_string(properties, {path}) AS raw
@@ -113,22 +113,11 @@ def check_property(con: duckdb.DuckDBPyConnection, goal: GoalDefinition, before:
     return PropertyCheck(int(numeric), int(non_numeric), others)
 
 
-def _value_sql(goal: GoalDefinition, params: SqlParams) -> tuple[str, str, str]:
-    types, is_goal = event_types_condition(goal.events, params), goal_event_condition(goal.events, params)
-    path = params.bind(_value_path(goal), "VARCHAR")
-    # Booleans cast to 1/0 in DuckDB: they are not amounts.
-    value = (
-        f"CASE WHEN json_type(properties, {path}) = 'BOOLEAN' THEN NULL "
-        f"ELSE TRY_CAST(json_extract_string(properties, {path}) AS DOUBLE) END"
-    )
-    return types, is_goal, value
-
-
 def window_values(con: duckdb.DuckDBPyConnection, goal: GoalDefinition, rows: pl.DataFrame) -> np.ndarray:
     """For each row (``anchor``, ``user_id``, ``horizon_days``): the sum of the value property over
     the user's goal events in ``[anchor 00:00, anchor + horizon)``; 0 without any."""
     params = SqlParams()
-    types, is_goal, value = _value_sql(goal, params)
+    types, is_goal, value = goal_value_sql(goal, params)
     keyed = rows.select(
         pl.int_range(pl.len(), dtype=pl.Int64).alias("_row"),
         pl.col("anchor").cast(pl.Date),
@@ -140,8 +129,8 @@ def window_values(con: duckdb.DuckDBPyConnection, goal: GoalDefinition, rows: pl
     first_anchor, last_anchor, longest = keyed.select(
         pl.col("anchor").min().alias("first"), pl.col("anchor").max().alias("last"), pl.col("horizon_days").max()
     ).row(0)
-    first = params.bind(sql.midnight(first_anchor), "TIMESTAMP")
-    last = params.bind(sql.midnight(last_anchor + timedelta(days=int(longest))), "TIMESTAMP")
+    first = params.bind(midnight(first_anchor), "TIMESTAMP")
+    last = params.bind(midnight(last_anchor + timedelta(days=int(longest))), "TIMESTAMP")
     con.register("_value_rows", keyed)
     try:
         result = con.execute(
@@ -159,31 +148,6 @@ def window_values(con: duckdb.DuckDBPyConnection, goal: GoalDefinition, rows: pl
     return np.asarray(result["v"], dtype=np.float64)
 
 
-def realized_by_day(
-    con: duckdb.DuckDBPyConnection, goal: GoalDefinition, users: pl.Series, start: date, end: date
-) -> pl.DataFrame:
-    """``user_id, window_day, value``: value of the users' goal events per day of ``[start, end]``."""
-    params = SqlParams()
-    types, is_goal, value = _value_sql(goal, params)
-    lower, upper = (
-        params.bind(sql.midnight(start), "TIMESTAMP"),
-        params.bind(sql.midnight(end + timedelta(days=1)), "TIMESTAMP"),
-    )
-    con.register("_value_users", pl.DataFrame({"user_id": users.cast(pl.String)}))
-    try:
-        return con.execute(
-            f"""SELECT user_id, CAST(datediff('day', {params.bind(start, "DATE")}, CAST(ts AS DATE)) + 1 AS INTEGER) AS window_day,
-                       coalesce({DUCKDB.stable_sum("v")}, 0) AS value
-                FROM (SELECT user_id, ts, {value} AS v FROM {sql.EVENTS}
-                      WHERE {types} AND ts >= {lower} AND ts < {upper} AND {is_goal}
-                        AND user_id IN (SELECT user_id FROM _value_users))
-                GROUP BY ALL ORDER BY user_id, window_day""",
-            params.values,
-        ).pl()
-    finally:
-        con.unregister("_value_users")
-
-
 def value_timing_curve(con: duckdb.DuckDBPyConnection, goal: GoalDefinition, anchors: list[date]) -> np.ndarray:
     """Share of a window's value realized by the end of each day, pooled over past windows
     ``[A, A + length)`` of every user; even pace without any value in history."""
@@ -191,9 +155,9 @@ def value_timing_curve(con: duckdb.DuckDBPyConnection, goal: GoalDefinition, anc
     totals = np.zeros(length)
     for anchor in sorted(set(anchors)):
         params = SqlParams()  # DuckDB refuses parameters a query does not use
-        types, is_goal, value = _value_sql(goal, params)
-        lower = params.bind(sql.midnight(anchor), "TIMESTAMP")
-        upper = params.bind(sql.midnight(anchor + timedelta(days=length)), "TIMESTAMP")
+        types, is_goal, value = goal_value_sql(goal, params)
+        lower = params.bind(midnight(anchor), "TIMESTAMP")
+        upper = params.bind(midnight(anchor + timedelta(days=length)), "TIMESTAMP")
         start = params.bind(anchor, "DATE")
         for day, v in con.execute(
             f"""SELECT datediff('day', {start}, CAST(ts AS DATE)) AS d, {DUCKDB.stable_sum("v")}

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import date, datetime, time
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +28,11 @@ def quote_ident(name: str) -> str:
 
 def table_ref(schema: str, table: str) -> str:
     return f"{quote_ident(schema)}.{quote_ident(table)}"
+
+
+def midnight(day: date) -> datetime:
+    """The first instant of ``day``: the warehouse keeps naive UTC timestamps."""
+    return datetime.combine(day, time())
 
 
 @contextmanager

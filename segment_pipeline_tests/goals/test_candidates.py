@@ -8,12 +8,12 @@ import numpy as np
 import polars as pl
 import pytest
 
-from segment_pipeline.goals import bgnbd
-from segment_pipeline.goals.bgnbd import CDNOW_PARAMS, BgNbdParams
 from segment_pipeline.goals.buckets import BUCKETS, BucketThresholds, assign_buckets, choose_thresholds
 from segment_pipeline.goals.candidates import choose_best, model_kind, train_candidates
 from segment_pipeline.goals.model_quality import hanley_mcneil_interval, night_quality
 from segment_pipeline.goals.training import time_split
+from segment_pipeline.stats import bgnbd
+from segment_pipeline.stats.bgnbd import CDNOW_PARAMS, BgNbdParams
 
 FEATURES = [
     "horizon_days",

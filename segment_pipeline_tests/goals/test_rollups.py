@@ -10,7 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from polars.testing import assert_frame_equal
 
-from segment_pipeline.goals import feature_sql, goal_rollups
+from segment_pipeline.goals import goal_rollups
 from segment_pipeline.goals.features import achievers_by_day, build_scoring_set, build_training_set
 from segment_pipeline.ingest import state
 from segment_pipeline.ingest.events import load_events
@@ -129,7 +129,7 @@ def test_features_and_achievers_from_rollups_equal_those_from_the_events(tmp_pat
         from_rollups = build_training_set(con, goal, segments, anchors)
         scored_rollups = build_scoring_set(con, goal, ["u1", "u2", "u7"], date(2026, 2, 6), spec=from_rollups.spec)
         achieved_rollups = achievers_by_day(con, goal, None, date(2026, 1, 10), date(2026, 2, 9))
-        first_day = feature_sql.first_event_day(con)
+        first_day = state.first_event_day(con)
         con.execute("DELETE FROM pipeline_state.segment_definitions")  # flags evaluated again
         without_summaries(con)
         direct = build_training_set(con, goal, segments, anchors, spec=from_rollups.spec)
@@ -138,7 +138,7 @@ def test_features_and_achievers_from_rollups_equal_those_from_the_events(tmp_pat
         scored_direct = build_scoring_set(con, goal, ["u1", "u2", "u7"], date(2026, 2, 6), spec=from_rollups.spec)
         assert_frame_equal(scored_rollups, scored_direct)
         assert_frame_equal(achieved_rollups, achievers_by_day(con, goal, None, date(2026, 1, 10), date(2026, 2, 9)))
-        assert first_day == feature_sql.first_event_day(con)
+        assert first_day == state.first_event_day(con)
 
 
 def test_a_large_anchor_is_sampled_keeping_achievers_and_the_holdout_uniform(con):

@@ -10,7 +10,8 @@ import polars as pl
 import pytest
 
 from segment_pipeline.goals.features import build_training_set
-from segment_pipeline.goals.value_model import check_property, realized_by_day, value_timing_curve, window_values
+from segment_pipeline.goals.outcomes import realized_by_day
+from segment_pipeline.goals.value_model import check_property, value_timing_curve, window_values
 from segment_pipeline_tests.goals.goal_world import Events, make_goal, segments_yaml
 
 ANCHOR = date(2026, 6, 1)

@@ -9,7 +9,6 @@ import polars as pl
 import pytest
 from scipy import stats as scipy_stats
 
-from segment_pipeline.goals import bgnbd, gamma_gamma
 from segment_pipeline.goals.buckets import HIGH, LOW, MEDIUM, value_tiers
 from segment_pipeline.goals.feature_spec import BGNBD_T, BGNBD_T_X, BGNBD_X
 from segment_pipeline.goals.value_model import (
@@ -18,6 +17,7 @@ from segment_pipeline.goals.value_model import (
     value_feature_names,
     value_forecast,
 )
+from segment_pipeline.stats import bgnbd, gamma_gamma
 from segment_pipeline.stats.value import value_errors, value_gini, value_uplift, welch_interval
 
 

@@ -11,7 +11,6 @@ from segment_pipeline.defs.resources import ConfigResource, MLflowResource, Ware
 from segment_pipeline.defs.segments.assets import SEGMENT_MEMBERSHIPS
 from segment_pipeline.engines import using
 from segment_pipeline.goals import goal_day
-from segment_pipeline.goals.store import ensure_tables
 
 TARGET_GROUPS = dg.AssetKey([KEY_PREFIX, "target_groups"])
 GOAL_STATUS = dg.AssetKey([KEY_PREFIX, "goal_status"])
@@ -95,7 +94,11 @@ def goals(
     engine: EngineResource,
 ):
     config = project_config.load()
-    rows: list[goal_day.GoalDayResult] = []
+
+    def report(result: goal_day.GoalDayResult) -> None:
+        log = context.log.warning if result.status in (goal_day.INVALID, goal_day.INSUFFICIENT) else context.log.info
+        log(f"{result.goal_name} as of {result.as_of}: {result.status}: {result.message}")
+
     # Goal features (training and nightly scoring sets) and model boosting run on the engine;
     # target groups, status, buckets and the model registry stay in DuckDB and MLflow.
     with (
@@ -104,15 +107,14 @@ def goals(
         using(compute),
         input_errors_as_failures(),
     ):
-        for day in run_days(context):
-            for goal in config.goals.goals:
-                result = goal_day.run_goal_day(con, goal, config.segments, day, tracking_uri=mlflow.tracking_uri)
-                if result is None:
-                    continue
-                rows.append(result)
-                log = context.log.warning if result.status in ("invalid", "insufficient_history") else context.log.info
-                log(f"{goal.name} as of {day}: {result.status}: {result.message}")
-        ensure_tables(con)  # for the metadata below, also on days before any goal's freeze
+        rows = goal_day.run_goal_nights(
+            con,
+            config.goals.goals,
+            config.segments,
+            run_days(context),
+            tracking_uri=mlflow.tracking_uri,
+            report=report,
+        )
     last = run_days(context)[-1]
     latest = [r for r in rows if r.as_of == last]
     with warehouse.connect(read_only=True) as con:

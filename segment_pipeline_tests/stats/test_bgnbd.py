@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from segment_pipeline.goals import bgnbd
-from segment_pipeline.goals.bgnbd import CDNOW_PARAMS, BgNbdParams
+from segment_pipeline.stats import bgnbd
+from segment_pipeline.stats.bgnbd import CDNOW_PARAMS, BgNbdParams
 
 CDNOW = BgNbdParams(**CDNOW_PARAMS)
 
