@@ -37,6 +37,18 @@ COLUMNS = (
 )
 Z_95 = 1.959963984540054
 
+# The numbers of a goal_model_quality row that plot over prediction dates (UI, MLflow).
+QUALITY_NUMBERS = (
+    "auc",
+    "auc_ci_low",
+    "auc_ci_high",
+    "brier",
+    "top_bucket_lift",
+    "users",
+    "achievers",
+    "predicted_achievers",
+)
+
 
 def hanley_mcneil_interval(auc: float, positives: int, negatives: int, z: float = Z_95) -> tuple[float, float]:
     """AUC +- z SE, SE from Hanley and McNeil (1982), clipped to [0, 1]."""
@@ -134,19 +146,7 @@ def log_to_mlflow(tracking_uri: str, goal: GoalDefinition, rows: list[dict]) -> 
             (
                 r["model_run_id"],
                 (r["prediction_date"] - goal.created_on).days,
-                {
-                    f"realized_{k}": r[k]
-                    for k in (
-                        "auc",
-                        "auc_ci_low",
-                        "auc_ci_high",
-                        "brier",
-                        "top_bucket_lift",
-                        "users",
-                        "achievers",
-                        "predicted_achievers",
-                    )
-                },
+                {f"realized_{k}": r[k] for k in QUALITY_NUMBERS},
             )
             for r in rows
             if r["model_run_id"]

@@ -22,7 +22,7 @@ from segment_pipeline.live import engine, store
 from segment_pipeline.live.outbox import ENTRIES, OUTBOX, utc_naive
 from segment_pipeline.segments import history
 from segment_pipeline.settings import SettingsError, load_settings
-from segment_pipeline.storage.warehouse import scalar, transaction
+from segment_pipeline.storage.warehouse import attached_tables, scalar, transaction
 
 _ALIAS = "sp_old_warehouse"
 _STATE = [engine.EVENTS, engine.MATCHES, engine.PENDING, engine.ARMED, engine.CANCELLED, engine.FILES, ENTRIES]
@@ -48,12 +48,7 @@ def adopt_warehouse_state(warehouse_path: Path | str, live_store_path: Path | st
                 f"cannot read the warehouse {warehouse_path} (a run may hold it; try again): {exc}"
             ) from exc
         try:
-            present = {
-                row[0]
-                for row in con.execute(
-                    "SELECT schema_name || '.' || table_name FROM duckdb_tables() WHERE database_name = ?", [_ALIAS]
-                ).fetchall()
-            }
+            present = attached_tables(con, _ALIAS)
             copied: dict[str, int] = {}
             with transaction(con):
                 for table in [t for t in _STATE if t in present]:

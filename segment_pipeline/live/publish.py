@@ -18,7 +18,7 @@ import duckdb
 from segment_pipeline.live import store
 from segment_pipeline.live.outbox import ENTRIES
 from segment_pipeline.segments import history
-from segment_pipeline.storage.warehouse import scalar, transaction
+from segment_pipeline.storage.warehouse import attached_tables, scalar, transaction
 
 _ALIAS = "sp_live_store"
 _PAST_SEGMENTS = "SELECT segment_name FROM pipeline_state.segment_evaluations"
@@ -61,12 +61,7 @@ def copy_live_tables(
                 return LiveCopy(False, reason=f"live store {path} busy (the sensor is writing it): {exc}")
             time.sleep(wait_s * 2**attempt)
     try:
-        present = {
-            row[0]
-            for row in con.execute(
-                "SELECT schema_name || '.' || table_name FROM duckdb_tables() WHERE database_name = ?", [_ALIAS]
-            ).fetchall()
-        }
+        present = attached_tables(con, _ALIAS)
         if not {ENTRIES, "analytics.segment_tags"} <= present:
             return LiveCopy(False, reason=f"live store {path} has no live tables yet")
         con.execute("CREATE SCHEMA IF NOT EXISTS analytics; CREATE SCHEMA IF NOT EXISTS pipeline_state")

@@ -105,3 +105,11 @@ def one_row(con: duckdb.DuckDBPyConnection, sql: str, parameters: list | dict | 
 def scalar(con: duckdb.DuckDBPyConnection, sql: str, parameters: list | dict | None = None) -> Any:
     """The one value of a query that always returns one row (a count, a min, a max)."""
     return one_row(con, sql, parameters)[0]
+
+
+def attached_tables(con: duckdb.DuckDBPyConnection, database: str) -> set[str]:
+    """``schema.table`` of every table in an attached database."""
+    rows = con.execute(
+        "SELECT schema_name || '.' || table_name FROM duckdb_tables() WHERE database_name = ?", [database]
+    ).fetchall()
+    return {row[0] for row in rows}

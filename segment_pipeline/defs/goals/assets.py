@@ -11,6 +11,7 @@ from segment_pipeline.defs.resources import ConfigResource, MLflowResource, Ware
 from segment_pipeline.defs.segments.assets import SEGMENT_MEMBERSHIPS
 from segment_pipeline.engines import using
 from segment_pipeline.goals import goal_day
+from segment_pipeline.goals.model_quality import QUALITY_NUMBERS
 
 TARGET_GROUPS = dg.AssetKey([KEY_PREFIX, "target_groups"])
 GOAL_STATUS = dg.AssetKey([KEY_PREFIX, "goal_status"])
@@ -19,16 +20,6 @@ INTENT_BUCKETS = dg.AssetKey([KEY_PREFIX, "intent_buckets"])
 ENGAGEMENT_AUDIENCES = dg.AssetKey([KEY_PREFIX, "engagement_audiences"])
 GOAL_UPLIFT = dg.AssetKey([KEY_PREFIX, "goal_uplift"])
 GOAL_MODEL_QUALITY = dg.AssetKey([KEY_PREFIX, "goal_model_quality"])
-QUALITY_NUMBERS = (
-    "auc",
-    "auc_ci_low",
-    "auc_ci_high",
-    "brier",
-    "top_bucket_lift",
-    "users",
-    "achievers",
-    "predicted_achievers",
-)
 
 
 def _spec(key: dg.AssetKey, description: str, deps: list, kinds: set[str] | None = None) -> dg.AssetSpec:
