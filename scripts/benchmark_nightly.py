@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import resource
 import shutil
 import subprocess
@@ -65,6 +66,50 @@ EXTRA_SEGMENT = """
         actionInaction: action
         minCount: 2
 """
+# --same-work: goals whose whole training needs fit in 60 days of history, so a night at 60
+# days and one at 180 do the same work (the demo goals need about 150 days: at 60 they are
+# insufficient_history, neither trained nor scored). 14-day windows (anchors 7 days apart);
+# history needed before createdOn = lookbackDays + 14 + 7 <= 51 days, and at 60 days of
+# history the first event day is 2026-04-22. The first night (06-19) trains each goal at
+# creation; "retrainEveryDays: 7" also retrains two of them that night (as the demo goals do at
+# 180 days); the next night (06-20) scores the three without training.
+SAME_WORK_GOALS = """kind: goals
+maxActiveGoals: 5
+goals:
+  - goalName: sell concert tickets
+    segment: Users in San Francisco
+    createdOn: 2026-06-12
+    endDate: 2026-06-25
+    objective: maximize
+    events:
+      - eventType: charged
+        eventProperties: {category: concert}
+    controlGroupPercent: 5
+    lookbackDays: 28
+    retrainEveryDays: 7
+    valueProperty: amount
+  - goalName: prevent uninstalls
+    segment: fading users
+    createdOn: 2026-06-12
+    endDate: 2026-06-25
+    objective: minimize
+    events:
+      - eventType: uninstall
+    controlGroupPercent: 10
+    lookbackDays: 21
+    retrainEveryDays: 7
+  - goalName: premium upsell
+    segment: engaged plus members
+    createdOn: 2026-06-15
+    endDate: 2026-06-28
+    objective: maximize
+    events:
+      - eventType: subscription_renewed
+        eventProperties: {plan: premium}
+    controlGroupPercent: 5
+    lookbackDays: 30
+"""
+SAME_WORK_MAX_TIMEFRAME = 60  # segment look-backs capped so that 60 days of history hold them
 
 
 def generate(work: Path, events: int, users: int, days: int) -> None:
@@ -116,13 +161,21 @@ def reset(work: Path) -> None:
             shutil.rmtree(path) if path.is_dir() else path.unlink()
 
 
-def write_config(work: Path) -> Path:
+def write_config(work: Path, same_work: bool = False) -> Path:
     config = work / "config"
     shutil.copytree(ROOT / "segment_pipeline" / "demo" / "config", config)
     text = (config / "segments.yaml").read_text()
     past = text.count("segmentType: past")
     extra = [EXTRA_SEGMENT.format(event=e) for e in EVENT_TYPES[9 : 9 + max(0, 20 - past)]]
-    (config / "segments.yaml").write_text(text.rstrip("\n") + "\n" + "".join(extra))
+    text = text.rstrip("\n") + "\n" + "".join(extra)
+    if same_work:
+        text = re.sub(
+            r"segmentTimeframe: (\d+)",
+            lambda m: f"segmentTimeframe: {min(int(m.group(1)), SAME_WORK_MAX_TIMEFRAME)}",
+            text,
+        )
+        (config / "goals.yaml").write_text(SAME_WORK_GOALS)
+    (config / "segments.yaml").write_text(text)
     return config
 
 
@@ -268,11 +321,28 @@ def main() -> None:
     parser.add_argument("--users", type=int, default=200_000)
     parser.add_argument("--days", type=int, default=120)
     parser.add_argument("--workdir", type=Path, default=None, help="kept when given; a temp folder otherwise")
+    parser.add_argument(
+        "--same-work",
+        action="store_true",
+        help="goals trainable from 60 days of history and segment look-backs of at most 60 days, so that "
+        "nights at any --days >= 60 do the same work (compare the history's cost)",
+    )
+    parser.add_argument(
+        "--next-night-only",
+        action="store_true",
+        help="with a kept --workdir whose first night has run: only run the next night again (its partition "
+        "re-materialized on the same warehouse, no new file), to re-measure a noisy next night",
+    )
     args = parser.parse_args()
     work = args.workdir or Path(tempfile.mkdtemp(prefix="benchmark_nightly_"))
     work.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
-    if (work / "events").is_dir():
+    if args.next_night_only:
+        if not (work / f"dagster_home_{LAST_DAY}").is_dir():
+            sys.exit(f"--next-night-only needs a --workdir whose next night ({LAST_DAY}) has run")
+        shutil.rmtree(work / "config")  # written again below, as the first run wrote it
+        print(f"re-running the next night ({LAST_DAY}) on the warehouse in {work}", flush=True)
+    elif (work / "events").is_dir():
         # A kept workdir: the same history again, from a fresh warehouse and Dagster homes.
         reset(work)
         print(f"reusing the history generated in {work}", flush=True)
@@ -283,7 +353,7 @@ def main() -> None:
             f"{time.perf_counter() - started:.0f} s: {work}",
             flush=True,
         )
-    config = write_config(work)
+    config = write_config(work, args.same_work)
     base = {k: v for k, v in os.environ.items() if not k.startswith(("SEGMENT_PIPELINE_", "DAGSTER_"))}
     env = {
         **base,
@@ -296,17 +366,23 @@ def main() -> None:
         "MLFLOW_TRACKING_URI": (work / "mlruns").as_uri(),
     }
     results = []
-    for label, day in (("first night", LAST_DAY - timedelta(days=1)), ("next night", LAST_DAY)):
-        if label == "next night":
+    nights = [("first night", LAST_DAY - timedelta(days=1)), ("next night", LAST_DAY)]
+    for label, day in nights[1:] if args.next_night_only else nights:
+        if label == "next night" and not args.next_night_only:
             con = open_duckdb()
             con.execute("SELECT setseed(0.7)")
             names = "[" + ", ".join(f"'{n}'" for n in EVENT_TYPES) + "]"
             write_day(con, work, LAST_DAY, 10**12, args.events // args.days, args.users, names)
             con.close()
-        home = dagster_home(work, f"dagster_home_{day}")
+        rerun = next(k for k in range(1, 1000) if not (work / f"dagster_home_{day}_rerun{k}").exists())
+        home = dagster_home(work, f"dagster_home_{day}_rerun{rerun}" if args.next_night_only else f"dagster_home_{day}")
         samples: list[tuple[float, int]] = []
+        log = work / f"launch_{home.name.removeprefix('dagster_home_')}.log"
         seconds, peak, code, wall_start, cpu = launch(
-            {**env, "DAGSTER_HOME": str(home)}, day, work / f"launch_{day}.log", samples
+            {**env, "DAGSTER_HOME": str(home)},
+            day,
+            log,
+            samples,
         )
         spans: dict[str, tuple[float, float]] = {}
         steps = step_times(home, spans)
@@ -328,8 +404,10 @@ def main() -> None:
             rss = f", peak RSS {step_peaks[step] / 2**30:.2f} GiB" if step in step_peaks else ""
             print(f"    {step}: {s:.1f} s{rss}")
         if code:
-            print(f"see {work / f'launch_{day}.log'}")
+            print(f"see {log}")
             sys.exit(code)
+    if args.next_night_only:
+        return
     bound = lower_bound(work / "warehouse.duckdb", LAST_DAY)
     print(
         f"lower bound: DuckDB 7/30/90-day counts {bound['duckdb_counts_s']:.1f} s + XGBoost hist "

@@ -91,8 +91,13 @@ class DuckDBDialect:
     def stable_sum(self, expr: str, where: str = "") -> str:
         """``sum`` of a DOUBLE expression added in the order of its values; ``where`` a FILTER clause.
         DuckDB's parallel ``sum`` adds the threads' partial sums in the order they finish, so the
-        last bits of a group's sum change from run to run, and a fitted model amplifies them."""
-        return f"sum({expr} ORDER BY {expr}){where}"
+        last bits of a group's sum change from run to run, and a fitted model amplifies them.
+
+        The group's values are collected, sorted, and added one by one from 0.0 (NULLs skipped;
+        NULL when there is none): the same bits as ``sum(x ORDER BY x)``, which costs 4-5x more
+        (an ordered aggregate sorts each group apart: 5.5 s of a 10 s training-feature query per
+        summed property at 6M events)."""
+        return f"list_sum(list_sort(list({expr}){where}))"
 
     def last_value(self, value: str, at: str) -> str:
         """The non-NULL ``value`` of the group's latest ``at``; of values at the same time, the largest."""
