@@ -19,48 +19,47 @@ from segment_pipeline.settings import BUNDLED_CONFIG_DIR
 from segment_pipeline_tests.engines.test_differential import assert_engines_agree, new_warehouse
 
 
-@pytest.fixture(scope="module")
-def connect_session():
-    session = spark_session("local[1]", app_name="segment_pipeline_connect_tests")
-    yield session
-    session.stop()
-
-
-def test_demo_memberships_through_spark_connect(connect_session, tmp_path):
-    assert type(connect_session).__module__.startswith("pyspark.sql.connect")
-    assert {key: connect_session.conf.get(key) for key in SESSION_CONF} == SESSION_CONF
-    tables = build_demo_tables(DemoSpec(users=500, days=90))
-    con = new_warehouse(None)
-    events = tables.events.with_columns(snapshot_date=tables.events["ts"].dt.date())
-    con.register("_events", events.to_arrow())
-    con.execute(
-        "INSERT INTO analytics.event_snapshots"
-        " SELECT event_id, user_id, event_name, ts, properties, snapshot_date FROM _events"
-    )
-    con.register("_profiles", tables.profiles.to_arrow())
-    con.execute("CREATE TABLE analytics.profiles AS SELECT * FROM _profiles")
-    engine = SparkEngine(connect_session, tmp_path / "lake")
-    past = load_project_config(BUNDLED_CONFIG_DIR).segments.past
-    rows = assert_engines_agree(engine, con, past, date(2026, 3, 30), all_users=True)
-    assert len({name for name, _ in rows}) > len(past) // 2
-    assert rows == sorted(rows) and len(rows) > 500
-    engine.close()
-
-
-def test_goal_models_are_boosted_single_node_under_spark_connect_and_it_is_logged(connect_session, caplog):
-    """SparkXGBClassifier needs sparkContext and a barrier stage: under Connect the caller
-    boosts on the driver, and a warning says so."""
+def test_the_engine_and_goal_boosting_through_spark_connect(tmp_path, caplog):
+    """One test, so one process starts the in-process Connect server: it binds Spark Connect's
+    port (15002) for the life of the process, and a second pytest worker starting another
+    would find it taken."""
     import logging
 
     import numpy as np
 
     from segment_pipeline.engines.spark_training import fit_booster, is_connect
 
-    assert is_connect(connect_session)
-    x, y = np.zeros((4, 1), dtype=np.float32), np.array([0, 1, 0, 1])
-    with caplog.at_level(logging.WARNING, logger="segment_pipeline.engines.spark_training"):
-        assert fit_booster(connect_session, x, y, x, y, ["f"], {"eta": 0.1}, 10, 2) is None
-    assert "boosted single-node on the driver" in caplog.text
+    session = spark_session("local[1]", app_name="segment_pipeline_connect_tests")
+    try:
+        # The demo's memberships through Connect agree with DuckDB's.
+        assert type(session).__module__.startswith("pyspark.sql.connect")
+        assert {key: session.conf.get(key) for key in SESSION_CONF} == SESSION_CONF
+        tables = build_demo_tables(DemoSpec(users=500, days=90))
+        con = new_warehouse(None)
+        events = tables.events.with_columns(snapshot_date=tables.events["ts"].dt.date())
+        con.register("_events", events.to_arrow())
+        con.execute(
+            "INSERT INTO analytics.event_snapshots"
+            " SELECT event_id, user_id, event_name, ts, properties, snapshot_date FROM _events"
+        )
+        con.register("_profiles", tables.profiles.to_arrow())
+        con.execute("CREATE TABLE analytics.profiles AS SELECT * FROM _profiles")
+        engine = SparkEngine(session, tmp_path / "lake")
+        past = load_project_config(BUNDLED_CONFIG_DIR).segments.past
+        rows = assert_engines_agree(engine, con, past, date(2026, 3, 30), all_users=True)
+        assert len({name for name, _ in rows}) > len(past) // 2
+        assert rows == sorted(rows) and len(rows) > 500
+        engine.close()
+
+        # SparkXGBClassifier needs sparkContext and a barrier stage: under Connect the caller
+        # boosts on the driver, and a warning says so.
+        assert is_connect(session)
+        x, y = np.zeros((4, 1), dtype=np.float32), np.array([0, 1, 0, 1])
+        with caplog.at_level(logging.WARNING, logger="segment_pipeline.engines.spark_training"):
+            assert fit_booster(session, x, y, x, y, ["f"], {"eta": 0.1}, 10, 2) is None
+        assert "boosted single-node on the driver" in caplog.text
+    finally:
+        session.stop()
 
 
 def test_estimator_parameters_mean_the_single_node_ones():
