@@ -34,7 +34,7 @@ from segment_pipeline.goals import goal_rollups
 from segment_pipeline.goals.feature_spec import FeatureSpec
 from segment_pipeline.goals.matching import SqlParams, event_types_condition, goal_event_condition
 from segment_pipeline.ingest import state
-from segment_pipeline.rules.compiler import compile_past_segment_chunks, compile_past_segments, window_end
+from segment_pipeline.rules.compiler import compile_anchored_segment_chunks, compile_past_segments, window_end
 from segment_pipeline.rules.dialect import DUCKDB, DuckDBDialect
 from segment_pipeline.segments import history
 from segment_pipeline.storage.warehouse import midnight, quote_ident, scalar
@@ -127,7 +127,7 @@ def load_flags(
     Memberships the segments step stored for that day with the same definition are read
     (tonight's, when scoring); other segments are evaluated for the population's users only:
     a user's membership depends on their own events and profile, so the compiler reads just
-    those (``_gf_pop_events``), one scan per anchor and chunk."""
+    those (``_gf_pop_events``), in one scan per chunk for all anchors that need them."""
     _create_members(con, engine, replace=False)
     if not segments:
         return
@@ -162,19 +162,30 @@ def load_flags(
                     " WHERE user_id IN (SELECT user_id FROM _gf_uids)",
                 )
                 engine.drop(con, "_gf_flag_rows")
-        rest = [s for s in segments if s.name not in set(read)]
-        if not rest:
-            continue
-        queries = compile_past_segment_chunks(
-            rest, as_of=eve, profile_columns=profile_columns, events="_gf_pop_events", dialect=engine.dialect
+    # Anchors that need the same segments evaluated share one scan (usually all of them do).
+    evaluate: dict[tuple[str, ...], list[date]] = {}
+    for anchor, eve in eves.items():
+        read = set(stored.get(eve, []))
+        rest = tuple(s.name for s in segments if s.name not in read)
+        if rest:
+            evaluate.setdefault(rest, []).append(anchor)
+    for names, group in evaluate.items():
+        engine.upload(
+            con,
+            "_gf_flag_anchors",
+            pa.table({"anchor": pa.array(group, pa.date32())}),
+        )
+        queries = compile_anchored_segment_chunks(
+            [s for s in segments if s.name in names],
+            as_of_days=[eves[a] for a in group],
+            anchors="_gf_flag_anchors",
+            profile_columns=profile_columns,
+            events="_gf_pop_events",
+            dialect=engine.dialect,
         )
         for query in queries:
-            engine.append(
-                con,
-                "_gf_members",
-                f"SELECT CAST($gf_anchor AS DATE), segment_name, user_id FROM ({query.sql})",
-                query.params | {"gf_anchor": anchor},
-            )
+            engine.append(con, "_gf_members", f"SELECT anchor, segment_name, user_id FROM ({query.sql})", query.params)
+        engine.drop(con, "_gf_flag_anchors")
 
 
 def _create_members(con: duckdb.DuckDBPyConnection, engine: Engine, *, replace: bool = True) -> None:

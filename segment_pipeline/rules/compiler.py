@@ -168,8 +168,10 @@ class _Compiler:
         events: str,
         profiles: str,
         dialect: DuckDBDialect = DUCKDB,
+        anchors: str | None = None,
     ):
         self.as_of = as_of
+        self.anchors = anchors
         self.dialect = dialect
         self.profile_columns = profile_columns
         self.events = events
@@ -194,7 +196,11 @@ class _Compiler:
         m, n = self.matcher(step), step.min_count if kind == "nth" else 0
         key = (kind, m, days, n)
         if key not in self.user_columns:
-            where = f"FILTER (WHERE f{m} AND ts >= {self.start(days)})"
+            # Anchored: windows end at each row's anchor 00:00, so a whole-day start is a day test.
+            since = (
+                f"day >= {self.dialect.days_before('anchor', days)}" if self.anchors else f"ts >= {self.start(days)}"
+            )
+            where = f"FILTER (WHERE f{m} AND {since})"
             if kind == "count":
                 expression = f"count(*) {where}"
             elif n == 1:
@@ -204,7 +210,7 @@ class _Compiler:
             self.user_columns[key] = (f"c{len(self.user_columns)}", expression)
         return self.user_columns[key][0]
 
-    def flagged_events_cte(self, earliest: datetime) -> str:
+    def flagged_events_cte(self, earliest: datetime, widest: int) -> str:
         """One scan: the events of the widest window that match some step, with one boolean
         column ``f<m>`` per matcher (event type + properties) telling whether they match it."""
         types = {step.event_type: self.params.bind(step.event_type, "VARCHAR") for step in self.matcher_steps}
@@ -216,34 +222,54 @@ class _Compiler:
             # CASE, not AND: the JSON is only read for events of the step's type.
             test = f"({' AND '.join(conditions)}) IS TRUE" if conditions else "TRUE"
             flags.append(f"CASE WHEN event_name = {types[step.event_type]} THEN {test} ELSE FALSE END AS f{m}")
-        return f"""_flagged AS{self.dialect.materialized} (
-    SELECT user_id, ts,
-        {("," + chr(10) + "        ").join(flags)}
-    FROM {self.events}
+        scan = f"""FROM {self.events}
     WHERE ts >= {self.params.bind(earliest, "TIMESTAMP")} AND ts < {self.params.bind(window_end(self.as_of), "TIMESTAMP")}
-      AND event_name IN ({", ".join(types.values())})
+      AND event_name IN ({", ".join(types.values())})"""
+        columns = ("," + chr(10) + "        ").join(flags)
+        if not self.anchors:
+            return f"""_flagged AS{self.dialect.materialized} (
+    SELECT user_id, ts,
+        {columns}
+    {scan}
+)"""
+        # Each event's matchers are tested once, then the event is joined to every anchor
+        # whose widest window holds it: one scan for all anchors.
+        return f"""_tested AS{self.dialect.materialized} (
+    SELECT user_id, ts, CAST(ts AS DATE) AS day,
+        {columns}
+    {scan}
+),
+_flagged AS{self.dialect.materialized} (
+    SELECT a.anchor, t.*
+    FROM _tested t JOIN {self.anchors} a
+      ON t.day >= {self.dialect.days_before("a.anchor", widest)} AND t.day < a.anchor
 )"""
 
     def users_cte(self) -> str:
         columns = "".join(f",\n        {expression} AS {name}" for name, expression in self.user_columns.values())
-        return f"_users AS{self.dialect.materialized} (\n    SELECT user_id{columns}\n    FROM _flagged GROUP BY user_id\n)"
+        key = "anchor, user_id" if self.anchors else "user_id"
+        return f"_users AS{self.dialect.materialized} (\n    SELECT {key}{columns}\n    FROM _flagged GROUP BY {key}\n)"
 
     def segment(self, segment: SegmentDefinition) -> str:
         """A SELECT of ``(segment_name, user_id)`` for one past segment."""
         days = segment.timeframe_days
         first, *later = segment.actions
         conditions = []
+        # Anchored, every row is an (anchor, user): the anchor goes along wherever the user does.
+        a = self.anchors is not None
+        key, e_key = ("user_id, anchor", "e.user_id, e.anchor") if a else ("user_id", "e.user_id")
+        same_ep, same_su = (" AND e.anchor = p.anchor", " AND u.anchor = s.anchor") if a else ("", "")
         if not later:
             conditions.append(f"u.{self.user_column('count', first, days)} >= {first.min_count}")
             source = "_users u"
         else:
             start = self.user_column("nth", first, days)
             # Nested subqueries, not a CTE per step: their depth is the segment's steps.
-            previous = f"SELECT user_id, {start} AS t FROM _users WHERE {start} IS NOT NULL"
+            previous = f"SELECT {key}, {start} AS t FROM _users WHERE {start} IS NOT NULL"
             for k, step in enumerate(later, start=1):
                 n = step.min_count
                 matches = (
-                    f"_flagged e JOIN ({previous}) p ON e.user_id = p.user_id AND e.ts >= p.t "
+                    f"_flagged e JOIN ({previous}) p ON e.user_id = p.user_id{same_ep} AND e.ts >= p.t "
                     f"WHERE e.f{self.matcher(step)}"
                 )
                 time_of_match = (
@@ -251,14 +277,15 @@ class _Compiler:
                     if k == len(later)
                     else (", min(e.ts) AS t" if n == 1 else f", {self.dialect.nth_smallest('e.ts', n)} AS t")
                 )
-                previous = f"SELECT e.user_id{time_of_match} FROM {matches} GROUP BY e.user_id HAVING count(*) >= {n}"
-            source = f"({previous}) s JOIN _users u ON u.user_id = s.user_id"
+                previous = f"SELECT {e_key}{time_of_match} FROM {matches} GROUP BY {e_key} HAVING count(*) >= {n}"
+            source = f"({previous}) s JOIN _users u ON u.user_id = s.user_id{same_su}"
         if segment.inaction is not None:
             conditions.append(f"u.{self.user_column('count', segment.inaction, days)} = 0")
         if segment.profile_equalities:
             conditions.append(self.profile_condition(segment))
         where = f" WHERE {' AND '.join(conditions)}" if conditions else ""
-        return f"SELECT {self.params.bind(segment.name, 'VARCHAR')} AS segment_name, u.user_id FROM {source}{where}"
+        columns = "u.user_id, u.anchor" if self.anchors else "u.user_id"
+        return f"SELECT {self.params.bind(segment.name, 'VARCHAR')} AS segment_name, {columns} FROM {source}{where}"
 
     def profile_condition(self, segment: SegmentDefinition) -> str:
         columns = self.profile_columns or {}
@@ -299,20 +326,61 @@ def compile_past_segments(
     For more than a few dozen segments, run ``compile_past_segment_chunks`` instead.
     """
     _refuse_live(segments)
-    compiler = _Compiler(as_of, profile_columns, events, profiles, dialect)
+    return _compile(segments, as_of, as_of, None, profile_columns, include_all_users, events, profiles, dialect)
+
+
+def _compile(
+    segments: Sequence[SegmentDefinition],
+    first_as_of: date,
+    as_of: date,
+    anchors: str | None,
+    profile_columns: Mapping[str, str] | None,
+    include_all_users: bool,
+    events: str,
+    profiles: str,
+    dialect: DuckDBDialect,
+) -> CompiledQuery:
+    compiler = _Compiler(as_of, profile_columns, events, profiles, dialect, anchors)
     selects = [compiler.segment(s) for s in segments]
     if include_all_users:
         selects.append(compiler.all_users())
     if not selects:
+        anchor = ", CAST(NULL AS DATE) AS anchor" if anchors else ""
         return CompiledQuery(
-            "SELECT CAST(NULL AS VARCHAR) AS segment_name, CAST(NULL AS VARCHAR) AS user_id WHERE FALSE", {}
+            f"SELECT CAST(NULL AS VARCHAR) AS segment_name, CAST(NULL AS VARCHAR) AS user_id{anchor} WHERE FALSE", {}
         )
     with_clause = ""
     if segments:
         widest = max(s.timeframe_days for s in segments)
-        ctes = [compiler.flagged_events_cte(window_start(as_of, widest)), compiler.users_cte()]
+        ctes = [compiler.flagged_events_cte(window_start(first_as_of, widest), widest), compiler.users_cte()]
         with_clause = "WITH " + ",\n".join(ctes) + "\n"
     return CompiledQuery(with_clause + "\nUNION ALL\n".join(selects), compiler.params.values)
+
+
+def compile_anchored_segment_chunks(
+    segments: Sequence[SegmentDefinition],
+    *,
+    as_of_days: Sequence[date],
+    anchors: str,
+    profile_columns: Mapping[str, str] | None = None,
+    events: str = EVENTS,
+    profiles: str = PROFILES,
+    chunk_size: int = CHUNK_SIZE,
+    dialect: DuckDBDialect = DUCKDB,
+) -> list[CompiledQuery]:
+    """``compile_past_segment_chunks`` for several days in one scan of the events per chunk:
+    rows ``(segment_name, user_id, anchor)``, a member as of D giving ``anchor`` D + 1.
+
+    ``anchors`` is a table reference from code with one DATE column ``anchor``, holding
+    D + 1 for each D of ``as_of_days`` (and nothing else); All Users is not offered."""
+    _refuse_live(segments)
+    if not as_of_days or not segments:
+        return []
+    first, last = min(as_of_days), max(as_of_days)
+    return [
+        _compile(chunk, first, last, anchors, profile_columns, False, events, profiles, dialect)
+        for chunk in _chunked(segments, chunk_size)
+    ]
 
 
 def compile_past_segment_chunks(
@@ -333,10 +401,7 @@ def compile_past_segment_chunks(
     event types and its matchers serve more segments.
     """
     _refuse_live(segments)
-    if chunk_size < 1:
-        raise ValueError(f"chunk_size must be at least 1, not {chunk_size}")
-    ordered = sorted(segments, key=lambda s: sorted({step.event_type for step in s.steps}))
-    chunks = [ordered[i : i + chunk_size] for i in range(0, len(ordered), chunk_size)]
+    chunks = _chunked(segments, chunk_size)
     compile_chunk = partial(
         compile_past_segments,
         as_of=as_of,
@@ -349,6 +414,14 @@ def compile_past_segment_chunks(
     if include_all_users:
         queries.append(compile_chunk([], include_all_users=True))
     return queries
+
+
+def _chunked(segments: Sequence[SegmentDefinition], chunk_size: int) -> list[list[SegmentDefinition]]:
+    """Segments on the same event types together, at most ``chunk_size`` a chunk."""
+    if chunk_size < 1:
+        raise ValueError(f"chunk_size must be at least 1, not {chunk_size}")
+    ordered = sorted(segments, key=lambda s: sorted({step.event_type for step in s.steps}))
+    return [ordered[i : i + chunk_size] for i in range(0, len(ordered), chunk_size)]
 
 
 def _refuse_live(segments: Sequence[SegmentDefinition]) -> None:

@@ -20,7 +20,12 @@ from segment_pipeline.config.segments import (
     canonical_properties,
     segment_problems,
 )
-from segment_pipeline.rules.compiler import CHUNK_SIZE, evaluate_past_segments
+from segment_pipeline.rules.compiler import (
+    CHUNK_SIZE,
+    compile_anchored_segment_chunks,
+    evaluate_past_segments,
+    read_profile_columns,
+)
 from segment_pipeline.storage.connections import open_duckdb
 from segment_pipeline_tests.hypothesis_budget import examples
 from segment_pipeline_tests.rules.reference import reference_memberships
@@ -225,6 +230,38 @@ def test_compiler_matches_reference(con, definitions, profile_rows, all_users, d
     # Small chunks too: the segments split over several queries give the same rows.
     chunk_size = data.draw(st.sampled_from([CHUNK_SIZE, 1, 2]), label="chunk_size")
     assert_same_memberships(con, list(definitions), event_rows, profile_rows, all_users, chunk_size)
+
+
+@settings(max_examples=examples(150), deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(definitions=segment_lists, profile_rows=profiles, data=st.data())
+def test_anchored_compile_matches_reference_on_each_day(con, definitions, profile_rows, data):
+    """Several days in one scan (goal training's segment flags) == the reference as of each day."""
+    event_rows = data.draw(events_for(definitions), label="event_rows")
+    days = data.draw(
+        st.lists(st.sampled_from([D - timedelta(days=k) for k in range(3)]), min_size=1, max_size=3, unique=True),
+        label="days",
+    )
+    chunk_size = data.draw(st.sampled_from([CHUNK_SIZE, 1]), label="chunk_size")
+    load(con, event_rows, profile_rows)
+    con.execute(
+        "CREATE OR REPLACE TEMP TABLE _anchors AS SELECT unnest(CAST(? AS DATE[])) AS anchor",
+        [[d + timedelta(days=1) for d in days]],
+    )
+    queries = compile_anchored_segment_chunks(
+        list(definitions),
+        as_of_days=days,
+        anchors="_anchors",
+        profile_columns=read_profile_columns(con),
+        chunk_size=chunk_size,
+    )
+    got = sorted((a, n, u) for q in queries for n, u, a in con.execute(q.sql, q.params).fetchall())
+    expected = sorted(
+        (d + timedelta(days=1), n, u)
+        for d in days
+        for n, u in reference_memberships(list(definitions), event_rows, profile_rows, d)
+    )
+    assert got == expected
+    event(f"{len(days)} day(s): {'some' if got else 'no'} members")
 
 
 # Ordered actions with counts, on two users with many events of two kinds in a short span.
