@@ -597,7 +597,8 @@ def wide_features(
     selects = [f"CAST({expr} AS FLOAT) AS {quote_ident(name)}" for expr, name in zip(base, fixed_names, strict=True)]
     life_cte, life_join = "", ""
     if spec.lifetime_names:
-        life_cte, exprs = _lifetime_sql(len(spec.value_properties), dialect)
+        anchors = engine.query(con, "SELECT DISTINCT anchor FROM _gf_pop ORDER BY 1").column(0).to_pylist()
+        life_cte, exprs = _lifetime_sql(len(spec.value_properties), anchors, params, dialect)
         selects += [f"CAST({e} AS FLOAT) AS {quote_ident(n)}" for e, n in zip(exprs, spec.lifetime_names, strict=True)]
         life_join = "LEFT JOIN life lf ON lf.row_id = p.row_id CROSS JOIN (SELECT min(day) AS day FROM _gf_life) hs"
     for feature in spec.profile:
@@ -639,26 +640,54 @@ def wide_features(
     return _arrow_frame(engine.query(con, sql, params.values))
 
 
-def _lifetime_sql(value_count: int, dialect: DuckDBDialect = DUCKDB) -> tuple[str, list[str]]:
+def _lifetime_sql(
+    value_count: int, anchors: Sequence[date], params: SqlParams, dialect: DuckDBDialect = DUCKDB
+) -> tuple[str, list[str]]:
     """The ``life`` CTE (per ``_gf_pop`` row, aggregates of ``_gf_life`` before the anchor) and the
     expressions of ``LIFETIME_FEATURES`` then ``value_names``, in order.
+
+    Each day is aggregated once into its stretch (``life_b``: stretch s holds the days from
+    the (s-1)-th anchor up to the s-th, of ``anchors`` sorted), and an anchor's row combines
+    the stretches before it: a few rows per user instead of every active day once per later
+    anchor. Every aggregate combines exactly: sums and counts, min, max, and the last value by
+    its time. Stretches are numbered by CASE on the anchors, so both joins are on the user.
 
     Times with no event are censored at the history's span before the anchor (``hs.day``:
     the population's first event day); mean gap, recency ratio and value mean/last are
     empty (NaN) when undefined."""
-    value_aggs = "".join(
-        f", {dialect.stable_sum(f'd.vs{i}')} AS vs{i}, sum(d.vc{i}) AS vc{i},"
-        f" {dialect.last_value(f'd.vl{i}', f'd.vt{i}')} AS vl{i}"
-        for i in range(value_count)
-    )
+    bound = [params.bind(a, "DATE") for a in sorted(anchors)]
+    stretch, position = "1", "1"  # no anchors: no rows either
+    if bound:
+        stretch = "CASE " + " ".join(f"WHEN d.day < {a} THEN {i}" for i, a in enumerate(bound, 1))
+        stretch += f" ELSE {len(bound) + 1} END"
+        position = "CASE " + " ".join(f"WHEN p.anchor = {a} THEN {i}" for i, a in enumerate(bound, 1)) + " END"
+
+    def value_aggs(alias: str, *, with_time: bool) -> str:
+        return "".join(
+            f", {dialect.stable_sum(f'{alias}.vs{i}')} AS vs{i}, sum({alias}.vc{i}) AS vc{i},"
+            f" {dialect.last_value(f'{alias}.vl{i}', f'{alias}.vt{i}')} AS vl{i}"
+            + (f", max({alias}.vt{i}) FILTER (WHERE {alias}.vl{i} IS NOT NULL) AS vt{i}" if with_time else "")
+            for i in range(value_count)
+        )
+
     cte = f""",
-        life AS (
-            SELECT p.row_id, sum(d.n) AS events, count(*) AS active_days, min(d.day) AS first_day,
-                   max(d.day) AS last_day, max(d.last_ts) AS last_ts, sum(d.n_goal) AS goal_events,
-                   count(*) FILTER (WHERE d.n_goal > 0) AS goal_days,
+        life_b AS (
+            SELECT d.uid, {stretch} AS stretch, sum(d.n) AS events, count(*) AS active_days,
+                   min(d.day) AS first_day, max(d.day) AS last_day, max(d.last_ts) AS last_ts,
+                   sum(d.n_goal) AS goal_events, count(*) FILTER (WHERE d.n_goal > 0) AS goal_days,
                    min(d.day) FILTER (WHERE d.n_goal > 0) AS goal_first_day,
-                   max(d.day) FILTER (WHERE d.n_goal > 0) AS goal_last_day, max(d.last_goal_ts) AS goal_last_ts{value_aggs}
-            FROM _gf_pop p JOIN _gf_life d ON d.uid = p.uid AND d.day < p.anchor
+                   max(d.day) FILTER (WHERE d.n_goal > 0) AS goal_last_day,
+                   max(d.last_goal_ts) AS goal_last_ts{value_aggs("d", with_time=True)}
+            FROM _gf_life d
+            GROUP BY ALL
+        ),
+        life AS (
+            SELECT p.row_id, sum(b.events) AS events, sum(b.active_days) AS active_days,
+                   min(b.first_day) AS first_day, max(b.last_day) AS last_day, max(b.last_ts) AS last_ts,
+                   sum(b.goal_events) AS goal_events, sum(b.goal_days) AS goal_days,
+                   min(b.goal_first_day) AS goal_first_day, max(b.goal_last_day) AS goal_last_day,
+                   max(b.goal_last_ts) AS goal_last_ts{value_aggs("b", with_time=False)}
+            FROM _gf_pop p JOIN life_b b ON b.uid = p.uid AND b.stretch <= {position}
             GROUP BY p.row_id
         )"""
 
