@@ -37,7 +37,7 @@ from segment_pipeline.goals.target_groups import (
     record_model_keys,
 )
 from segment_pipeline.goals.training import InsufficientTrainingData, TrainedGoalModel
-from segment_pipeline.storage.warehouse import transaction
+from segment_pipeline.storage.warehouse import release_cached_memory, transaction
 
 MODEL_KEYS = {
     "lookbackDays": "lookback_days",
@@ -98,6 +98,7 @@ def train(
     if problem:
         return problem
     assert training is not None  # without a training set history_problem always names the problem
+    release_cached_memory(con)  # the fits' matrices need the room more than DuckDB's cache does
     try:
         candidates = train_candidates(training.frame, training.feature_columns, xgb_params=xgb_params)
     except InsufficientTrainingData as exc:

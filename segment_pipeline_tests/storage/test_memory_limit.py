@@ -37,3 +37,18 @@ def test_a_connection_carries_the_limit_and_spills_to_a_folder_next_to_the_wareh
         assert con.execute("SELECT count(DISTINCT s) FROM big").fetchone()[0] == 4_000_000
     with warehouse.connect(path, read_only=True) as con:
         assert con.execute("SELECT current_setting('memory_limit')").fetchone()[0] == "95.0 MiB"
+
+
+def test_releasing_duckdb_memory_before_a_fit_frees_it_and_restores_the_exact_limit(tmp_path):
+    path = tmp_path / "w.duckdb"
+    with warehouse.connect(path, memory_limit="1000MB") as con:
+        before = con.execute("SELECT current_setting('memory_limit')").fetchone()[0]
+        # About 500 MB of blocks held in memory, under the limit.
+        con.execute("CREATE TEMP TABLE big AS SELECT i, repeat('x', 100) || i AS s FROM range(4000000) t(i)")
+        used = con.execute("SELECT sum(memory_usage_bytes) FROM duckdb_memory()").fetchone()[0]
+        assert used > 300 * 10**6
+        for _ in range(3):  # the limit comes back the same however often it is released
+            warehouse.release_cached_memory(con)
+        assert con.execute("SELECT sum(memory_usage_bytes) FROM duckdb_memory()").fetchone()[0] <= 256 * 10**6
+        assert con.execute("SELECT current_setting('memory_limit')").fetchone()[0] == before
+        assert con.execute("SELECT count(DISTINCT s) FROM big").fetchone()[0] == 4_000_000
