@@ -187,9 +187,12 @@ def dagster_home(work: Path, name: str) -> Path:
     return home
 
 
-def tree_rss_bytes(root_pid: int) -> int:
+def tree_usage(root_pid: int) -> tuple[int, float]:
+    """(RSS bytes, CPU seconds so far) of the process tree under ``root_pid``."""
     children: dict[int, list[int]] = {}
     rss: dict[int, int] = {}
+    cpu: dict[int, float] = {}
+    ticks = os.sysconf("SC_CLK_TCK")
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
@@ -197,21 +200,23 @@ def tree_rss_bytes(root_pid: int) -> int:
             fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
             children.setdefault(int(fields[1]), []).append(int(entry.name))
             rss[int(entry.name)] = int(fields[21]) * os.sysconf("SC_PAGE_SIZE")
+            cpu[int(entry.name)] = (int(fields[11]) + int(fields[12])) / ticks
         except (OSError, IndexError, ValueError):
             continue
-    total, todo = 0, [root_pid]
+    total, seconds, todo = 0, 0.0, [root_pid]
     while todo:
         pid = todo.pop()
         total += rss.get(pid, 0)
+        seconds += cpu.get(pid, 0.0)
         todo.extend(children.get(pid, []))
-    return total
+    return total, seconds
 
 
 def launch(
-    env: dict[str, str], day: date, log: Path, samples: list[tuple[float, int]]
+    env: dict[str, str], day: date, log: Path, samples: list[tuple[float, int, float]]
 ) -> tuple[float, int, int, float, float]:
     """(seconds, peak RSS of the process tree, return code, wall-clock start, CPU seconds of the
-    process tree) of one `dg launch`; ``samples`` gets (time, RSS) every half second. CPU seconds
+    process tree) of one `dg launch`; ``samples`` gets (time, RSS, CPU seconds) every half second. CPU seconds
     move less than wall time on a shared machine."""
     wall_start = time.time()
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -228,9 +233,9 @@ def launch(
 
         def poll() -> None:
             while proc.poll() is None:
-                rss = tree_rss_bytes(proc.pid)
+                rss, cpu_s = tree_usage(proc.pid)
                 peak[0] = max(peak[0], rss)
-                samples.append((time.time(), rss))
+                samples.append((time.time(), rss, cpu_s))
                 time.sleep(0.5)
 
         poller = threading.Thread(target=poll, daemon=True)
@@ -241,6 +246,18 @@ def launch(
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     return seconds, peak[0], code, wall_start, cpu
+
+
+def cpu_between(samples: list[tuple[float, int, float]], start: float, end: float) -> float:
+    """CPU seconds of the process tree from ``start`` to ``end``, read off the half-second samples
+    nearest to each (steps overlap nothing here: the job runs them one by one in one process)."""
+    if not samples:
+        return 0.0
+
+    def at(moment: float) -> float:
+        return min(samples, key=lambda sample: abs(sample[0] - moment))[2]
+
+    return max(0.0, at(end) - at(start))
 
 
 def step_times(home: Path, spans: dict[str, tuple[float, float]] | None = None) -> dict[str, float]:
@@ -396,7 +413,7 @@ def main() -> None:
             con.close()
         rerun = next(k for k in range(1, 1000) if not (work / f"dagster_home_{day}_rerun{k}").exists())
         home = dagster_home(work, f"dagster_home_{day}_rerun{rerun}" if args.next_night_only else f"dagster_home_{day}")
-        samples: list[tuple[float, int]] = []
+        samples: list[tuple[float, int, float]] = []
         log = work / f"launch_{home.name.removeprefix('dagster_home_')}.log"
         seconds, peak, code, wall_start, cpu = launch(
             {**env, "DAGSTER_HOME": str(home)},
@@ -408,9 +425,10 @@ def main() -> None:
         steps = step_times(home, spans)
         # The peak RSS of the process tree while each step ran (steps may overlap).
         step_peaks = {
-            step: max((rss for t, rss in samples if start - 0.5 <= t <= end + 0.5), default=0)
+            step: max((rss for t, rss, _ in samples if start - 0.5 <= t <= end + 0.5), default=0)
             for step, (start, end) in spans.items()
         }
+        step_cpu = {step: cpu_between(samples, start, end) for step, (start, end) in spans.items()}
         run_start, first_step = steps.pop("(run start)"), steps.pop("(first step start)")
         results.append((label, day, seconds, peak, code, steps, cpu))
         print(
@@ -421,7 +439,11 @@ def main() -> None:
             flush=True,
         )
         for step, s in sorted(steps.items(), key=lambda kv: -kv[1]):
-            rss = f", peak RSS {step_peaks[step] / 2**30:.2f} GiB" if step in step_peaks else ""
+            rss = (
+                f" ({step_cpu[step]:.1f} CPU s), peak RSS {step_peaks[step] / 2**30:.2f} GiB"
+                if step in step_peaks
+                else ""
+            )
             print(f"    {step}: {s:.1f} s{rss}")
         if code:
             print(f"see {log}")

@@ -34,12 +34,19 @@ FROM analytics.event_snapshots
 WHERE snapshot_date BETWEEN getvariable('sp_quality_first') AND getvariable('sp_quality_last')
 """
 # GX takes a query asset that starts with SELECT (no WITH). Ids of the slice found more than
-# once in the whole table are the only rows whose occurrences need a count across the table.
+# once in the whole table are the only rows whose occurrences need a count across the table;
+# the same count restricted to the slice answers the in-slice uniqueness rule, which GX would
+# otherwise check with a window over every row of the slice (7 of the step's 16 CPU seconds on
+# a first night of 10M events).
 _SLICE = f"""
-SELECT loaded.*, coalesce(repeated.id_occurrences, 1) AS id_occurrences
+SELECT loaded.*, coalesce(repeated.id_occurrences, 1) AS id_occurrences,
+       coalesce(repeated.slice_occurrences, 1) AS slice_occurrences
 FROM ({_LOADED}) loaded
 LEFT JOIN (
-    SELECT event_id, count(*) AS id_occurrences FROM analytics.event_snapshots
+    SELECT event_id, count(*) AS id_occurrences,
+           count(*) FILTER (WHERE snapshot_date BETWEEN getvariable('sp_quality_first')
+                                                    AND getvariable('sp_quality_last')) AS slice_occurrences
+    FROM analytics.event_snapshots
     WHERE event_id IN (SELECT event_id FROM ({_LOADED}))
     GROUP BY event_id HAVING count(*) > 1
 ) repeated USING (event_id)
@@ -65,7 +72,7 @@ def check_loaded_slice(
         {
             REQUIRED_COLUMNS_SUITE: [_in_sql(e) for e in required_columns_expectations()],
             TIMESTAMP_RANGE_SUITE: timestamp_range_expectations(min_ts=min_ts, max_ts_exclusive=max_ts_exclusive),
-            UNIQUE_IDS_SUITE: unique_ids_expectations(),
+            UNIQUE_IDS_SUITE: [_in_sql(e) for e in unique_ids_expectations()],
         },
         variables={"sp_quality_first": first, "sp_quality_last": last},
         docs_dir=docs_dir,
@@ -74,17 +81,21 @@ def check_loaded_slice(
 
 
 def _in_sql(expectation):
-    """GX has no regex for the DuckDB dialect: the not-blank rule becomes its query of offending rows."""
-    if expectation.expectation_type != "expect_column_values_to_match_regex":
+    """Rules GX checks slowly or not at all on DuckDB, as their queries of offending rows: the
+    not-blank regex (GX has none for the dialect) and in-slice uniqueness (by the batch's count)."""
+    kind, column = expectation.expectation_type, getattr(expectation, "column", None)
+    if kind == "expect_column_values_to_match_regex":
+        assert expectation.regex == NOT_BLANK, "only the not-blank rule is written as a query"
+        offending = f"{column} IS NOT NULL AND NOT regexp_matches({column}, '{NOT_BLANK}')"
+    elif kind == "expect_column_values_to_be_unique":
+        assert column == "event_id", "the batch counts repeats of event_id only"
+        offending = "slice_occurrences > 1"
+    else:
         return expectation
-    column = expectation.column
-    assert expectation.regex == NOT_BLANK, "only the not-blank rule is written as a query"
+    columns = "event_id" if column == "event_id" else f"event_id, {column}"
     return gx_expectations().UnexpectedRowsExpectation(
-        unexpected_rows_query=(
-            f"SELECT event_id, {column} FROM {{batch}} "
-            f"WHERE {column} IS NOT NULL AND NOT regexp_matches({column}, '{NOT_BLANK}')"
-        ),
+        unexpected_rows_query=f"SELECT {columns} FROM {{batch}} WHERE {offending}",
         description=expectation.description,
-        meta={"rule": expectation.expectation_type, "column": column},
+        meta={"rule": kind, "column": column},
         result_format="COMPLETE",  # its offending rows, for the examples (GX fetches at most 200)
     )
