@@ -23,6 +23,7 @@ import polars as pl
 from segment_pipeline.goals import baselines
 from segment_pipeline.goals.training import (
     InsufficientTrainingData,
+    TimeSplit,
     TrainedGoalModel,
     bootstrap_rel_error_sd,
     calibration_curve,
@@ -49,14 +50,15 @@ def train_candidates(
     cannot be fitted (e.g. a spec without lifetime features) is left out with a note on the
     others; XGBoost's own failure (too little data) is raised."""
     validate_frame(frame, feature_columns)
+    split = time_split(frame)  # once: it hashes every hold-out user
     found: list[TrainedGoalModel] = []
     skipped: list[str] = []
     for kind in kinds:
         try:
             if kind == "xgboost":
-                found.append(train_goal_model(frame, feature_columns, seed=seed, params=xgb_params))
+                found.append(train_goal_model(frame, feature_columns, seed=seed, params=xgb_params, split=split))
             else:
-                found.append(train_baseline(frame, feature_columns, kind, seed=seed))
+                found.append(train_baseline(frame, feature_columns, kind, seed=seed, split=split))
         except InsufficientTrainingData:
             raise
         except (ValueError, np.linalg.LinAlgError) as exc:
@@ -66,8 +68,11 @@ def train_candidates(
     return found
 
 
-def train_baseline(frame: pl.DataFrame, feature_columns: list[str], kind: str, *, seed: int = 0) -> TrainedGoalModel:
-    holdout_anchor, train, tuning, evaluation, notes = time_split(frame)
+def train_baseline(
+    frame: pl.DataFrame, feature_columns: list[str], kind: str, *, seed: int = 0, split: TimeSplit | None = None
+) -> TrainedGoalModel:
+    holdout_anchor, train, tuning, evaluation, notes = split or time_split(frame)
+    notes = list(notes)
     if kind == "logistic":
         model, reason = baselines.fit_logistic(train, tuning, feature_columns)
     elif kind == "bgnbd":

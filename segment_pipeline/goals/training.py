@@ -166,14 +166,17 @@ def train_goal_model(
     seed: int = 0,
     params: dict[str, Any] | None = None,
     purge_overlap: bool = True,
+    split: TimeSplit | None = None,
 ) -> TrainedGoalModel:
     """Fit, early-stop and calibrate on the latest anchor; evaluate on its other half.
 
     ``params`` override ``DEFAULT_PARAMS``; the keys ``num_boost_round`` and
-    ``early_stopping_rounds`` set the boosting length.
+    ``early_stopping_rounds`` set the boosting length. ``split``: ``time_split(frame,
+    purge_overlap)`` when the caller has it already.
     """
     validate_frame(frame, feature_columns)
-    holdout_anchor, train, tuning, evaluation, notes = time_split(frame, purge_overlap)
+    holdout_anchor, train, tuning, evaluation, notes = split or time_split(frame, purge_overlap)
+    notes = list(notes)
     x_tune, y_tune = feature_matrix(tuning, feature_columns), tuning["label"].to_numpy()
     booster, xgb_params = _fit_booster(train, x_tune, y_tune, feature_columns, seed, params or {})
     best_iteration = int(booster.best_iteration)
@@ -213,9 +216,10 @@ def train_goal_model(
     )
 
 
-def time_split(
-    frame: pl.DataFrame, purge_overlap: bool = True
-) -> tuple[date, pl.DataFrame, pl.DataFrame, pl.DataFrame, list[str]]:
+TimeSplit = tuple[date, pl.DataFrame, pl.DataFrame, pl.DataFrame, list[str]]
+
+
+def time_split(frame: pl.DataFrame, purge_overlap: bool = True) -> TimeSplit:
     """(hold-out anchor, training rows, tuning half, evaluation half, notes)."""
     notes: list[str] = []
     anchors = sorted(frame["anchor"].unique().to_list())
