@@ -6,7 +6,8 @@ is the demo's (segments, 3 goals, 2 score trees) plus simple segments up to 20 p
 Then it runs `dg launch --job nightly_refresh` for the day before the last (the first
 night: the whole history) and, after writing the last day's file, for the last day (the
 next night), each with a temporary DAGSTER_HOME, and reports wall time, the peak RSS of
-the `dg` process tree (polled from /proc) and each step's time (from the Dagster event log).
+the `dg` process tree (polled from /proc, with its CPU seconds) and each step's time (from the Dagster
+event log), CPU seconds and peak RSS (the polled values while the step ran).
 The lower bound, in the same run: one DuckDB pass of per (user, event type) 7/30/90-day
 counts plus an XGBoost `hist` fit of users x 70 features, 200 rounds.
 
