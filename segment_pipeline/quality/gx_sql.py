@@ -93,22 +93,24 @@ def run_query_suites(
                 suite=name,
                 success=bool(result.success),
                 evaluated_rows=max((int((r.result or {}).get("element_count") or 0) for r in results), default=0),
-                outcomes=[_outcome(r, id_column) for r in results],
+                outcomes=[_outcome(r, id_column, session) for r in results],
             )
         if docs_dir is not None:
             context.build_data_docs(site_names=[DOCS_SITE])
     return outcomes
 
 
-def _outcome(result: Any, id_column: str) -> ExpectationOutcome:
+def _outcome(result: Any, id_column: str, session: duckdb.DuckDBPyConnection) -> ExpectationOutcome:
     config = result.expectation_config
     meta = config.meta or {}
     details = result.result or {}
     if config.type == "unexpected_rows_expectation":
         # A rule GX has no SQL for on DuckDB, written as a query: label it by the rule it stands for.
         column = meta["column"]
-        rows = (details.get("details") or {}).get("unexpected_rows") or []
         count = details.get("observed_value")
+        # The run's SUMMARY format overrides the rule's own COMPLETE, so GX keeps no rows: the
+        # examples are the query's first offending rows.
+        rows = _first_rows(session, config.kwargs["unexpected_rows_query"]) if count else []
         outcome = outcome_of(result, label=f"{meta['rule']}({column})", examples=_examples(rows, column, id_column))
         # Its observed value is the offending rows' count, which a map rule reports as unexpected.
         error = outcome.observed if outcome.observed and outcome.observed.startswith("error") else None
@@ -116,6 +118,12 @@ def _outcome(result: Any, id_column: str) -> ExpectationOutcome:
     column = config.kwargs.get("column")
     rows = details.get("partial_unexpected_index_list") or []
     return outcome_of(result, examples=_examples(rows, column, id_column) if column else [])
+
+
+def _first_rows(session: duckdb.DuckDBPyConnection, query: str) -> list[dict[str, Any]]:
+    cursor = session.execute(f"SELECT * FROM ({query.replace('{batch}', BATCH_TABLE)}) LIMIT {SAMPLED_ROWS}")
+    names = [d[0] for d in cursor.description or []]
+    return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
 
 
 def _examples(rows: Sequence[Mapping[str, Any]], column: str, id_column: str) -> list[str]:

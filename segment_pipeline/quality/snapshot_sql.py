@@ -101,15 +101,15 @@ def _in_sql(expectation):
     kind, column = expectation.expectation_type, getattr(expectation, "column", None)
     if kind == "expect_column_values_to_match_regex":
         assert expectation.regex == NOT_BLANK, "only the not-blank rule is written as a query"
-        offending = f"{column} IS NOT NULL AND NOT regexp_matches({column}, '{NOT_BLANK}')"
+        offending, shown = f"{column} IS NOT NULL AND NOT regexp_matches({column}, '{NOT_BLANK}')", column
     elif kind == "expect_column_values_to_be_unique":
         assert column == "event_id", "the batch counts repeats of event_id only"
-        offending = "slice_occurrences > 1"
+        offending, shown = "slice_occurrences > 1", "slice_occurrences"
     else:
         return expectation
-    columns = "event_id" if column == "event_id" else f"event_id, {column}"
+    # The id, and the value an example shows (the repeat count for uniqueness).
     return gx_expectations().UnexpectedRowsExpectation(
-        unexpected_rows_query=f"SELECT {columns} FROM {{batch}} WHERE {offending}",
+        unexpected_rows_query=f"SELECT event_id, {shown} FROM {{batch}} WHERE {offending}",
         description=expectation.description,
         meta={"rule": kind, "column": column},
         result_format="COMPLETE",  # its offending rows, for the examples (GX fetches at most 200)
