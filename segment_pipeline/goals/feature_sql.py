@@ -295,17 +295,6 @@ def _load_daily_from_rollups(
             WHERE r.day >= $earliest AND r.day < $latest""",
         days,
     )
-    engine.materialize(
-        con,
-        "_gf_ud",
-        f"""SELECT d.uid, d.day, d.n, coalesce(g.n_goal, 0) AS n_goal, d.last_ts, g.last_goal_ts,
-                   lag(d.day) OVER (PARTITION BY d.uid ORDER BY d.day) AS prev_day
-            FROM (SELECT uid, day, sum(n) AS n, max(last_ts) AS last_ts FROM _gf_utd GROUP BY uid, day) d
-            LEFT JOIN (SELECT u.uid, g.day, g.n_goal, g.last_goal_ts FROM {goal_days} g
-                       JOIN _gf_uids u ON u.user_id = g.user_id WHERE g.day >= $earliest AND g.day < $latest) g
-              ON g.uid = d.uid AND g.day = d.day""",
-        days,
-    )
     values = "".join(
         f", g.vs{i}, coalesce(g.vc{i}, 0) AS vc{i}, g.vl{i}, g.vt{i}" for i in range(len(value_properties))
     )
@@ -313,12 +302,21 @@ def _load_daily_from_rollups(
         con,
         "_gf_life",
         f"""SELECT d.uid, d.day, d.n, coalesce(g.n_goal, 0) AS n_goal, d.first_ts, d.last_ts, g.last_goal_ts{values}
-            FROM (SELECT u.uid, r.user_id, r.day, sum(r.events) AS n, min(r.first_ts) AS first_ts,
-                         max(r.last_ts) AS last_ts
+            FROM (SELECT u.uid, r.day, sum(r.events) AS n, min(r.first_ts) AS first_ts, max(r.last_ts) AS last_ts
                   FROM {state.ROLLUPS} r JOIN _gf_uids u ON u.user_id = r.user_id
-                  WHERE r.day < $latest GROUP BY ALL) d
-            LEFT JOIN {goal_days} g ON g.user_id = d.user_id AND g.day = d.day""",
+                  WHERE r.day < $latest GROUP BY u.uid, r.day) d
+            LEFT JOIN (SELECT u.uid, g.* FROM {goal_days} g JOIN _gf_uids u ON u.user_id = g.user_id
+                       WHERE g.day < $latest) g ON g.uid = d.uid AND g.day = d.day""",
         {"latest": latest},
+    )
+    # The window's days are a part of the lifetime's (the same per-day sums): the lag sees only them.
+    engine.materialize(
+        con,
+        "_gf_ud",
+        """SELECT uid, day, n, n_goal, last_ts, last_goal_ts,
+                  lag(day) OVER (PARTITION BY uid ORDER BY day) AS prev_day
+           FROM _gf_life WHERE day >= $earliest""",
+        {"earliest": earliest},
     )
     engine.materialize(con, "_gf_first", "SELECT uid, min(first_ts) AS first_ts FROM _gf_life GROUP BY uid")
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from datetime import date, datetime, timedelta
 
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from polars.testing import assert_frame_equal
 
@@ -119,8 +119,20 @@ def _rounded(rows):
     return [tuple(round(v, 9) if isinstance(v, float) else v for v in row) for row in rows]
 
 
+def _on_day(user: int, day: int, name: str = "app_launch", category: str | None = "concert", spend=10) -> dict:
+    return {"user": user, "name": name, "minute": day * 24 * 60 + 30, "category": category, "spend": spend}
+
+
+# Active days on each window's first day (the first anchor's is the earliest day read) and the
+# day before it, where a window's first gap would come from.
+WINDOW_EDGES = [
+    [_on_day(u, d, name) for u in (1, 2) for d in (8, 9, 10, 14, 15, 20, 21) for name in ("app_launch", "charged")]
+]
+
+
 @settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(batches=NIGHTS, all_users=st.booleans())
+@example(batches=WINDOW_EDGES, all_users=True)
 def test_features_and_achievers_from_rollups_equal_those_from_the_events(tmp_path_factory, batches, all_users):
     tmp = tmp_path_factory.mktemp("features")
     with warehouse.connect(tmp / "w.duckdb") as con:
