@@ -33,9 +33,11 @@ CREATE TABLE IF NOT EXISTS {VOCABULARY} (
     PRIMARY KEY (event_name, property_key, value_type));
 CREATE TABLE IF NOT EXISTS {MARKS} (summary VARCHAR PRIMARY KEY, snapshot_rows BIGINT NOT NULL);
 CREATE TABLE IF NOT EXISTS {ROLLUPS} (
-    user_id VARCHAR NOT NULL, day DATE NOT NULL, event_name VARCHAR NOT NULL, events BIGINT NOT NULL,
+    user_id VARCHAR USING COMPRESSION fsst NOT NULL, day DATE NOT NULL,
+    event_name VARCHAR USING COMPRESSION dictionary NOT NULL, events BIGINT NOT NULL,
     first_ts TIMESTAMP NOT NULL, last_ts TIMESTAMP NOT NULL);
 """
+# The text columns' compression is fixed as the snapshot's is (``storage.tables.TEXT_COMPRESSION``).
 
 # A load's rows mostly fall on days not rolled up yet: their (user, day, type) rows are simply
 # appended. Rows of days already rolled up (late events) are merged with the stored row of their
