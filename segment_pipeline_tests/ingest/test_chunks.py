@@ -64,6 +64,7 @@ TABLES = {
     "analytics.rejected_events": """SELECT snapshot_date, regexp_extract(source, '[^/]*$'), reason, raw
                                     FROM analytics.rejected_events ORDER BY ALL""",
     state.USERS: f"SELECT * FROM {state.USERS} ORDER BY ALL",
+    state.EVENT_TYPES: f"SELECT * FROM {state.EVENT_TYPES} ORDER BY ALL",
     state.VOCABULARY: f"SELECT * FROM {state.VOCABULARY} ORDER BY ALL",
     state.ROLLUPS: f"SELECT * FROM {state.ROLLUPS} ORDER BY ALL",
 }

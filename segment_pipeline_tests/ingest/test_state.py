@@ -35,11 +35,9 @@ EVENT = st.fixed_dictionaries(
 )
 
 DIRECT_USERS = "SELECT user_id, min(ts), max(ts) FROM analytics.event_snapshots GROUP BY 1 ORDER BY 1"
+DIRECT_EVENT_TYPES = "SELECT event_name, count(*) FROM analytics.event_snapshots GROUP BY 1 ORDER BY ALL"
 DIRECT_VOCABULARY = """
-SELECT event_name, '', '*', count(*) FROM analytics.event_snapshots GROUP BY 1
-UNION ALL
-SELECT event_name, j.key, coalesce(j.type, 'NULL'), count(*) FROM analytics.event_snapshots, json_each(properties) j GROUP BY ALL
-ORDER BY ALL
+SELECT event_name, j.key, count(*) FROM analytics.event_snapshots, json_each(properties) j GROUP BY ALL ORDER BY ALL
 """
 
 
@@ -85,6 +83,10 @@ def test_summaries_after_several_loads_equal_a_direct_computation(tmp_path_facto
                 == con.execute(DIRECT_USERS).fetchall()
             )
             assert (
+                con.execute(f"SELECT * FROM {state.EVENT_TYPES} ORDER BY ALL").fetchall()
+                == con.execute(DIRECT_EVENT_TYPES).fetchall()
+            )
+            assert (
                 con.execute(f"SELECT * FROM {state.VOCABULARY} ORDER BY ALL").fetchall()
                 == con.execute(DIRECT_VOCABULARY).fetchall()
             )
@@ -113,7 +115,8 @@ def test_a_snapshot_written_another_way_is_read_directly_and_rebuilt_by_the_next
         load_events(con, files, snapshot_date=date(2026, 1, 4), max_reject_rate=0)
         assert state.is_current(con)
         assert con.execute(f"SELECT * FROM {state.USERS} ORDER BY 1").fetchall() == con.execute(DIRECT_USERS).fetchall()
-        assert ("refund", "amount", "UBIGINT", 1) in con.execute(f"SELECT * FROM {state.VOCABULARY}").fetchall()
+        assert ("refund", "amount", 1) in con.execute(f"SELECT * FROM {state.VOCABULARY}").fetchall()
+        assert ("refund", 1) in con.execute(f"SELECT * FROM {state.EVENT_TYPES}").fetchall()
 
 
 def test_all_users_from_the_summary_equal_the_compiled_all_users(tmp_path):
@@ -138,3 +141,35 @@ def test_all_users_from_the_summary_equal_the_compiled_all_users(tmp_path):
             )
             compiled = con.execute(f"SELECT user_id FROM ({query.sql}) ORDER BY 1", query.params).fetchall()
             assert from_summary == compiled and compiled
+
+
+def test_summaries_of_an_older_shape_are_rebuilt_by_the_next_load(tmp_path):
+    """A warehouse whose vocabulary still has the value types of an older version (and its mark)."""
+    rows = rows_of(
+        [{"id": i, "user": i, "name": "login", "minute": i * 60, "properties": {"plan": "pro"}} for i in range(6)]
+    )
+    write_events(tmp_path / "events" / "a.ndjson", rows[:3])
+    files = discover(str(tmp_path / "events" / "*"), env_var="E")
+    with warehouse.connect(tmp_path / "w.duckdb") as con:
+        load_events(con, files, snapshot_date=date(2026, 1, 3), max_reject_rate=0)
+        con.execute(f"DROP TABLE {state.VOCABULARY}; DROP TABLE {state.EVENT_TYPES}")
+        con.execute(f"""CREATE TABLE {state.VOCABULARY} (event_name VARCHAR, property_key VARCHAR, value_type VARCHAR,
+                        events BIGINT NOT NULL, PRIMARY KEY (event_name, property_key, value_type))""")
+        con.execute(f"INSERT INTO {state.VOCABULARY} VALUES ('login', '', '*', 3), ('login', 'plan', 'VARCHAR', 3)")
+        con.execute(f"DELETE FROM {state.MARKS}")
+        con.execute(
+            f"INSERT INTO {state.MARKS} SELECT 'users_vocabulary_rollups', count(*) FROM analytics.event_snapshots"
+        )
+        assert not state.is_current(con)
+        write_events(tmp_path / "events" / "b.ndjson", rows[3:])
+        load_events(
+            con,
+            discover(str(tmp_path / "events" / "*"), env_var="E"),
+            snapshot_date=date(2026, 1, 4),
+            max_reject_rate=0,
+        )
+        assert state.is_current(con)
+        assert con.execute(f"SELECT * FROM {state.VOCABULARY}").fetchall() == con.execute(DIRECT_VOCABULARY).fetchall()
+        assert (
+            con.execute(f"SELECT * FROM {state.EVENT_TYPES}").fetchall() == con.execute(DIRECT_EVENT_TYPES).fetchall()
+        )
