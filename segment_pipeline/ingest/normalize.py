@@ -31,8 +31,8 @@ WITH typed AS (
            CASE WHEN regexp_matches(event_name_raw, '[^[:space:]]') THEN trim(event_name_raw) END AS event_name,
            ts_value AS ts,
            -- Compact JSON (NULL: not JSON), typed JSON so that no later cast parses it again;
-           -- only an object's text starts with '{{'.
-           json(TRY_CAST(props_text AS JSON)) AS props_json, props_text IS NULL AS no_props,
+           -- only an object's text starts with '{{'. One parse: TRY turns json()'s error into NULL.
+           TRY(json(props_text)) AS props_json, props_text IS NULL AS no_props,
            ts_present, malformed
     FROM {staged}
 ), checked AS (

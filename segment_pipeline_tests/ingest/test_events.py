@@ -72,6 +72,23 @@ def test_each_format_loads_the_same_events(tmp_path, con, suffix):
     assert first["snapshot_date"] == DAY
 
 
+@pytest.mark.parametrize("suffix", [".csv", ".parquet", ".ndjson"])
+def test_properties_text_that_is_not_json_is_rejected_and_the_rest_loads(tmp_path, con, suffix):
+    rows = make_events(10)
+    broken = [
+        {**rows[0], "event_id": "x1", "properties": "{oops"},
+        {**rows[0], "event_id": "x2", "properties": "plain words"},
+        {**rows[0], "event_id": "x3", "properties": '{"a": 1} trailing'},
+        {**rows[0], "event_id": "x4", "properties": '{ "spaced" :  [1,  2] }'},
+    ]
+    files = discover(str(write_events(tmp_path / f"events{suffix}", rows + broken)), env_var="EVENTS")
+    report = load_events(con, files, snapshot_date=DAY, max_reject_rate=1)
+    assert (report.loaded, report.rejected) == (11, 3)
+    assert report.reject_reasons == {"properties is not a JSON object": 3}
+    kept = snapshot(con).filter(pl.col("event_id") == "x4")["properties"].item()
+    assert kept == '{"spaced":[1,2]}'  # compacted, so a re-send with other spacing is the same content
+
+
 def test_parquet_native_types_integer_ids_struct_properties_and_tz(tmp_path, con):
     frame = pl.DataFrame(
         {
