@@ -10,6 +10,7 @@ import polars as pl
 import pytest
 from sklearn.metrics import roc_auc_score
 
+from segment_pipeline.goals import training
 from segment_pipeline.goals.training import (
     InsufficientTrainingData,
     expected_calibration_error,
@@ -91,6 +92,18 @@ def test_calibrated_probabilities_match_the_truth_on_the_evaluation_half(drifted
     best_possible_auc = roc_auc_score(trained.evaluation_labels, truth)
     assert metrics["auc"] > best_possible_auc - 0.03
     assert 0 < metrics["forecast_rel_error_sd"] < 0.1
+
+
+def test_training_rows_fed_in_batches_give_the_model_of_one_batch(drifted, monkeypatch):
+    """The training matrix is built batch by batch (no whole float32 copy); batches that split
+    the rows, the nulls included, must give the same model as one batch."""
+    frame, whole = drifted
+    assert whole.metrics["n_train"] < training.TRAIN_BATCH_ROWS  # the fixture's model: one batch
+    monkeypatch.setattr(training, "TRAIN_BATCH_ROWS", 1_000)
+    batched = train_goal_model(frame, feature_columns(frame))
+    assert batched.metrics["n_train"] > 20 * 1_000
+    np.testing.assert_allclose(batched.evaluation_scores, whole.evaluation_scores, atol=1e-6)
+    assert batched.model.booster.num_boosted_rounds() == whole.model.booster.num_boosted_rounds()
 
 
 def test_metrics_are_complete_and_consistent(drifted):
