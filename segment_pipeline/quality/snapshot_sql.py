@@ -16,6 +16,7 @@ import duckdb
 from segment_pipeline.quality.gx_runner import SuiteOutcome, gx_expectations
 from segment_pipeline.quality.gx_sql import run_query_suites
 from segment_pipeline.quality.snapshot_suite import (
+    NAMED_COLUMNS,
     NOT_BLANK,
     REQUIRED_COLUMNS_SUITE,
     TIMESTAMP_RANGE_SUITE,
@@ -28,9 +29,14 @@ from segment_pipeline.storage.warehouse import one_row
 
 # The run's days reach the query as session variables, bound on each of GX's connections.
 # The rules only ask whether an event has properties: a marker stands for the text, which would
-# be most of the batch's bytes (a first night's slice is the whole history).
-_LOADED = """
-SELECT event_id, user_id, event_name, ts, CASE WHEN properties IS NOT NULL THEN '{...}' END AS properties
+# be most of the batch's bytes (a first night's slice is the whole history). Whether a named
+# column is blank is computed here, once a row: GX runs each rule's query twice (count, rows).
+_BLANK_FLAGS = "".join(
+    f", {c} IS NOT NULL AND NOT regexp_matches({c}, '{NOT_BLANK}') AS {c}_blank" for c in NAMED_COLUMNS
+)
+_LOADED = f"""
+SELECT event_id, user_id, event_name, ts, CASE WHEN properties IS NOT NULL THEN '{{...}}' END AS properties
+       {_BLANK_FLAGS}
 FROM analytics.event_snapshots
 WHERE snapshot_date BETWEEN getvariable('sp_quality_first') AND getvariable('sp_quality_last')
 """
@@ -101,7 +107,8 @@ def _in_sql(expectation):
     kind, column = expectation.expectation_type, getattr(expectation, "column", None)
     if kind == "expect_column_values_to_match_regex":
         assert expectation.regex == NOT_BLANK, "only the not-blank rule is written as a query"
-        offending, shown = f"{column} IS NOT NULL AND NOT regexp_matches({column}, '{NOT_BLANK}')", column
+        assert column in NAMED_COLUMNS, "the batch flags blanks of the named columns only"
+        offending, shown = f"{column}_blank", column
     elif kind == "expect_column_values_to_be_unique":
         assert column == "event_id", "the batch counts repeats of event_id only"
         offending, shown = "slice_occurrences > 1", "slice_occurrences"
