@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import duckdb
 
+from segment_pipeline.storage.tables import TEXT_COMPRESSION
 from segment_pipeline.storage.warehouse import one_row, scalar, table_exists
 
 USERS = "pipeline_state.users"
@@ -27,6 +28,7 @@ ROLLUPS = "pipeline_state.daily_rollups"
 # older warehouses rebuild them once (v2: event types apart, the vocabulary without value types).
 _MARK = "users_vocabulary_rollups_v2"
 
+_TEXT = dict(TEXT_COMPRESSION)  # the rollups' text columns are compressed as the snapshot's
 _DDL = f"""
 CREATE TABLE IF NOT EXISTS {USERS} (user_id VARCHAR PRIMARY KEY, first_ts TIMESTAMP NOT NULL, last_ts TIMESTAMP NOT NULL);
 CREATE TABLE IF NOT EXISTS {EVENT_TYPES} (event_name VARCHAR PRIMARY KEY, events BIGINT NOT NULL);
@@ -34,11 +36,10 @@ CREATE TABLE IF NOT EXISTS {VOCABULARY} (
     event_name VARCHAR, property_key VARCHAR, events BIGINT NOT NULL, PRIMARY KEY (event_name, property_key));
 CREATE TABLE IF NOT EXISTS {MARKS} (summary VARCHAR PRIMARY KEY, snapshot_rows BIGINT NOT NULL);
 CREATE TABLE IF NOT EXISTS {ROLLUPS} (
-    user_id VARCHAR USING COMPRESSION fsst NOT NULL, day DATE NOT NULL,
-    event_name VARCHAR USING COMPRESSION dictionary NOT NULL, events BIGINT NOT NULL,
+    user_id VARCHAR USING COMPRESSION {_TEXT["user_id"]} NOT NULL, day DATE NOT NULL,
+    event_name VARCHAR USING COMPRESSION {_TEXT["event_name"]} NOT NULL, events BIGINT NOT NULL,
     first_ts TIMESTAMP NOT NULL, last_ts TIMESTAMP NOT NULL);
 """
-# The text columns' compression is fixed as the snapshot's is (``storage.tables.TEXT_COMPRESSION``).
 
 # A load's rows mostly fall on days not rolled up yet: their (user, day, type) rows are simply
 # appended. Rows of days already rolled up (late events) are merged with the stored row of their
